@@ -1,0 +1,38 @@
+import { z } from "zod";
+import { NodeStatusSchema } from "./member.js";
+
+/** `GET /healthz` */
+export const HealthzResponseSchema = z.object({ ok: z.literal(true), node: z.string() });
+export type HealthzResponse = z.infer<typeof HealthzResponseSchema>;
+
+/** One row of `GET /v1/nodes`. `load` is running / slots (0 when the node has no slots). */
+export const NodeRowSchema = z.object({
+  name: z.string(),
+  id: z.string(),
+  address: z.string(),
+  status: NodeStatusSchema,
+  capabilities: z.array(z.string()),
+  tools: z.array(z.string()),
+  slots: z.number(),
+  running: z.number(),
+  load: z.number(),
+  incarnation: z.number(),
+  self: z.boolean(),
+  /** Milliseconds since this node last heard from that one; null for itself or never. */
+  last_seen_ms: z.number().nullable(),
+});
+export type NodeRow = z.infer<typeof NodeRowSchema>;
+
+/** `GET /v1/nodes`: the mesh as `node` sees it. */
+export const NodesResponseSchema = z.object({ node: z.string(), nodes: z.array(NodeRowSchema) });
+export type NodesResponse = z.infer<typeof NodesResponseSchema>;
+
+/** Body of every 4xx/5xx answer of the HTTP API. */
+export const ApiErrorResponseSchema = z.object({
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    path: z.array(z.union([z.string(), z.number()])).optional(),
+  }),
+});
+export type ApiErrorResponse = z.infer<typeof ApiErrorResponseSchema>;

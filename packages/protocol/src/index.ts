@@ -1,0 +1,39 @@
+export { ShoalError, isShoalError } from "./ShoalError.js";
+export type { ErrorBody, ErrorCatalog, ErrorSpec } from "./ShoalError.js";
+export { ProtocolErrors } from "./errors.js";
+export type { ProtocolErrorCode } from "./errors.js";
+export { CloseCodes } from "./closeCodes.js";
+export type { CloseCode } from "./closeCodes.js";
+export { PROTOCOL_VERSION, DEFAULT_MAX_FRAME_BYTES } from "./version.js";
+export {
+  AddressSchema,
+  MemberSchema,
+  NameSchema,
+  NodeIdentitySchema,
+  NodeStatusSchema,
+} from "./member.js";
+export type { Member, NodeIdentity, NodeStatus } from "./member.js";
+export {
+  AuthFrameSchema,
+  ErrorFrameSchema,
+  FrameSchema,
+  GossipFrameSchema,
+  HelloFrameSchema,
+  PingFrameSchema,
+  PongFrameSchema,
+  ReadyFrameSchema,
+  RequestFrameSchema,
+  ResponseFrameSchema,
+} from "./frames.js";
+export type { Frame, FrameOf, FrameType, GossipFrame, HelloFrame, RequestFrame, ResponseFrame } from "./frames.js";
+export { createCodec, describeZodError } from "./codec.js";
+export type { Codec, CodecOptions } from "./codec.js";
+export { NODE_CONFIG_DEFAULTS, NodeConfigFileSchema, NodeConfigSchema } from "./nodeConfig.js";
+export type { NodeConfig, NodeConfigFile } from "./nodeConfig.js";
+export {
+  ApiErrorResponseSchema,
+  HealthzResponseSchema,
+  NodeRowSchema,
+  NodesResponseSchema,
+} from "./api.js";
+export type { ApiErrorResponse, HealthzResponse, NodeRow, NodesResponse } from "./api.js";

@@ -1,0 +1,64 @@
+import { z } from "zod";
+import { AddressSchema, NameSchema } from "./member.js";
+import { DEFAULT_MAX_FRAME_BYTES } from "./version.js";
+
+/**
+ * Settings of `shoal node`. The config file (YAML or JSON) uses these keys, which are the flag
+ * names without their dashes; flags override the file; defaults fill the rest.
+ */
+const NodeConfigShape = {
+    name: NameSchema,
+    cluster: z.string().min(1).max(128),
+    host: z.string().min(1).max(255),
+    port: z.number().int().min(0).max(65535),
+    join: z.array(AddressSchema),
+    capabilities: z.array(NameSchema),
+    slots: z.number().int().min(0).max(100_000),
+    "data-dir": z.string().min(1),
+    "secret-file": z.string().min(1).optional(),
+    plugin: z.array(z.string().min(1)),
+    "log-level": z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
+    /** Interval between heartbeats and gossip rounds. */
+    "heartbeat-ms": z.number().int().min(10).max(60_000),
+    /** Silence after which a peer is `suspect`. */
+    "suspect-after-ms": z.number().int().min(20).max(600_000),
+    /** Silence after which a peer is `down`. */
+    "down-after-ms": z.number().int().min(30).max(600_000),
+    "max-frame-bytes": z.number().int().min(1024).max(1024 * 1024 * 1024),
+};
+
+export const NodeConfigSchema = z
+  .object(NodeConfigShape)
+  .strict()
+  .refine((c) => c["suspect-after-ms"] > c["heartbeat-ms"], {
+    message: "suspect-after-ms must be greater than heartbeat-ms",
+    path: ["suspect-after-ms"],
+  })
+  .refine((c) => c["down-after-ms"] >= c["suspect-after-ms"], {
+    message: "down-after-ms must not be less than suspect-after-ms",
+    path: ["down-after-ms"],
+  });
+
+export type NodeConfig = z.infer<typeof NodeConfigSchema>;
+
+/** A config file: every key optional, unknown keys refused. */
+export const NodeConfigFileSchema = z
+  .object(NodeConfigShape)
+  .partial()
+  .strict();
+export type NodeConfigFile = z.infer<typeof NodeConfigFileSchema>;
+
+export const NODE_CONFIG_DEFAULTS = {
+  cluster: "shoal",
+  host: "127.0.0.1",
+  port: 7400,
+  join: [] as string[],
+  capabilities: [] as string[],
+  slots: 4,
+  plugin: [] as string[],
+  "log-level": "info",
+  "heartbeat-ms": 500,
+  "suspect-after-ms": 1200,
+  "down-after-ms": 2000,
+  "max-frame-bytes": DEFAULT_MAX_FRAME_BYTES,
+} as const;
