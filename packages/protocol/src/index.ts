@@ -37,3 +37,5 @@ export {
   NodesResponseSchema,
 } from "./api.js";
 export type { ApiErrorResponse, HealthzResponse, NodeRow, NodesResponse } from "./api.js";
+export { silentLogger } from "./Logger.js";
+export type { LogFn, Logger } from "./Logger.js";

@@ -1,0 +1,343 @@
+import { EventEmitter } from "node:events";
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import {
+  type Codec,
+  CloseCodes,
+  DEFAULT_MAX_FRAME_BYTES,
+  type Frame,
+  type Logger,
+  type NodeIdentity,
+  ShoalError,
+  createCodec,
+  isShoalError,
+} from "@shoal/protocol";
+import { WebSocket, WebSocketServer } from "ws";
+import { type BackoffOptions, createBackoff } from "./backoff.js";
+import { type HandshakeContext, type HandshakeResult, acceptHandshake, dialHandshake } from "./handshake.js";
+import { type Direction, PeerConnection, type PeerConnectionOptions } from "./PeerConnection.js";
+import type { SendQueueOptions } from "./SendQueue.js";
+import { type TransportStats, createTransportStats } from "./TransportStats.js";
+
+export const MESH_PATH = "/mesh";
+
+export interface TransportOptions extends SendQueueOptions {
+  identity: NodeIdentity;
+  cluster: string;
+  /** Cluster secret; with it every peer must prove it knows the same one. */
+  secret?: string | undefined;
+  logger: Logger;
+  maxFrameBytes?: number;
+  handshakeTimeoutMs?: number;
+  /** Ping interval on every connection. */
+  heartbeatMs?: number;
+  /** A connection with no frame from the peer for this long is closed as hung. */
+  deadAfterMs?: number;
+  stallTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  /** Redial delays for `maintain`. */
+  backoff?: BackoffOptions;
+}
+
+export type RequestHandler = (body: unknown, from: NodeIdentity) => unknown | Promise<unknown>;
+
+export interface DialFailure {
+  address: string;
+  error: ShoalError;
+  /** The socket's errno when the TCP connect itself failed, e.g. ECONNREFUSED. */
+  errno: string | undefined;
+  attempt: number;
+}
+
+export interface TransportEvents {
+  /** A peer finished the handshake and is the connection of record for its id. */
+  connected: [conn: PeerConnection];
+  /** The connection of record for a peer closed. */
+  disconnected: [conn: PeerConnection, code: number, reason: string];
+  /** A frame for the layers above (everything but handshake, ping, pong, req, res, error). */
+  frame: [frame: Frame, conn: PeerConnection];
+  dialFailed: [failure: DialFailure];
+}
+
+/**
+ * The node's end of the peer-to-peer network: accepts peers on `/mesh`, dials them, keeps one
+ * connection of record per peer id, and routes requests to handlers by method name.
+ */
+export class Transport extends EventEmitter<TransportEvents> {
+  readonly stats: TransportStats = createTransportStats();
+  readonly codec: Codec;
+  readonly identity: NodeIdentity;
+  private readonly log: Logger;
+  private readonly conns = new Map<string, PeerConnection>();
+  private readonly handlers = new Map<string, RequestHandler>();
+  private readonly maintained = new Map<string, { stop(): void }>();
+  private readonly pendingSockets = new Set<WebSocket>();
+  private readonly wss: WebSocketServer;
+  private readonly handshake: HandshakeContext;
+  private readonly connectionOptions: PeerConnectionOptions;
+  private closing = false;
+
+  constructor(private readonly options: TransportOptions) {
+    super();
+    this.identity = options.identity;
+    this.log = options.logger.child({ component: "transport" });
+    const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.codec = createCodec({ maxFrameBytes });
+    this.handshake = {
+      identity: options.identity,
+      cluster: options.cluster,
+      secret: options.secret,
+      codec: this.codec,
+      timeoutMs: options.handshakeTimeoutMs ?? 5_000,
+    };
+    this.connectionOptions = {
+      heartbeatMs: options.heartbeatMs ?? 500,
+      deadAfterMs: options.deadAfterMs ?? 5_000,
+      ...(options.stallTimeoutMs !== undefined && { stallTimeoutMs: options.stallTimeoutMs }),
+      ...(options.requestTimeoutMs !== undefined && { requestTimeoutMs: options.requestTimeoutMs }),
+      ...(options.highWaterBytes !== undefined && { highWaterBytes: options.highWaterBytes }),
+      ...(options.maxQueueBytes !== undefined && { maxQueueBytes: options.maxQueueBytes }),
+    };
+    // ws answers a message over maxPayload by closing with 1009 on its own.
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: maxFrameBytes, perMessageDeflate: false });
+  }
+
+  /** Takes an HTTP upgrade if it is for `/mesh`; returns false so the caller can route others. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    const path = (req.url ?? "").split("?")[0];
+    if (path !== MESH_PATH) return false;
+    if (this.closing) {
+      socket.destroy();
+      return true;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+      this.pendingSockets.add(ws);
+      acceptHandshake(ws, this.handshake).then(
+        (result) => this.adopt(ws, result, "in"),
+        (err: ShoalError) => this.handshakeFailed(err, { remote, direction: "in" }),
+      ).finally(() => this.pendingSockets.delete(ws));
+    });
+    return true;
+  }
+
+  /** Opens one connection to `address` (host:port) and completes the handshake. */
+  async dial(address: string): Promise<PeerConnection> {
+    const ws = new WebSocket(`ws://${address}${MESH_PATH}`, {
+      maxPayload: this.codec.maxFrameBytes,
+      perMessageDeflate: false,
+      handshakeTimeout: this.handshake.timeoutMs,
+    });
+    this.pendingSockets.add(ws);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ws.once("open", resolve);
+        ws.once("error", reject);
+        ws.once("unexpected-response", (_req, res) =>
+          reject(new ShoalError("SHOAL_ERR_DIAL_FAILED", `${address} answered HTTP ${res.statusCode}: not a Shoal node`)),
+        );
+      });
+    } catch (err) {
+      ws.terminate();
+      this.pendingSockets.delete(ws);
+      if (isShoalError(err)) throw err;
+      throw new ShoalError("SHOAL_ERR_DIAL_FAILED", `cannot reach ${address}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      const result = await dialHandshake(ws, this.handshake);
+      return this.adopt(ws, result, "out");
+    } catch (err) {
+      this.handshakeFailed(err as ShoalError, { remote: address, direction: "out" });
+      throw err;
+    } finally {
+      this.pendingSockets.delete(ws);
+    }
+  }
+
+  /**
+   * Keeps a connection to `address` open: dials now and after every loss, with exponential
+   * backoff and jitter, until `release(address)`. No dial happens while some connection (in either
+   * direction) to the node at that address is open.
+   */
+  maintain(address: string): void {
+    if (this.maintained.has(address) || this.closing) return;
+    const backoff = createBackoff(this.options.backoff);
+    let stopped = false;
+    let timer: NodeJS.Timeout | undefined;
+    let wakeUp: (() => void) | undefined;
+    const wait = (ms: number) =>
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, ms);
+        timer.unref();
+        wakeUp = resolve;
+      });
+    // Resolves once the peer behind `conn` has no connection of record left.
+    const waitForLoss = (conn: PeerConnection) =>
+      new Promise<void>((resolve) => {
+        const onGone = (c: PeerConnection) => {
+          if (c.peer.id === conn.peer.id) done();
+        };
+        const done = () => {
+          this.off("disconnected", onGone);
+          wakeUp = undefined;
+          resolve();
+        };
+        this.on("disconnected", onGone);
+        wakeUp = done;
+        if (this.connection(conn.peer.id)?.isOpen !== true) done();
+      });
+    const loop = async () => {
+      let attempt = 0;
+      while (!stopped && !this.closing) {
+        const existing = this.connectionTo(address);
+        if (existing) {
+          backoff.reset();
+          attempt = 0;
+          await waitForLoss(existing);
+          continue;
+        }
+        attempt++;
+        if (attempt > 1) this.stats.reconnects++;
+        try {
+          await this.dial(address);
+          continue;
+        } catch (err) {
+          const error = isShoalError(err) ? err : new ShoalError("SHOAL_ERR_DIAL_FAILED", String(err));
+          const errno = (error.cause as NodeJS.ErrnoException | undefined)?.code;
+          this.emit("dialFailed", { address, error, errno, attempt });
+        }
+        if (!stopped && !this.closing) await wait(backoff.next());
+      }
+    };
+    this.maintained.set(address, {
+      stop() {
+        stopped = true;
+        clearTimeout(timer);
+        wakeUp?.();
+      },
+    });
+    void loop();
+  }
+
+  release(address: string): void {
+    this.maintained.get(address)?.stop();
+    this.maintained.delete(address);
+  }
+
+  isMaintained(address: string): boolean {
+    return this.maintained.has(address);
+  }
+
+  handle(method: string, handler: RequestHandler): void {
+    this.handlers.set(method, handler);
+  }
+
+  connection(peerId: string): PeerConnection | undefined {
+    return this.conns.get(peerId);
+  }
+
+  connections(): PeerConnection[] {
+    return [...this.conns.values()];
+  }
+
+  /** The open connection to the node that advertises `address`, if any. */
+  connectionTo(address: string): PeerConnection | undefined {
+    for (const conn of this.conns.values()) if (conn.peer.address === address && conn.isOpen) return conn;
+    return undefined;
+  }
+
+  request(peerId: string, method: string, body: unknown, options: { timeoutMs?: number } = {}): Promise<unknown> {
+    const conn = this.conns.get(peerId);
+    if (!conn) return Promise.reject(new ShoalError("SHOAL_ERR_NOT_CONNECTED", `no connection to node ${peerId}`));
+    return conn.request(method, body, options);
+  }
+
+  send(peerId: string, frame: Frame, options: { droppable?: boolean } = {}): void {
+    const conn = this.conns.get(peerId);
+    if (!conn) throw new ShoalError("SHOAL_ERR_NOT_CONNECTED", `no connection to node ${peerId}`);
+    conn.send(frame, options);
+  }
+
+  /** Sends a droppable frame to every connected peer; a full queue skips that peer. */
+  broadcast(frame: Frame): void {
+    for (const conn of this.conns.values()) {
+      if (!conn.isOpen) continue;
+      try {
+        conn.send(frame, { droppable: true });
+      } catch (err) {
+        this.log.debug({ err, peer: conn.peer.name }, "broadcast skipped a peer");
+      }
+    }
+  }
+
+  /** Closes every connection with 1001 and stops dialing. */
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const address of [...this.maintained.keys()]) this.release(address);
+    // Peers get a second to acknowledge 1001; a wedged one is cut off after that.
+    const closed = [...this.conns.values()].map((conn) => conn.close(CloseCodes.GOING_AWAY, "node shutting down", 1_000));
+    for (const ws of this.pendingSockets) ws.terminate();
+    await Promise.all(closed);
+    this.wss.close();
+  }
+
+  private adopt(ws: WebSocket, { peer, early }: HandshakeResult, direction: Direction): PeerConnection {
+    const conn = new PeerConnection(
+      ws,
+      this.codec,
+      {
+        peer,
+        direction,
+        logger: this.log,
+        stats: this.stats,
+        hooks: {
+          frame: (c, frame) => this.emit("frame", frame, c),
+          request: (c, method, body) => this.answer(c, method, body),
+          closed: (c, code, reason) => this.onClosed(c, code, reason),
+        },
+      },
+      this.connectionOptions,
+    );
+    const existing = this.conns.get(peer.id);
+    if (existing?.isOpen) {
+      // Both nodes may dial each other at once. Both keep the connection dialed by the node with
+      // the smaller id, so they agree without talking about it.
+      // (Equal dialers: the same node redialed, and the newer connection is the live one.)
+      if (this.dialerOf(conn) > this.dialerOf(existing)) {
+        void conn.close(CloseCodes.DUPLICATE, "duplicate connection");
+        return existing;
+      }
+      this.conns.set(peer.id, conn);
+      void existing.close(CloseCodes.DUPLICATE, "duplicate connection");
+    } else {
+      this.conns.set(peer.id, conn);
+    }
+    this.log.info({ peer: peer.name, peerId: peer.id, address: peer.address, direction }, "peer connected");
+    this.emit("connected", conn);
+    conn.deliverEarly(early);
+    return conn;
+  }
+
+  private dialerOf(conn: PeerConnection): string {
+    return conn.direction === "out" ? this.identity.id : conn.peer.id;
+  }
+
+  private async answer(conn: PeerConnection, method: string, body: unknown): Promise<unknown> {
+    const handler = this.handlers.get(method);
+    if (!handler) throw new ShoalError("SHOAL_ERR_NO_HANDLER", `no handler for method "${method}" on ${this.identity.name}`);
+    return handler(body, conn.peer);
+  }
+
+  private onClosed(conn: PeerConnection, code: number, reason: string): void {
+    if (this.conns.get(conn.peer.id) !== conn) return;
+    this.conns.delete(conn.peer.id);
+    this.log.info({ peer: conn.peer.name, peerId: conn.peer.id, code, reason }, "peer disconnected");
+    this.emit("disconnected", conn, code, reason);
+  }
+
+  private handshakeFailed(err: ShoalError, where: { remote: string; direction: Direction }): void {
+    if (err.code === "SHOAL_ERR_AUTH_FAILED") this.stats.authFailures++;
+    const level = err.code === "SHOAL_ERR_AUTH_FAILED" || err.code === "SHOAL_ERR_CLUSTER_MISMATCH" ? "warn" : "info";
+    this.log[level]({ code: err.code, ...where }, `handshake failed: ${err.message}`);
+  }
+}

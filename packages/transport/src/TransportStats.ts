@@ -1,0 +1,18 @@
+/** Counters a transport keeps for `/metrics`. Plain numbers: the app turns them into gauges. */
+export interface TransportStats {
+  framesIn: number;
+  framesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Frames refused: not MessagePack, wrong schema, too large, or unexpected. */
+  badFrames: number;
+  /** Frames dropped because a peer's send queue was full. */
+  droppedFrames: number;
+  /** Dial attempts after the first for the same address. */
+  reconnects: number;
+  authFailures: number;
+}
+
+export function createTransportStats(): TransportStats {
+  return { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, badFrames: 0, droppedFrames: 0, reconnects: 0, authFailures: 0 };
+}

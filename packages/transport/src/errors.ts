@@ -1,0 +1,19 @@
+import type { ErrorCatalog } from "@shoal/protocol";
+
+/** Codes raised by connections, handshakes and requests between peers. */
+export const TransportErrors = {
+  SHOAL_ERR_AUTH_FAILED: { status: 401, doc: "the peer did not prove it knows the cluster secret (close code 4001)" },
+  SHOAL_ERR_CLUSTER_MISMATCH: { status: 400, doc: "the peer belongs to another cluster (close code 4003)" },
+  SHOAL_ERR_HANDSHAKE_FAILED: { status: 400, doc: "the handshake broke off: a bad or unexpected frame, or the socket closed (close code 4000)" },
+  SHOAL_ERR_HANDSHAKE_TIMEOUT: { status: 504, doc: "the handshake did not finish in time (close code 4004)" },
+  SHOAL_ERR_SELF_CONNECTION: { status: 400, doc: "a node dialed itself, e.g. its own address in --join (close code 4008)" },
+  SHOAL_ERR_DIAL_FAILED: { status: 502, doc: "no WebSocket could be opened to the address (refused, unreachable, not a Shoal node)" },
+  SHOAL_ERR_PEER_CLOSED: { status: 503, doc: "the connection closed while a request was waiting for its answer" },
+  SHOAL_ERR_NOT_CONNECTED: { status: 503, doc: "no open connection to that peer" },
+  SHOAL_ERR_REQUEST_TIMEOUT: { status: 504, doc: "a request got no answer within its timeout" },
+  SHOAL_ERR_BACKPRESSURE: { status: 503, doc: "the peer's send queue is full: it is not reading fast enough" },
+  SHOAL_ERR_NO_HANDLER: { status: 404, doc: "the peer has no handler for the request's method" },
+  SHOAL_ERR_HANDLER_FAILED: { status: 500, doc: "the peer's handler threw an error that was not a ShoalError" },
+} as const satisfies ErrorCatalog;
+
+export type TransportErrorCode = keyof typeof TransportErrors;

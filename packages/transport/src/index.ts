@@ -1,0 +1,12 @@
+export { Transport, MESH_PATH } from "./Transport.js";
+export type { DialFailure, RequestHandler, TransportEvents, TransportOptions } from "./Transport.js";
+export { PeerConnection } from "./PeerConnection.js";
+export type { Direction, PeerConnectionOptions } from "./PeerConnection.js";
+export { SendQueue } from "./SendQueue.js";
+export type { SendOutcome, SendQueueOptions, SendSink } from "./SendQueue.js";
+export { createBackoff } from "./backoff.js";
+export type { Backoff, BackoffOptions } from "./backoff.js";
+export { TransportErrors } from "./errors.js";
+export type { TransportErrorCode } from "./errors.js";
+export type { TransportStats } from "./TransportStats.js";
+export { errorOfCloseCode } from "./handshake.js";

@@ -1,0 +1,99 @@
+import { randomUUID } from "node:crypto";
+import { type Server, createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { type Frame, type NodeIdentity, PROTOCOL_VERSION, createCodec, silentLogger } from "@shoal/protocol";
+import { WebSocket } from "ws";
+import { createNonce } from "../secretProof.js";
+import { Transport, type TransportOptions } from "../Transport.js";
+
+export interface TestNode {
+  transport: Transport;
+  server: Server;
+  address: string;
+  identity: NodeIdentity;
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** A transport on a loopback port of its own, as a node would run it. */
+export async function startTransport(
+  name: string,
+  options: Partial<Omit<TransportOptions, "identity">> & { port?: number; id?: string } = {},
+): Promise<TestNode> {
+  const server = createServer((_req, res) => res.writeHead(404).end());
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, "127.0.0.1", resolve));
+  const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const identity: NodeIdentity = { id: options.id ?? randomUUID(), name, address, capabilities: [], tools: [], slots: 1 };
+  const transport = new Transport({ cluster: "test", logger: silentLogger, ...options, identity });
+  server.on("upgrade", (req, socket, head) => {
+    if (!transport.handleUpgrade(req, socket, head)) socket.destroy();
+  });
+  const close = async () => {
+    await transport.close();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  return { transport, server, address, identity, close, [Symbol.asyncDispose]: close };
+}
+
+/**
+ * A peer written by hand with no Shoal code but the codec: it does the handshake (no secret)
+ * and then sends whatever bytes a test wants, the way a buggy or hostile peer would.
+ */
+export async function rawPeer(address: string, options: { cluster?: string } = {}) {
+  const codec = createCodec();
+  const ws = new WebSocket(`ws://${address}/mesh`, { maxPayload: 64 * 1024 * 1024 });
+  const received: Frame[] = [];
+  let isClosed = false;
+  const waiters: (() => void)[] = [];
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.on("close", (code, reason) => {
+      isClosed = true;
+      for (const w of waiters.splice(0)) w();
+      resolve({ code, reason: reason.toString() });
+    }),
+  );
+  ws.on("message", (data) => {
+    received.push(codec.decode(data as Buffer));
+    for (const w of waiters.splice(0)) w();
+  });
+  ws.on("error", () => {});
+  await new Promise((resolve, reject) => {
+    ws.once("open", resolve);
+    ws.once("error", reject);
+  });
+  const identity: NodeIdentity = { id: randomUUID(), name: "raw", address: "127.0.0.1:1", capabilities: [], tools: [], slots: 0 };
+  const send = (frame: Frame) => ws.send(codec.encode(frame));
+  const next = async (type: Frame["t"]): Promise<Frame> => {
+    for (;;) {
+      const i = received.findIndex((f) => f.t === type);
+      if (i >= 0) return received.splice(i, 1)[0] as Frame;
+      if (isClosed) throw new Error(`connection closed while waiting for a ${type} frame`);
+      await new Promise<void>((resolve) => waiters.push(resolve));
+    }
+  };
+  return {
+    ws,
+    identity,
+    received,
+    closed,
+    send,
+    next,
+    sendBytes: (bytes: Uint8Array | string) => ws.send(bytes),
+    async handshake() {
+      send({ t: "hello", v: PROTOCOL_VERSION, cluster: options.cluster ?? "test", node: identity, nonce: createNonce() });
+      await next("hello");
+      send({ t: "auth" });
+      await next("ready");
+    },
+  };
+}
+
+/** Resolves when `predicate` holds, checking on every event of the transport and every 20 ms. */
+export async function eventually(predicate: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > end) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
