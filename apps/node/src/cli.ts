@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError, Option } from "commander";
+import { isShoalError } from "@shoal/protocol";
+import { runNodeCommand } from "./commands/nodeCommand.js";
+import { runNodesCommand } from "./commands/nodesCommand.js";
+
+const int = (flag: string, min: number, max: number) => (value: string) => {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`${flag} must be a whole number from ${min} to ${max}`);
+  return n;
+};
+const list = (value: string, previous: string[] | undefined) => [
+  ...(previous ?? []),
+  ...value.split(",").map((s) => s.trim()).filter(Boolean),
+];
+
+const program = new Command("shoal")
+  .description("Shoal: one actor runtime for a mesh of edge and GPU boxes")
+  .configureOutput({ outputError: (str, write) => write(str.split("\n").filter(Boolean).slice(0, 1).join("") + "\n") });
+
+program
+  .command("node")
+  .description("run a node in the foreground (JSON logs on stdout)")
+  .option("--config <file>", "YAML or JSON config file; flags override it")
+  .option("--name <name>", "node name, unique in the mesh (default: host name)")
+  .option("--cluster <name>", "cluster name; nodes of other clusters are refused (default: shoal)")
+  .option("--host <host>", "address to listen on (default: 127.0.0.1)")
+  .addOption(new Option("--port <port>", "HTTP + mesh port (default: 7400)").argParser(int("--port", 0, 65535)))
+  .option("--join <host:port,...>", "seed nodes to join through", list)
+  .option("--capabilities <cap,...>", "what this box can do, e.g. camera,gpu", list)
+  .addOption(new Option("--slots <n>", "steps this node runs at once (default: 4)").argParser(int("--slots", 0, 100_000)))
+  .option("--data-dir <dir>", "where the node keeps its id and state (default: ~/.shoal/NAME)")
+  .option("--secret-file <file>", "file holding the cluster secret")
+  .option("--plugin <module...>", "ES module with tool or agent definitions")
+  .addOption(new Option("--log-level <level>", "log level").choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"]))
+  .addOption(new Option("--heartbeat-ms <ms>", "heartbeat and gossip interval (default: 500)").argParser(int("--heartbeat-ms", 10, 60_000)))
+  .addOption(new Option("--suspect-after-ms <ms>", "silence before a peer is suspect (default: 1200)").argParser(int("--suspect-after-ms", 20, 600_000)))
+  .addOption(new Option("--down-after-ms <ms>", "silence before a peer is down (default: 2000)").argParser(int("--down-after-ms", 30, 600_000)))
+  .addOption(new Option("--max-frame-bytes <n>", "largest frame accepted from a peer (default: 16 MiB)").argParser(int("--max-frame-bytes", 1024, 1024 ** 3)))
+  .action(async (flags) => runNodeCommand(flags));
+
+program
+  .command("nodes")
+  .description("print the mesh as one node sees it")
+  .option("--node <host:port>", "node to ask", process.env.SHOAL_NODE ?? "127.0.0.1:7400")
+  .option("--secret-file <file>", "file holding the cluster secret")
+  .option("--json", "print the JSON answer")
+  .action(async (flags) => runNodesCommand(flags));
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  // The one place errors reach the user: one line, non-zero exit.
+  const line = isShoalError(err) ? `${err.code}: ${err.message}` : String((err as Error)?.message ?? err);
+  process.stderr.write(`shoal: ${line}\n`);
+  process.exit(1);
+});

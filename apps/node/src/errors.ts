@@ -1,0 +1,23 @@
+import { type ErrorCatalog, ProtocolErrors } from "@shoal/protocol";
+import { TransportErrors } from "@shoal/transport";
+
+/** Codes raised by the `shoal` command and the node's HTTP API. */
+export const NodeErrors = {
+  SHOAL_ERR_BAD_FLAG: { status: 400, doc: "a command-line flag has a value that cannot be used" },
+  SHOAL_ERR_BAD_CONFIG: { status: 400, doc: "the config file cannot be read, parsed, or fails its schema (the message names the key)" },
+  SHOAL_ERR_BAD_SECRET_FILE: { status: 400, doc: "the --secret-file cannot be read or is empty" },
+  SHOAL_ERR_PORT_IN_USE: { status: 500, doc: "another process listens on the node's host and port" },
+  SHOAL_ERR_DATA_DIR_LOCKED: { status: 500, doc: "another running node uses the same --data-dir" },
+  SHOAL_ERR_NOT_SUPPORTED: { status: 400, doc: "a flag for a feature this build does not have yet" },
+  SHOAL_ERR_UNAUTHORIZED: { status: 401, doc: "an API call without the cluster secret as `Authorization: Bearer <secret>`" },
+  SHOAL_ERR_NOT_FOUND: { status: 404, doc: "no such route" },
+  SHOAL_ERR_METHOD_NOT_ALLOWED: { status: 405, doc: "the route exists but not for this HTTP method" },
+  SHOAL_ERR_BAD_REQUEST: { status: 400, doc: "a request the API cannot use: bad JSON, bad query, wrong schema" },
+  SHOAL_ERR_INTERNAL: { status: 500, doc: "a bug: an API handler failed in a way nobody planned for; logged with its stack" },
+  SHOAL_ERR_UNREACHABLE: { status: 502, doc: "the CLI could not reach the node given with --node" },
+} as const satisfies ErrorCatalog;
+
+export type NodeErrorCode = keyof typeof NodeErrors;
+
+/** Every code a node can answer with, for the HTTP status of each. */
+export const allErrors: ErrorCatalog = { ...ProtocolErrors, ...TransportErrors, ...NodeErrors };

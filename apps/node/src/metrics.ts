@@ -1,0 +1,49 @@
+import type { Mesh } from "@shoal/mesh";
+import type { TransportStats } from "@shoal/transport";
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+
+/**
+ * The node's Prometheus registry. Transport counters live as plain numbers in the transport
+ * (no metrics library below apps/); here they are read at scrape time.
+ */
+export function createMetrics(stats: TransportStats, mesh: Mesh): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "shoal_" });
+
+  new Gauge({
+    name: "shoal_peers",
+    help: "Members of the mesh as this node sees them, by status (this node excluded).",
+    labelNames: ["status"],
+    registers: [registry],
+    collect() {
+      const counts = { up: 0, suspect: 0, down: 0 };
+      for (const m of mesh.members()) if (!m.self) counts[m.status]++;
+      for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
+    },
+  });
+
+  const counters: [keyof TransportStats, string, string][] = [
+    ["framesIn", "shoal_frames_in_total", "Frames received from peers."],
+    ["framesOut", "shoal_frames_out_total", "Frames sent to peers."],
+    ["bytesIn", "shoal_bytes_in_total", "Bytes received from peers."],
+    ["bytesOut", "shoal_bytes_out_total", "Bytes sent to peers."],
+    ["badFrames", "shoal_bad_frames_total", "Frames refused: not MessagePack, wrong schema, too large, or unexpected."],
+    ["droppedFrames", "shoal_dropped_frames_total", "Frames dropped because a peer's send queue was full."],
+    ["reconnects", "shoal_reconnects_total", "Dial attempts after a lost or failed connection."],
+    ["authFailures", "shoal_auth_failures_total", "Handshakes refused for a wrong or missing cluster secret."],
+  ];
+  for (const [key, name, help] of counters) {
+    let reported = 0;
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const now = stats[key];
+        if (now > reported) this.inc(now - reported);
+        reported = now;
+      },
+    });
+  }
+  return registry;
+}
