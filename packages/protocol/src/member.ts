@@ -4,7 +4,7 @@ import { z } from "zod";
 export const NameSchema = z.string().min(1).max(64).regex(/^[a-zA-Z0-9_.-]+$/, "letters, digits, '_', '.', '-' only");
 
 /** `host:port` where peers reach the node's HTTP + WebSocket port. */
-export const AddressSchema = z.string().min(3).max(300).regex(/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$/, "host:port");
+export const AddressSchema = z.string().min(3).max(300).regex(/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$/, "expected host:port");
 
 export const NodeStatusSchema = z.enum(["up", "suspect", "down"]);
 export type NodeStatus = z.infer<typeof NodeStatusSchema>;

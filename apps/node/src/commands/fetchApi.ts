@@ -14,7 +14,9 @@ export async function fetchApi(node: string, path: string, options: { secret?: s
       signal: AbortSignal.timeout(10_000),
     });
   } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+    // fetch wraps the socket error, sometimes in an AggregateError (one per address tried).
+    const inner = (err as { cause?: { code?: string; errors?: { code?: string }[] } }).cause;
+    const cause = inner?.code ?? inner?.errors?.[0]?.code ?? (err as Error).message;
     throw new ShoalError("SHOAL_ERR_UNREACHABLE", `cannot reach a node at ${node} (${cause})`, { cause: err });
   }
   const body: unknown = await res.json().catch(() => undefined);
