@@ -93,7 +93,7 @@ describe("membership across real node processes", () => {
     const m = await startMesh(["b-a", "b-b"], { env: { SHOAL_DEBUG_ROUTES: "1" } });
     started.push(...m.nodes);
     const [a, b] = m.nodes as [NodeProcess, NodeProcess];
-    await until(() => allUp(a, 2) && allUp(b, 2), 10_000);
+    await until(async () => (await allUp(a, 2)) && (await allUp(b, 2)), 10_000);
     const seen = new Set<string>();
     let maxSilence = 0;
     let watching = true;

@@ -12,7 +12,6 @@ export const NodeErrors = {
   SHOAL_ERR_UNAUTHORIZED: { status: 401, doc: "an API call without the cluster secret as `Authorization: Bearer <secret>`" },
   SHOAL_ERR_NOT_FOUND: { status: 404, doc: "no such route" },
   SHOAL_ERR_METHOD_NOT_ALLOWED: { status: 405, doc: "the route exists but not for this HTTP method" },
-  SHOAL_ERR_BAD_REQUEST: { status: 400, doc: "a request the API cannot use: bad JSON, bad query, wrong schema" },
   SHOAL_ERR_INTERNAL: { status: 500, doc: "a bug: an API handler failed in a way nobody planned for; logged with its stack" },
   SHOAL_ERR_UNREACHABLE: { status: 502, doc: "the CLI could not reach the node given with --node" },
 } as const satisfies ErrorCatalog;
