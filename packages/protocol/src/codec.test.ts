@@ -53,6 +53,7 @@ const frameArbs: { [T in Frame["t"]]: fc.Arbitrary<Extract<Frame, { t: T }>> } =
   gossip: fc.record({ t: fc.constant("gossip" as const), members: fc.array(member, { maxLength: 5 }) }),
   req: fc.record({ t: fc.constant("req" as const), id: fc.nat(), method: fc.string({ minLength: 1, maxLength: 128 }), body: payload }),
   res: fc.record({ t: fc.constant("res" as const), id: fc.nat(), body: payload, error: errorBody }, { requiredKeys: ["t", "id"] }),
+  cast: fc.record({ t: fc.constant("cast" as const), method: fc.string({ minLength: 1, maxLength: 128 }), body: payload }),
   error: fc.record({ t: fc.constant("error" as const), error: errorBody }),
 };
 const anyFrame = fc.oneof(...Object.values(frameArbs)) as fc.Arbitrary<Frame>;

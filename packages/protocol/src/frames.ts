@@ -45,6 +45,13 @@ export const ResponseFrameSchema = z.object({
   error: ErrorBodySchema.optional(),
 });
 
+/** A one-way message to a handler by method name; nothing answers it. */
+export const CastFrameSchema = z.object({
+  t: z.literal("cast"),
+  method: z.string().min(1).max(128),
+  body: z.unknown(),
+});
+
 /** Tells the peer that a frame it sent was refused, and why. The connection stays open. */
 export const ErrorFrameSchema = z.object({ t: z.literal("error"), error: ErrorBodySchema });
 
@@ -57,6 +64,7 @@ export const FrameSchema = z.discriminatedUnion("t", [
   GossipFrameSchema,
   RequestFrameSchema,
   ResponseFrameSchema,
+  CastFrameSchema,
   ErrorFrameSchema,
 ]);
 
@@ -67,3 +75,4 @@ export type HelloFrame = FrameOf<"hello">;
 export type RequestFrame = FrameOf<"req">;
 export type ResponseFrame = FrameOf<"res">;
 export type GossipFrame = FrameOf<"gossip">;
+export type CastFrame = FrameOf<"cast">;

@@ -15,6 +15,7 @@ export {
 export type { Member, NodeIdentity, NodeStatus } from "./member.js";
 export {
   AuthFrameSchema,
+  CastFrameSchema,
   ErrorFrameSchema,
   FrameSchema,
   GossipFrameSchema,
@@ -25,7 +26,7 @@ export {
   RequestFrameSchema,
   ResponseFrameSchema,
 } from "./frames.js";
-export type { Frame, FrameOf, FrameType, GossipFrame, HelloFrame, RequestFrame, ResponseFrame } from "./frames.js";
+export type { CastFrame, Frame, FrameOf, FrameType, GossipFrame, HelloFrame, RequestFrame, ResponseFrame } from "./frames.js";
 export { createCodec, describeZodError } from "./codec.js";
 export type { Codec, CodecOptions } from "./codec.js";
 export { NODE_CONFIG_DEFAULTS, NodeConfigFileSchema, NodeConfigSchema } from "./nodeConfig.js";
@@ -39,3 +40,35 @@ export {
 export type { ApiErrorResponse, HealthzResponse, NodeRow, NodesResponse } from "./api.js";
 export { silentLogger } from "./Logger.js";
 export type { LogFn, Logger } from "./Logger.js";
+export {
+  ActorIdSchema,
+  ActorOutcomeSchema,
+  ActorQuerySchema,
+  ActorRowSchema,
+  ActorUpdateSchema,
+  AskApiRequestSchema,
+  AskRequestSchema,
+  CheckpointSchema,
+  EventApiRequestSchema,
+  EventSchema,
+  HandoffRequestSchema,
+  PlacementSchema,
+  SendRequestSchema,
+  SnapshotViewSchema,
+  SpawnApiRequestSchema,
+  SpawnReplySchema,
+  SpawnRequestSchema,
+  StopRequestSchema,
+  TimerSchema,
+} from "./actors.js";
+export type {
+  ActorEvent,
+  ActorOutcome,
+  ActorRow,
+  ActorUpdate,
+  Checkpoint,
+  Placement,
+  SnapshotView,
+  SpawnRequest,
+  Timer,
+} from "./actors.js";

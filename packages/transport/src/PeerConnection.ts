@@ -19,6 +19,8 @@ export interface PeerConnectionHooks {
   frame(conn: PeerConnection, frame: Frame): void;
   /** Answers a request; a thrown ShoalError goes back to the caller as it is. */
   request(conn: PeerConnection, method: string, body: unknown): Promise<unknown>;
+  /** A one-way message; nothing is answered. */
+  cast(conn: PeerConnection, method: string, body: unknown): void;
   closed(conn: PeerConnection, code: number, reason: string): void;
 }
 
@@ -31,6 +33,15 @@ export interface PeerConnectionOptions extends SendQueueOptions {
   stallTimeoutMs?: number;
   /** Default timeout of `request`. */
   requestTimeoutMs?: number;
+}
+
+/**
+ * Fault injection for tests and drills: drop or delay every frame to and from one peer, as a
+ * partition or a slow link would.
+ */
+export interface LinkFault {
+  drop?: boolean;
+  delayMs?: number;
 }
 
 interface Pending {
@@ -57,6 +68,8 @@ export class PeerConnection {
   private heartbeat: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly log: Logger;
+  /** Set by `Transport.setFault`; applies to both directions. */
+  fault: LinkFault | undefined;
 
   constructor(
     private readonly ws: WebSocket,
@@ -107,9 +120,18 @@ export class PeerConnection {
   send(frame: Frame, options: { droppable?: boolean } = {}): void {
     if (!this.isOpen) throw new ShoalError("SHOAL_ERR_NOT_CONNECTED", `connection to ${this.peer.name} is closed`);
     const bytes = this.codec.encode(frame);
+    if (this.fault?.drop) return;
+    if (this.fault?.delayMs) {
+      setTimeout(() => this.isOpen && this.enqueue(bytes, options.droppable ?? false), this.fault.delayMs);
+      return;
+    }
+    this.enqueue(bytes, options.droppable ?? false);
+  }
+
+  private enqueue(bytes: Uint8Array, droppable: boolean): void {
     let outcome: ReturnType<SendQueue["push"]>;
     try {
-      outcome = this.queue.push(bytes, options.droppable ?? false);
+      outcome = this.queue.push(bytes, droppable);
     } catch (err) {
       this.checkStall();
       throw err;
@@ -186,6 +208,15 @@ export class PeerConnection {
   }
 
   private receive(data: Buffer, isBinary: boolean): void {
+    if (this.fault?.drop) return; // as if it never arrived: the peer looks silent
+    if (this.fault?.delayMs) {
+      setTimeout(() => this.isOpen && this.take(data, isBinary), this.fault.delayMs);
+      return;
+    }
+    this.take(data, isBinary);
+  }
+
+  private take(data: Buffer, isBinary: boolean): void {
     this.lastSeenAt = Date.now();
     this.stats.bytesIn += data.length;
     let frame: Frame;
@@ -214,6 +245,9 @@ export class PeerConnection {
         return;
       case "res":
         this.settle(frame.id, frame.body, frame.error);
+        return;
+      case "cast":
+        this.hooks.cast(this, frame.method, frame.body);
         return;
       case "error":
         this.log.warn({ error: frame.error }, "peer refused a frame we sent");

@@ -15,7 +15,7 @@ import {
 import { WebSocket, WebSocketServer } from "ws";
 import { type BackoffOptions, createBackoff } from "./backoff.js";
 import { type HandshakeContext, type HandshakeResult, acceptHandshake, dialHandshake } from "./handshake.js";
-import { type Direction, PeerConnection, type PeerConnectionOptions } from "./PeerConnection.js";
+import { type Direction, type LinkFault, PeerConnection, type PeerConnectionOptions } from "./PeerConnection.js";
 import type { SendQueueOptions } from "./SendQueue.js";
 import { type TransportStats, createTransportStats } from "./TransportStats.js";
 
@@ -40,6 +40,7 @@ export interface TransportOptions extends SendQueueOptions {
 }
 
 export type RequestHandler = (body: unknown, from: NodeIdentity) => unknown | Promise<unknown>;
+export type CastHandler = (body: unknown, from: NodeIdentity) => void;
 
 export interface DialFailure {
   address: string;
@@ -70,6 +71,8 @@ export class Transport extends EventEmitter<TransportEvents> {
   private readonly log: Logger;
   private readonly conns = new Map<string, PeerConnection>();
   private readonly handlers = new Map<string, RequestHandler>();
+  private readonly castHandlers = new Map<string, CastHandler>();
+  private readonly faults = new Map<string, LinkFault>();
   private readonly maintained = new Map<string, { stop(): void }>();
   private readonly pendingSockets = new Set<WebSocket>();
   private readonly wss: WebSocketServer;
@@ -113,10 +116,10 @@ export class Transport extends EventEmitter<TransportEvents> {
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
       this.pendingSockets.add(ws);
-      acceptHandshake(ws, this.handshake).then(
-        (result) => this.adopt(ws, result, "in"),
-        (err: ShoalError) => this.handshakeFailed(err, { remote, direction: "in" }),
-      ).finally(() => this.pendingSockets.delete(ws));
+      acceptHandshake(ws, this.handshake)
+        .then((result) => this.adopt(ws, result, "in"))
+        .catch((err: ShoalError) => this.handshakeFailed(err, { remote, direction: "in" }))
+        .finally(() => this.pendingSockets.delete(ws));
     });
     return true;
   }
@@ -232,6 +235,28 @@ export class Transport extends EventEmitter<TransportEvents> {
     this.handlers.set(method, handler);
   }
 
+  /** Handles one-way `cast` frames for `method`. */
+  handleCast(method: string, handler: CastHandler): void {
+    this.castHandlers.set(method, handler);
+  }
+
+  /**
+   * Drops or delays all traffic with one peer (both directions, current and future connections),
+   * or clears that with `undefined`: the switch tests use to cut and heal a link.
+   */
+  setFault(peerId: string, fault: LinkFault | undefined): void {
+    if (fault && (fault.drop || fault.delayMs)) this.faults.set(peerId, fault);
+    else this.faults.delete(peerId);
+    const conn = this.conns.get(peerId);
+    if (conn) conn.fault = this.faults.get(peerId);
+    this.log.warn({ peerId, fault: fault ?? null }, "link fault set");
+  }
+
+  /** One-way message to a peer; throws SHOAL_ERR_NOT_CONNECTED or SHOAL_ERR_BACKPRESSURE. */
+  cast(peerId: string, method: string, body: unknown, options: { droppable?: boolean } = {}): void {
+    this.send(peerId, { t: "cast", method, body }, options);
+  }
+
   connection(peerId: string): PeerConnection | undefined {
     return this.conns.get(peerId);
   }
@@ -293,11 +318,18 @@ export class Transport extends EventEmitter<TransportEvents> {
         hooks: {
           frame: (c, frame) => this.emit("frame", frame, c),
           request: (c, method, body) => this.answer(c, method, body),
+          cast: (c, method, body) => this.onCast(c, method, body),
           closed: (c, code, reason) => this.onClosed(c, code, reason),
         },
       },
       this.connectionOptions,
     );
+    if (this.faults.get(peer.id)?.drop) {
+      // A cut link stays cut: the new connection is dropped as the network would drop it.
+      void conn.close(CloseCodes.HANDSHAKE_FAILED, "link cut by fault injection", 0);
+      throw new ShoalError("SHOAL_ERR_DIAL_FAILED", `link to ${peer.name} is cut by fault injection`);
+    }
+    conn.fault = this.faults.get(peer.id);
     const existing = this.conns.get(peer.id);
     if (existing?.isOpen) {
       // Both nodes may dial each other at once. Both keep the connection dialed by the node with
@@ -326,6 +358,22 @@ export class Transport extends EventEmitter<TransportEvents> {
     const handler = this.handlers.get(method);
     if (!handler) throw new ShoalError("SHOAL_ERR_NO_HANDLER", `no handler for method "${method}" on ${this.identity.name}`);
     return handler(body, conn.peer);
+  }
+
+  private onCast(conn: PeerConnection, method: string, body: unknown): void {
+    const handler = this.castHandlers.get(method);
+    if (!handler) {
+      this.log.warn({ method, peer: conn.peer.name }, "cast for a method with no handler");
+      conn.send({ t: "error", error: { code: "SHOAL_ERR_NO_HANDLER", message: `no cast handler for "${method}"` } }, { droppable: true });
+      return;
+    }
+    try {
+      handler(body, conn.peer);
+    } catch (err) {
+      const body = isShoalError(err) ? err.toBody() : { code: "SHOAL_ERR_HANDLER_FAILED", message: (err as Error)?.message ?? String(err) };
+      this.log.warn({ method, peer: conn.peer.name, error: body }, "cast handler refused a message");
+      if (conn.isOpen) conn.send({ t: "error", error: body }, { droppable: true });
+    }
   }
 
   private onClosed(conn: PeerConnection, code: number, reason: string): void {

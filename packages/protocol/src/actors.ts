@@ -1,0 +1,122 @@
+import { z } from "zod";
+import { NameSchema } from "./member.js";
+
+/**
+ * An actor id is `<spawner node name>~<suffix>`: unique in the mesh, stable across migrations,
+ * and it names the node that supervises the actor, so any node can route to it.
+ */
+export const ActorIdSchema = z.string().regex(/^[a-zA-Z0-9_.-]{1,64}~[a-zA-Z0-9]{1,32}$/, "expected <node>~<id>");
+
+export const EventSchema = z.looseObject({ type: z.string().min(1).max(256) });
+export type ActorEvent = z.infer<typeof EventSchema>;
+
+export const PlacementSchema = z
+  .object({
+    capabilities: z.array(NameSchema).optional(),
+    /** Pin to the node with this name. */
+    node: NameSchema.optional(),
+    prefer: z.enum(["least_loaded", "spread", "local"]).optional(),
+  })
+  .strict();
+export type Placement = z.infer<typeof PlacementSchema>;
+
+/** A delayed event the actor had scheduled, kept so a restored actor still gets it. */
+export const TimerSchema = z.object({
+  id: z.string(),
+  /** "" for the actor itself, else the id of the child the event is for or from. */
+  source: z.string(),
+  target: z.string(),
+  event: EventSchema,
+  /** Wall-clock time it is due (ms since epoch). */
+  dueAt: z.number(),
+});
+export type Timer = z.infer<typeof TimerSchema>;
+
+/** What a machine actor can be restored from: XState's persisted snapshot plus its timers. */
+export const CheckpointSchema = z.object({
+  persisted: z.unknown(),
+  timers: z.array(TimerSchema),
+  /** Increases with every checkpoint of one placement; older ones are ignored. */
+  seq: z.number().int().min(0),
+  takenAt: z.number(),
+});
+export type Checkpoint = z.infer<typeof CheckpointSchema>;
+
+/** The parts of a snapshot that a supervisor mirrors and the API shows. */
+export const SnapshotViewSchema = z.object({
+  status: z.enum(["active", "done", "error", "stopped"]),
+  value: z.unknown().optional(),
+  context: z.unknown().optional(),
+  output: z.unknown().optional(),
+});
+export type SnapshotView = z.infer<typeof SnapshotViewSchema>;
+
+/** `actor.spawn`: supervisor -> host. */
+export const SpawnRequestSchema = z.object({
+  actorId: ActorIdSchema,
+  logic: NameSchema,
+  input: z.unknown(),
+  /** Node id of the supervisor, where updates and the outcome go. */
+  supervisor: z.string(),
+  parent: z.string().optional(),
+  epoch: z.number().int().min(1),
+  /** Idempotency key handed to tools: the same on every retry and migration. */
+  key: z.string(),
+  attempt: z.number().int().min(1),
+  migration: z.boolean(),
+  checkpoint: CheckpointSchema.optional(),
+});
+export type SpawnRequest = z.infer<typeof SpawnRequestSchema>;
+
+export const SpawnReplySchema = z.object({ node: z.string(), since: z.number() });
+
+/** `actor.send` and `actor.ask`: anyone -> host (or -> supervisor, which routes). */
+export const SendRequestSchema = z.object({ actorId: ActorIdSchema, event: EventSchema });
+export const AskRequestSchema = z.object({ actorId: ActorIdSchema, event: EventSchema, timeoutMs: z.number().int().min(1).max(600_000) });
+export const StopRequestSchema = z.object({ actorId: ActorIdSchema, epoch: z.number().int().min(1).optional(), reason: z.string().max(500).optional() });
+export const ActorQuerySchema = z.object({ actorId: ActorIdSchema });
+
+/** `actor.update` (cast): host -> supervisor, coalesced; the latest snapshot and checkpoint. */
+export const ActorUpdateSchema = z.object({
+  actorId: ActorIdSchema,
+  epoch: z.number().int().min(1),
+  snapshot: SnapshotViewSchema,
+  checkpoint: CheckpointSchema.optional(),
+});
+export type ActorUpdate = z.infer<typeof ActorUpdateSchema>;
+
+/** `actor.outcome` (request, retried until answered): host -> supervisor, once per placement. */
+export const ActorOutcomeSchema = z.object({
+  actorId: ActorIdSchema,
+  epoch: z.number().int().min(1),
+  status: z.enum(["done", "error", "stopped"]),
+  output: z.unknown().optional(),
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
+});
+export type ActorOutcome = z.infer<typeof ActorOutcomeSchema>;
+
+/** `actor.handoff` (request): a draining host gives a machine actor back with a fresh checkpoint. */
+export const HandoffRequestSchema = z.object({ actorId: ActorIdSchema, epoch: z.number().int().min(1), checkpoint: CheckpointSchema });
+
+/** One row of `GET /v1/actors`. */
+export const ActorRowSchema = z.object({
+  id: ActorIdSchema,
+  address: z.string(),
+  logic: z.string(),
+  kind: z.enum(["machine", "promise"]),
+  state: z.unknown(),
+  status: z.string(),
+  parent: z.string().nullable(),
+  supervisor: z.string(),
+  epoch: z.number(),
+  attempt: z.number(),
+  since: z.string(),
+});
+export type ActorRow = z.infer<typeof ActorRowSchema>;
+
+/** `POST /v1/actors` */
+export const SpawnApiRequestSchema = z
+  .object({ logic: NameSchema, input: z.unknown().optional(), placement: PlacementSchema.optional() })
+  .strict();
+export const EventApiRequestSchema = z.object({ event: EventSchema }).strict();
+export const AskApiRequestSchema = z.object({ event: EventSchema, timeout_ms: z.number().int().min(1).max(600_000).optional() }).strict();
