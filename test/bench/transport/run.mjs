@@ -2,12 +2,12 @@
 // Transport benchmark: Shoal's @shoal/transport against a bare ws + msgpackr baseline, plus the
 // idle memory and start-up time of a real `shoal node`. See README.md next to this file.
 //
-//   node test/bench/transport/run.mjs [--cpu-prof DIR]
+//   node test/bench/transport/run.mjs [--cpu-prof DIR] [--no-pin]
 //
 // Every stack runs as two child processes (server.mjs, client.mjs) so that client and server do
 // not share an event loop, as two nodes would not. Exits 0 whether or not targets are met (the
 // output is a report); exits 1 when something actually broke.
-import { fork, spawn } from "node:child_process";
+import { fork, spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { get } from "node:http";
@@ -23,8 +23,9 @@ const SETTINGS = {
   inFlight: 256, // requests outstanding during the throughput run
   throughputWarmup: 20_000,
   throughputTotal: 100_000,
+  sequentialBlocks: 10, // the timed work of each stack is cut into blocks, alternating stacks
+  throughputBlocks: 10,
 };
-const ROUNDS = 3; // of each transport measurement; the table shows the median
 const NODE_RUNS = 3;
 const NODE_IDLE_MS = 2_000;
 const NODE_READY_TIMEOUT_MS = 20_000;
@@ -67,9 +68,9 @@ async function stop(child, graceMs = 5_000) {
   if (child.connected) child.send({ type: "stop" });
   else child.kill("SIGTERM");
   const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
-  const [, signal] = await gone.then(() => [child.exitCode, child.signalCode]);
+  await gone;
   clearTimeout(timer);
-  return signal !== "SIGKILL";
+  return child.signalCode !== "SIGKILL";
 }
 
 /** The next IPC message of `type` from a worker; rejects on its error message, exit or timeout. */
@@ -95,20 +96,110 @@ function message(child, type, timeoutMs) {
 // ---------------------------------------------------------------------------------------------
 // 1 and 2: the two transports.
 
-/** Runs one stack's server and client in their own processes; returns the client's results. */
-async function measureTransport(kind, execArgv) {
-  const server = track(fork(here("./server.mjs"), [kind], { execArgv }));
-  try {
-    const { port } = await message(server, "ready", 15_000);
-    const client = track(fork(here("./client.mjs"), [kind, String(port), JSON.stringify(SETTINGS)], { execArgv }));
-    try {
-      return await message(client, "result", 60_000);
-    } finally {
-      await stop(client);
-    }
-  } finally {
-    await stop(server);
+/**
+ * Where the workers run. Loopback round trips are bimodal: ~30 us when server and client share a
+ * CPU (the wake-up is a plain context switch), ~80 us when they sit on two CPUs (a cross-CPU
+ * wake-up of an idle core). Left to the scheduler, one stack can land in one mode and the other
+ * stack in the other, and the ratio then measures the scheduler. So on Linux with `taskset` and
+ * at least two CPUs every server runs on CPU 0 and every client on CPU 1: both stacks in the same
+ * mode, and each process has a core to itself, as two nodes would. `--no-pin` turns this off.
+ */
+let pinning = false;
+
+function canPin() {
+  return process.platform === "linux" && cpus().length >= 2 && spawnSync("taskset", ["-c", "0", process.execPath, "-e", "0"]).status === 0;
+}
+
+function forkWorker(script, args, execArgv, cpu) {
+  const path = here(script);
+  // taskset sets the affinity and execs node in place: the pid and the IPC channel stay the same.
+  if (pinning) return track(fork(path, args, { execPath: "taskset", execArgv: ["-c", String(cpu), process.execPath, ...execArgv] }));
+  return track(fork(path, args, { execArgv }));
+}
+
+/** Every stack started, for stopping them: { kind, server, client }. */
+const stacks = [];
+
+/** A stack's server and client, each in a process of its own, connected and ready for commands. */
+async function startStack(kind, execArgv) {
+  const server = forkWorker("./server.mjs", [kind], execArgv, 0);
+  const stack = { kind, server, client: undefined };
+  stacks.push(stack);
+  const { port } = await message(server, "ready", 15_000);
+  stack.client = forkWorker("./client.mjs", [kind, String(port)], execArgv, 1);
+  await message(stack.client, "ready", 15_000);
+  return stack;
+}
+
+async function stopStacks() {
+  // Clients first, so that servers do not see their peers vanish mid-request.
+  await Promise.all(stacks.map((s) => s.client && stop(s.client)));
+  await Promise.all(stacks.map((s) => stop(s.server)));
+}
+
+/** Sends a command to a client worker and waits for its answer (same type). */
+function ask(stack, command) {
+  const answer = message(stack.client, command.type, 120_000);
+  stack.client.send(command);
+  return answer;
+}
+
+/**
+ * Measures both stacks. All four processes stay up for the whole run, and the timed work is cut
+ * into blocks that alternate between the stacks (in alternating order). On a small shared box the
+ * background load changes from second to second; this way both stacks see the same load and the
+ * ratios stay meaningful even when the absolute numbers move.
+ */
+async function measureTransports(execArgv) {
+  const raw = await startStack("raw", execArgv);
+  const shoal = await startStack("shoal", execArgv);
+  const both = [raw, shoal];
+  const inTurn = (block) => (block % 2 ? [shoal, raw] : [raw, shoal]);
+
+  // Warm-up: the first requests run in V8's interpreter, allocate the codec's buffers and grow the
+  // sockets'; timing them would measure start-up, not the steady state that a busy node lives in.
+  // The pipelined warm-up lets the JIT also see the many-in-flight paths (queued sends, many
+  // pending timers) before they are timed.
+  for (const stack of both) {
+    await ask(stack, { type: "sequential", count: SETTINGS.warmup });
+    await ask(stack, { type: "pipelined", count: SETTINGS.throughputWarmup, inFlight: SETTINGS.inFlight });
   }
+
+  const samples = { raw: [], shoal: [] };
+  for (let block = 0; block < SETTINGS.sequentialBlocks; block++) {
+    for (const stack of inTurn(block)) {
+      const answer = await ask(stack, { type: "sequential", count: SETTINGS.samples / SETTINGS.sequentialBlocks });
+      samples[stack.kind].push(...answer.samples);
+    }
+  }
+
+  // Each block is timed on its own and the table shows the median block rate: a burst of
+  // background load then spoils one block of one stack, not the whole result. Between blocks the
+  // window drains and refills once; next to 10k requests a block that is noise.
+  const rates = { raw: [], shoal: [] };
+  for (let block = 0; block < SETTINGS.throughputBlocks; block++) {
+    for (const stack of inTurn(block)) {
+      const count = SETTINGS.throughputTotal / SETTINGS.throughputBlocks;
+      const answer = await ask(stack, { type: "pipelined", count, inFlight: SETTINGS.inFlight });
+      rates[stack.kind].push(answer.count / answer.seconds);
+    }
+  }
+
+  await stopStacks();
+  const summary = (kind) => {
+    const sorted = samples[kind].sort((a, b) => a - b);
+    return {
+      roundTrip: { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), n: sorted.length },
+      throughput: median(rates[kind]),
+      rates: rates[kind],
+    };
+  };
+  return { raw: summary("raw"), shoal: summary("shoal") };
+}
+
+/** Nearest-rank percentile of an ascending array. */
+function percentile(sorted, q) {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -204,14 +295,6 @@ function median(values) {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-/** Median of each metric over the rounds of one stack. */
-function summarize(rounds) {
-  return {
-    roundTrip: { p50: median(rounds.map((r) => r.roundTrip.p50)), p99: median(rounds.map((r) => r.roundTrip.p99)) },
-    throughput: median(rounds.map((r) => r.throughput)),
-  };
-}
-
 const fmt = (value, digits = 1) => (typeof value === "number" ? value.toFixed(digits) : value);
 const ratio = (a, b, digits = 2) => `${(a / b).toFixed(digits)}x`;
 
@@ -231,10 +314,12 @@ function report(shoal, raw, node) {
     verdict("round trip p50", shoal.roundTrip.p50 / raw.roundTrip.p50 <= TARGETS.p50Ratio, `${ratio(shoal.roundTrip.p50, raw.roundTrip.p50, 3)}, target <= ${TARGETS.p50Ratio}x`),
     verdict("throughput", shoal.throughput / raw.throughput >= TARGETS.throughputRatio, `${ratio(shoal.throughput, raw.throughput, 3)}, target >= ${TARGETS.throughputRatio.toFixed(2)}x`),
   ];
+  const notes = [];
   if (node.skipped || node.error) {
-    const why = node.skipped ? `skipped: ${node.skipped}` : "error (see above)";
-    rows.push(["idle node RSS (MB)", why, "-", "-", `< ${TARGETS.idleRssMb}`], ["node start-to-ready (ms)", why, "-", "-", "-"]);
-    verdicts.push(`${node.skipped ? "SKIP" : "FAIL"}  idle node RSS: ${why}`);
+    const cell = node.skipped ? "skipped" : "error";
+    rows.push(["idle node RSS (MB)", cell, "-", "-", `< ${TARGETS.idleRssMb}`], ["node start-to-ready (ms)", cell, "-", "-", "-"]);
+    notes.push(node.skipped ? `shoal node: skipped, ${node.skipped}` : `shoal node: failed, ${node.error.message.split("\n")[0].replace(/:$/, "")} (details above)`);
+    verdicts.push(`${node.skipped ? "SKIP" : "FAIL"}  idle node RSS: ${node.skipped ?? "the node did not run (see above)"}`);
   } else {
     rows.push(
       ["idle node RSS (MB)", fmt(node.rssMb), "-", "-", `< ${TARGETS.idleRssMb}`],
@@ -242,12 +327,12 @@ function report(shoal, raw, node) {
     );
     verdicts.push(verdict("idle node RSS", node.rssMb < TARGETS.idleRssMb, `${fmt(node.rssMb)} MB, target < ${TARGETS.idleRssMb} MB`));
   }
-  console.log(table(rows));
   if (node.runs) {
     const each = node.runs.map((r) => `${fmt(r.rssMb)} MB / ${fmt(r.readyMs, 0)} ms${r.clean ? "" : " (needed SIGKILL)"}`);
-    console.log(`\nshoal node runs (RSS / start-to-ready, median above): ${each.join(", ")}`);
+    notes.push(`shoal node runs (RSS / start-to-ready, median above): ${each.join(", ")}`);
   }
-  console.log("");
+  console.log(table(rows));
+  console.log(`\n${notes.join("\n")}${notes.length ? "\n" : ""}`);
   for (const line of verdicts) console.log(line);
 }
 
@@ -269,22 +354,16 @@ async function main() {
     execArgv = ["--cpu-prof", `--cpu-prof-dir=${dir}`];
     console.error(`writing CPU profiles to ${dir}`);
   }
+  pinning = !args.includes("--no-pin") && canPin();
   const log = (line) => console.error(`[bench] ${line}`);
-  log(`node ${process.version}, ${ROUNDS} rounds, ${cpus().length} cpus, ${JSON.stringify(SETTINGS)}`);
+  log(`node ${process.version}, ${cpus().length} cpus, ${pinning ? "servers pinned to cpu 0, clients to cpu 1" : "not pinned"}`);
+  log(JSON.stringify(SETTINGS));
 
-  // Loopback numbers on a small shared box swing by tens of percent from one run to the next
-  // (other processes, CPU frequency, GC timing). So each stack runs ROUNDS times, interleaved
-  // and in alternating order so neither always goes first, and the table shows the medians.
-  const results = { raw: [], shoal: [] };
-  for (let round = 1; round <= ROUNDS; round++) {
-    for (const kind of round % 2 ? ["raw", "shoal"] : ["shoal", "raw"]) {
-      const r = await measureTransport(kind, execArgv);
-      log(`round ${round} ${kind.padEnd(5)}: p50 ${fmt(r.roundTrip.p50)} us, p99 ${fmt(r.roundTrip.p99)} us, ${fmt(r.throughput, 0)} req/s`);
-      results[kind].push(r);
-    }
+  log("raw ws+msgpackr and shoal transport, interleaved ...");
+  const { raw, shoal } = await measureTransports(execArgv);
+  for (const [kind, r] of Object.entries({ raw, shoal })) {
+    log(`${kind.padEnd(5)}: p50 ${fmt(r.roundTrip.p50)} us, p99 ${fmt(r.roundTrip.p99)} us (n=${r.roundTrip.n}); req/s per block: ${r.rates.map((x) => fmt(x, 0)).join(" ")}`);
   }
-  const raw = summarize(results.raw);
-  const shoal = summarize(results.shoal);
 
   log(existsSync(CLI) ? `shoal node idle, ${NODE_RUNS} runs ...` : "shoal node: skipped, apps/node not built");
   let node;
