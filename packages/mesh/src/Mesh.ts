@@ -109,6 +109,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.table.updateSelf({ running });
   }
 
+  /** Publishes how many slots this node offers; 0 while draining keeps new work away. */
+  setSlots(slots: number): void {
+    this.table.updateSelf({ slots });
+  }
+
   private lastHeard(id: string): number | undefined {
     const conn = this.transport.connection(id);
     const fromDetector = this.detector.lastHeardAt(id);

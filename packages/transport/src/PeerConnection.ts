@@ -42,7 +42,12 @@ export interface PeerConnectionOptions extends SendQueueOptions {
 export interface LinkFault {
   drop?: boolean;
   delayMs?: number;
+  /** Which way the fault applies: frames we send ("out"), frames we get ("in"), or both (default). */
+  direction?: "in" | "out" | "both";
 }
+
+const applies = (fault: LinkFault | undefined, way: "in" | "out"): LinkFault | undefined =>
+  fault && (fault.direction ?? "both") !== (way === "in" ? "out" : "in") ? fault : undefined;
 
 interface Pending {
   resolve(body: unknown): void;
@@ -120,9 +125,10 @@ export class PeerConnection {
   send(frame: Frame, options: { droppable?: boolean } = {}): void {
     if (!this.isOpen) throw new ShoalError("SHOAL_ERR_NOT_CONNECTED", `connection to ${this.peer.name} is closed`);
     const bytes = this.codec.encode(frame);
-    if (this.fault?.drop) return;
-    if (this.fault?.delayMs) {
-      setTimeout(() => this.isOpen && this.enqueue(bytes, options.droppable ?? false), this.fault.delayMs);
+    const fault = applies(this.fault, "out");
+    if (fault?.drop) return;
+    if (fault?.delayMs) {
+      setTimeout(() => this.isOpen && this.enqueue(bytes, options.droppable ?? false), fault.delayMs);
       return;
     }
     this.enqueue(bytes, options.droppable ?? false);
@@ -208,9 +214,10 @@ export class PeerConnection {
   }
 
   private receive(data: Buffer, isBinary: boolean): void {
-    if (this.fault?.drop) return; // as if it never arrived: the peer looks silent
-    if (this.fault?.delayMs) {
-      setTimeout(() => this.isOpen && this.take(data, isBinary), this.fault.delayMs);
+    const fault = applies(this.fault, "in");
+    if (fault?.drop) return; // as if it never arrived: the peer looks silent
+    if (fault?.delayMs) {
+      setTimeout(() => this.isOpen && this.take(data, isBinary), fault.delayMs);
       return;
     }
     this.take(data, isBinary);

@@ -158,3 +158,25 @@ describe("Transport: casts and fault injection", () => {
     expect(got).toEqual([1, 2, 3]);
   });
 });
+
+describe("Transport: one-way faults", () => {
+  it("drops only outgoing frames with direction out", async () => {
+    const a = await node("a", { heartbeatMs: 0 });
+    const b = await node("b", { heartbeatMs: 0 });
+    const atA: number[] = [];
+    const atB: number[] = [];
+    a.transport.handleCast("n", (body) => atA.push(body as number));
+    b.transport.handleCast("n", (body) => atB.push(body as number));
+    await b.transport.dial(a.address);
+    await eventually(() => a.transport.connection(b.identity.id) !== undefined);
+    b.transport.setFault(a.identity.id, { drop: true, direction: "out" });
+    b.transport.cast(a.identity.id, "n", 1);
+    a.transport.cast(b.identity.id, "n", 2);
+    await eventually(() => atB.length === 1);
+    b.transport.setFault(a.identity.id, undefined);
+    b.transport.cast(a.identity.id, "n", 3);
+    await eventually(() => atA.length === 1);
+    expect(atA).toEqual([3]);
+    expect(atB).toEqual([2]);
+  });
+});

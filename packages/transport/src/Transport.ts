@@ -324,7 +324,8 @@ export class Transport extends EventEmitter<TransportEvents> {
       },
       this.connectionOptions,
     );
-    if (this.faults.get(peer.id)?.drop) {
+    const fault = this.faults.get(peer.id);
+    if (fault?.drop && (fault.direction ?? "both") === "both") {
       // A cut link stays cut: the new connection is dropped as the network would drop it.
       void conn.close(CloseCodes.HANDSHAKE_FAILED, "link cut by fault injection", 0);
       throw new ShoalError("SHOAL_ERR_DIAL_FAILED", `link to ${peer.name} is cut by fault injection`);

@@ -18,12 +18,12 @@ export interface TestNode {
 /** A transport on a loopback port of its own, as a node would run it. */
 export async function startTransport(
   name: string,
-  options: Partial<Omit<TransportOptions, "identity">> & { port?: number; id?: string } = {},
+  options: Partial<Omit<TransportOptions, "identity">> & { port?: number; id?: string; identity?: Partial<Pick<NodeIdentity, "capabilities" | "tools" | "slots">> } = {},
 ): Promise<TestNode> {
   const server = createServer((_req, res) => res.writeHead(404).end());
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, "127.0.0.1", resolve));
   const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const identity: NodeIdentity = { id: options.id ?? randomUUID(), name, address, capabilities: [], tools: [], slots: 1 };
+  const identity: NodeIdentity = { id: options.id ?? randomUUID(), name, address, capabilities: [], tools: [], slots: 1, ...options.identity };
   const transport = new Transport({ cluster: "test", logger: silentLogger, ...options, identity });
   server.on("upgrade", (req, socket, head) => {
     if (!transport.handleUpgrade(req, socket, head)) socket.destroy();

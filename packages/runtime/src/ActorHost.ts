@@ -1,0 +1,303 @@
+import { EventEmitter } from "node:events";
+import {
+  type ActorEvent,
+  type ActorOutcome,
+  type ActorRow,
+  type ActorUpdate,
+  type Checkpoint,
+  type Logger,
+  ShoalError,
+  type SnapshotView,
+  type SpawnRequest,
+  isShoalError,
+} from "@shoal/protocol";
+import { type AnyActor, type InspectionEvent, createActor, fromPromise } from "xstate";
+import type { HostedLogic, LogicRegistry } from "./LogicRegistry.js";
+import { checkpointOf, plain, restoreTimers, viewOf } from "./snapshots.js";
+
+/** One inspection event of a hosted actor, JSON-safe, for devtools. */
+export interface InspectionRecord {
+  type: string;
+  node: string;
+  actorId: string;
+  /** XState's session id of the actor the event is about (a child of a hosted machine has its own). */
+  sessionId: string;
+  at: number;
+  event?: unknown;
+  snapshot?: SnapshotView;
+}
+
+export interface ActorHostEvents {
+  /** The latest snapshot and checkpoint of an actor, for its supervisor; coalesced. */
+  update: [supervisorId: string, update: ActorUpdate];
+  /** The one outcome of a placement: done, error, or stopped by itself. */
+  outcome: [supervisorId: string, outcome: ActorOutcome];
+  /** The number of busy slots changed. */
+  running: [count: number];
+  inspect: [record: InspectionRecord];
+}
+
+export interface ActorHostOptions {
+  nodeName: string;
+  registry: LogicRegistry;
+  slots: number;
+  logger: Logger;
+  /** Snapshots of a busy actor are sent at most this often. */
+  updateIntervalMs?: number;
+}
+
+interface Hosted {
+  req: SpawnRequest;
+  logic: HostedLogic;
+  actor: AnyActor;
+  since: number;
+  seq: number;
+  flushTimer: NodeJS.Timeout | undefined;
+  /** Set once its outcome is out, or it was handed off or abandoned: no more updates. */
+  ended: boolean;
+}
+
+/**
+ * Runs actors on this node for supervisors anywhere in the mesh: XState machines restored from
+ * checkpoints, promise (tool) actors run with their idempotency key. Takes at most `slots`
+ * actors; reports snapshots and checkpoints, then one outcome, to each actor's supervisor.
+ */
+export class ActorHost extends EventEmitter<ActorHostEvents> {
+  private readonly actors = new Map<string, Hosted>();
+  private readonly log: Logger;
+  private draining = false;
+  slots: number;
+
+  constructor(private readonly options: ActorHostOptions) {
+    super();
+    this.slots = options.slots;
+    this.log = options.logger.child({ component: "host" });
+  }
+
+  get running(): number {
+    return this.actors.size;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Starts an actor, or answers again for one already started by this same request. */
+  spawn(req: SpawnRequest): { node: string; since: number } {
+    const existing = this.actors.get(req.actorId);
+    if (existing && existing.req.epoch === req.epoch) return { node: this.options.nodeName, since: existing.since };
+    if (existing) this.end(existing, "superseded by a newer placement");
+    if (this.draining) throw new ShoalError("SHOAL_ERR_DRAINING", `${this.options.nodeName} is draining and takes no new actors`);
+    if (this.actors.size >= this.slots) {
+      throw new ShoalError("SHOAL_ERR_NO_SLOT", `${this.options.nodeName} has all ${this.slots} slots busy`);
+    }
+    const logic = this.options.registry.get(req.logic);
+    const input = this.options.registry.checkInput(logic, req.input);
+    const hosted = this.start(req, logic, input);
+    this.log.info({ actorId: req.actorId, logic: req.logic, epoch: req.epoch, attempt: req.attempt, migration: req.migration, restored: req.checkpoint !== undefined }, "actor started");
+    this.emit("running", this.actors.size);
+    return { node: this.options.nodeName, since: hosted.since };
+  }
+
+  /** Delivers an event; the checkpoint that follows is sent before this returns. */
+  send(actorId: string, event: ActorEvent): void {
+    const hosted = this.live(actorId);
+    hosted.actor.send(event);
+    this.flush(hosted);
+  }
+
+  /** Delivers an event and answers with the snapshot right after it. */
+  ask(actorId: string, event: ActorEvent): SnapshotView {
+    const hosted = this.live(actorId);
+    hosted.actor.send(event);
+    this.flush(hosted);
+    return viewOf(hosted.actor.getSnapshot());
+  }
+
+  view(actorId: string): SnapshotView {
+    const hosted = this.actors.get(actorId);
+    if (!hosted) throw new ShoalError("SHOAL_ERR_UNKNOWN_ACTOR", `no actor ${actorId} on ${this.options.nodeName}`);
+    return viewOf(hosted.actor.getSnapshot());
+  }
+
+  /** Stops an actor (of that placement, when `epoch` is given) without reporting an outcome. */
+  stop(actorId: string, epoch?: number): boolean {
+    const hosted = this.actors.get(actorId);
+    if (!hosted || (epoch !== undefined && hosted.req.epoch !== epoch)) return false;
+    this.end(hosted, "stopped by its supervisor");
+    return true;
+  }
+
+  /** Stops every actor a supervisor node started: it is gone, nobody would hear their outcome. */
+  stopSupervisedBy(supervisorId: string): number {
+    let n = 0;
+    for (const hosted of [...this.actors.values()]) {
+      if (hosted.req.supervisor !== supervisorId) continue;
+      this.end(hosted, "its supervisor's node is down");
+      n++;
+    }
+    return n;
+  }
+
+  /** Stops taking new actors (drain). */
+  startDraining(): void {
+    this.draining = true;
+  }
+
+  /** Machine actors and their supervisors, for a drain to hand back. */
+  machines(): { actorId: string; supervisor: string; epoch: number }[] {
+    return [...this.actors.values()]
+      .filter((h) => h.logic.kind === "machine" && !h.ended)
+      .map((h) => ({ actorId: h.req.actorId, supervisor: h.req.supervisor, epoch: h.req.epoch }));
+  }
+
+  /** Takes a final checkpoint and stops the actor without an outcome: it continues elsewhere. */
+  freeze(actorId: string): Checkpoint {
+    const hosted = this.live(actorId);
+    const checkpoint = checkpointOf(hosted.actor, ++hosted.seq);
+    this.end(hosted, "handed off");
+    return checkpoint;
+  }
+
+  /** Resolves when no actor is left, or after `graceMs`; then stops the rest without outcomes. */
+  async settle(graceMs: number): Promise<number> {
+    const end = Date.now() + graceMs;
+    while (this.actors.size > 0 && Date.now() < end) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, Math.max(1, end - Date.now()));
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.once("running", done);
+      });
+    }
+    const left = this.actors.size;
+    for (const hosted of [...this.actors.values()]) this.end(hosted, "abandoned at the end of a drain");
+    return left;
+  }
+
+  list(): ActorRow[] {
+    return [...this.actors.values()].map((h) => {
+      const snap = h.actor.getSnapshot() as { value?: unknown; status: string };
+      return {
+        id: h.req.actorId,
+        address: `${this.options.nodeName}/${h.req.actorId}`,
+        logic: h.req.logic,
+        kind: h.logic.kind,
+        state: h.logic.kind === "machine" ? plain(snap.value) : snap.status,
+        status: snap.status,
+        parent: h.req.parent ?? null,
+        supervisor: h.req.supervisor,
+        epoch: h.req.epoch,
+        attempt: h.req.attempt,
+        since: new Date(h.since).toISOString(),
+      };
+    });
+  }
+
+  private start(req: SpawnRequest, logic: HostedLogic, input: unknown): Hosted {
+    const log = this.log.child({ actorId: req.actorId, logic: req.logic });
+    const actorLogic =
+      logic.kind === "machine"
+        ? logic.machine
+        : fromPromise(async ({ input: i, signal }) => {
+            const output = await logic.run(i, {
+              node: this.options.nodeName,
+              actorId: req.actorId,
+              key: req.key,
+              attempt: req.attempt,
+              migration: req.migration,
+              signal,
+              log,
+            });
+            return checkOutput(logic, output);
+          });
+    const actor = createActor(actorLogic, {
+      input,
+      ...(req.checkpoint && logic.kind === "machine" && { snapshot: req.checkpoint.persisted as never }),
+      inspect: (event) => this.inspect(req.actorId, event),
+    });
+    const hosted: Hosted = { req, logic, actor, since: Date.now(), seq: req.checkpoint?.seq ?? 0, flushTimer: undefined, ended: false };
+    this.actors.set(req.actorId, hosted);
+    actor.subscribe({
+      next: (snapshot) => {
+        if (snapshot.status === "active") this.scheduleFlush(hosted);
+        else if (snapshot.status === "done") this.finish(hosted, { status: "done", output: plain(snapshot.output) });
+      },
+      error: (err) => this.finish(hosted, { status: "error", error: errorBody(err) }),
+    });
+    actor.start();
+    if (req.checkpoint && logic.kind === "machine") restoreTimers(actor, req.checkpoint.timers);
+    this.flush(hosted);
+    return hosted;
+  }
+
+  private live(actorId: string): Hosted {
+    const hosted = this.actors.get(actorId);
+    if (!hosted) throw new ShoalError("SHOAL_ERR_UNKNOWN_ACTOR", `no actor ${actorId} on ${this.options.nodeName}`);
+    if (hosted.ended || hosted.actor.getSnapshot().status !== "active") {
+      throw new ShoalError("SHOAL_ERR_ACTOR_STOPPED", `actor ${actorId} has ${hosted.actor.getSnapshot().status === "done" ? "finished" : "stopped"}`);
+    }
+    return hosted;
+  }
+
+  private scheduleFlush(hosted: Hosted): void {
+    if (hosted.flushTimer || hosted.ended) return;
+    hosted.flushTimer = setTimeout(() => this.flush(hosted), this.options.updateIntervalMs ?? 10);
+  }
+
+  /** Sends the actor's current snapshot and checkpoint to its supervisor now. */
+  private flush(hosted: Hosted): void {
+    clearTimeout(hosted.flushTimer);
+    hosted.flushTimer = undefined;
+    if (hosted.ended) return;
+    const snapshot = hosted.actor.getSnapshot();
+    if (snapshot.status !== "active") return;
+    const update: ActorUpdate = { actorId: hosted.req.actorId, epoch: hosted.req.epoch, snapshot: viewOf(snapshot) };
+    if (hosted.logic.kind === "machine") update.checkpoint = checkpointOf(hosted.actor, ++hosted.seq);
+    this.emit("update", hosted.req.supervisor, update);
+  }
+
+  private finish(hosted: Hosted, result: Pick<ActorOutcome, "status" | "output" | "error">): void {
+    if (hosted.ended) return;
+    hosted.ended = true;
+    clearTimeout(hosted.flushTimer);
+    this.actors.delete(hosted.req.actorId);
+    const outcome: ActorOutcome = { actorId: hosted.req.actorId, epoch: hosted.req.epoch, ...result };
+    this.log.info({ actorId: hosted.req.actorId, status: result.status, error: result.error }, "actor finished");
+    this.emit("outcome", hosted.req.supervisor, outcome);
+    this.emit("running", this.actors.size);
+  }
+
+  /** Stops an actor with no outcome: whoever stopped it knows. */
+  private end(hosted: Hosted, why: string): void {
+    if (hosted.ended) return;
+    hosted.ended = true;
+    clearTimeout(hosted.flushTimer);
+    this.actors.delete(hosted.req.actorId);
+    hosted.actor.stop();
+    this.log.info({ actorId: hosted.req.actorId, epoch: hosted.req.epoch, why }, "actor stopped");
+    this.emit("running", this.actors.size);
+  }
+
+  private inspect(actorId: string, event: InspectionEvent): void {
+    if (this.listenerCount("inspect") === 0) return;
+    const record: InspectionRecord = { type: event.type, node: this.options.nodeName, actorId, sessionId: event.actorRef.sessionId, at: Date.now() };
+    if (event.type === "@xstate.event") record.event = plain(event.event);
+    if (event.type === "@xstate.snapshot") record.snapshot = viewOf(event.snapshot as never);
+    this.emit("inspect", record);
+  }
+}
+
+function checkOutput(logic: HostedLogic, output: unknown): unknown {
+  if (logic.kind !== "promise" || !logic.output) return output;
+  const parsed = logic.output.safeParse(output);
+  if (parsed.success) return parsed.data;
+  throw new ShoalError("SHOAL_ERR_BAD_OUTPUT", `output of ${logic.name} does not match its schema: ${parsed.error.issues[0]?.message ?? "invalid"}`);
+}
+
+function errorBody(err: unknown): { code: string; message: string } {
+  if (isShoalError(err)) return { code: err.code, message: err.message };
+  return { code: "SHOAL_ERR_ACTOR_FAILED", message: (err as Error)?.message ?? String(err) };
+}

@@ -1,0 +1,321 @@
+import {
+  type ActorEvent,
+  type ActorOutcome,
+  ActorOutcomeSchema,
+  type ActorRow,
+  ActorUpdateSchema,
+  AskRequestSchema,
+  HandoffRequestSchema,
+  type Logger,
+  type Placement,
+  SendRequestSchema,
+  ShoalError,
+  type SnapshotView,
+  SpawnRequestSchema,
+  StopRequestSchema,
+  ActorQuerySchema,
+  describeZodError,
+  isShoalError,
+} from "@shoal/protocol";
+import type { Mesh } from "@shoal/mesh";
+import { type Transport, createBackoff } from "@shoal/transport";
+import type { ActorLogic, EventObject } from "xstate";
+import type { z } from "zod";
+import { ActorHost, type InspectionRecord } from "./ActorHost.js";
+import { ActorRef, type ActorRouter } from "./ActorRef.js";
+import type { LogicRegistry } from "./LogicRegistry.js";
+import type { PlacementDecision } from "./placement.js";
+import { type RemoteSnapshot, remoteLogic } from "./remoteLogic.js";
+import { type HostLink, type SupervisedActor, Supervisor } from "./Supervisor.js";
+
+export interface RuntimeOptions {
+  transport: Transport;
+  mesh: Mesh;
+  registry: LogicRegistry;
+  slots: number;
+  logger: Logger;
+  /** Snapshot and checkpoint updates of a busy actor go out at most this often. */
+  updateIntervalMs?: number;
+  /** Timeout of host requests other than asks. */
+  requestTimeoutMs?: number;
+}
+
+/** What the API and devtools show of one supervised actor. */
+export interface ActorDescription {
+  id: string;
+  logic: string;
+  status: string;
+  node: string | null;
+  address: string;
+  epoch: number;
+  attempt: number;
+  migrations: number;
+  snapshot: SnapshotView;
+  placement: PlacementDecision | null;
+  waiting: string | null;
+  history: { node: string; epoch: number; at: string; why: string }[];
+  output?: unknown;
+}
+
+/**
+ * The actor runtime of one node: an ActorHost for the actors that run here, a Supervisor for
+ * the actors spawned from here, and the wiring between them over the mesh. Any actor is reached
+ * by its id: `<supervisor node>~<suffix>`; the supervisor knows where it runs now.
+ */
+export class Runtime implements ActorRouter {
+  readonly host: ActorHost;
+  readonly supervisor: Supervisor;
+  private readonly transport: Transport;
+  private readonly mesh: Mesh;
+  private readonly log: Logger;
+  private readonly outcomesInFlight = new Set<Promise<void>>();
+  private readonly requestTimeoutMs: number;
+
+  constructor(options: RuntimeOptions) {
+    this.transport = options.transport;
+    this.mesh = options.mesh;
+    this.log = options.logger.child({ component: "runtime" });
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+    const self = this.transport.identity;
+    this.host = new ActorHost({
+      nodeName: self.name,
+      registry: options.registry,
+      slots: options.slots,
+      logger: options.logger,
+      ...(options.updateIntervalMs !== undefined && { updateIntervalMs: options.updateIntervalMs }),
+    });
+    this.supervisor = new Supervisor({ selfId: self.id, selfName: self.name, members: () => this.mesh.table.all(), link: this.link, logger: options.logger });
+    this.wireHost();
+    this.wireTransport();
+    this.mesh.on("down", (m) => {
+      this.supervisor.onNodeDown(m.id);
+      const orphans = this.host.stopSupervisedBy(m.id);
+      if (orphans > 0) this.log.warn({ node: m.name, orphans }, "stopped actors whose supervisor node is down");
+    });
+    this.mesh.on("changed", () => this.supervisor.pump());
+  }
+
+  /** Spawns an actor of a registered logic on a node chosen by placement. */
+  spawn(logic: string, input: unknown, options: { placement?: Placement; parent?: string } = {}): ActorRef {
+    const record = this.supervisor.spawn(logic, input, options);
+    return new ActorRef(this, record.id, record);
+  }
+
+  /** A reference to any actor in the mesh by id. */
+  ref(actorId: string): ActorRef {
+    const record = this.supervisor.get(actorId);
+    return new ActorRef(this, actorId, record);
+  }
+
+  /** XState logic that runs `logic` somewhere in the mesh, for `invoke` or `spawnChild`. */
+  remote(logic: string, options: { placement?: Placement } = {}): ActorLogic<RemoteSnapshot, EventObject, unknown> {
+    return remoteLogic({ spawn: (l, input, o) => this.spawn(l, input, o), reportError: (err, ctx) => this.log.warn({ err, ...ctx }, "remote child proxy could not deliver") }, logic, options);
+  }
+
+  send(actorId: string, event: ActorEvent): Promise<void> {
+    if (this.supervisor.get(actorId)) return this.supervisor.send(actorId, event);
+    return this.viaSupervisor(actorId, "actor.send", { actorId, event }).then(() => undefined);
+  }
+
+  ask(actorId: string, event: ActorEvent, timeoutMs: number): Promise<SnapshotView> {
+    if (this.supervisor.get(actorId)) return this.supervisor.ask(actorId, event, timeoutMs);
+    return this.viaSupervisor(actorId, "actor.ask", { actorId, event, timeoutMs }, timeoutMs + 1_000) as Promise<SnapshotView>;
+  }
+
+  stop(actorId: string): Promise<void> {
+    if (this.supervisor.get(actorId)) return this.supervisor.stop(actorId);
+    return this.viaSupervisor(actorId, "actor.stop", { actorId }).then(() => undefined);
+  }
+
+  /** Where an actor runs and how it got there, asked of its supervisor. */
+  async describe(actorId: string): Promise<ActorDescription> {
+    const record = this.supervisor.get(actorId);
+    if (record) return describe(record);
+    return (await this.viaSupervisor(actorId, "actor.get", { actorId })) as ActorDescription;
+  }
+
+  /** Actors running on this node. */
+  list(): ActorRow[] {
+    return this.host.list();
+  }
+
+  /** XState inspection events of every actor hosted here, JSON-safe. */
+  inspect(listener: (record: InspectionRecord) => void): () => void {
+    this.host.on("inspect", listener);
+    return () => this.host.off("inspect", listener);
+  }
+
+  /**
+   * Drain before shutdown: take no new actors (slots 0 in membership), hand every machine actor
+   * back to its supervisor with a fresh checkpoint to run elsewhere, let promise actors finish
+   * for up to `graceMs`, and wait for their outcomes to be delivered.
+   */
+  async drain(graceMs: number): Promise<{ handedOff: number; abandoned: number }> {
+    this.host.startDraining();
+    this.mesh.setSlots(0);
+    let handedOff = 0;
+    for (const { actorId, supervisor, epoch } of this.host.machines()) {
+      const checkpoint = this.host.freeze(actorId);
+      try {
+        if (supervisor === this.transport.identity.id) this.supervisor.onHandoff(supervisor, actorId, epoch, checkpoint);
+        else await this.transport.request(supervisor, "sup.handoff", { actorId, epoch, checkpoint }, { timeoutMs: this.requestTimeoutMs });
+        handedOff++;
+      } catch (err) {
+        // Its supervisor will move it from the last checkpoint it has when this node is gone.
+        this.log.warn({ err, actorId }, "handoff failed");
+      }
+    }
+    const abandoned = await this.host.settle(graceMs);
+    await Promise.race([Promise.allSettled([...this.outcomesInFlight]), new Promise((r) => setTimeout(r, graceMs).unref())]);
+    this.log.info({ handedOff, abandoned }, "drained");
+    return { handedOff, abandoned };
+  }
+
+  private readonly link: HostLink = {
+    spawn: (nodeId, req) =>
+      nodeId === this.transport.identity.id
+        ? Promise.resolve().then(() => this.host.spawn(structuredClone(req)))
+        : (this.transport.request(nodeId, "host.spawn", req, { timeoutMs: this.requestTimeoutMs }) as Promise<{ node: string; since: number }>),
+    send: (nodeId, actorId, event) =>
+      nodeId === this.transport.identity.id
+        ? Promise.resolve().then(() => this.host.send(actorId, structuredClone(event)))
+        : this.transport.request(nodeId, "host.send", { actorId, event }, { timeoutMs: this.requestTimeoutMs }).then(() => undefined),
+    ask: (nodeId, actorId, event, timeoutMs) =>
+      nodeId === this.transport.identity.id
+        ? Promise.resolve().then(() => this.host.ask(actorId, structuredClone(event)))
+        : (this.transport.request(nodeId, "host.ask", { actorId, event, timeoutMs }, { timeoutMs }) as Promise<SnapshotView>),
+    stop: (nodeId, actorId, epoch) =>
+      nodeId === this.transport.identity.id
+        ? Promise.resolve().then(() => void this.host.stop(actorId, epoch))
+        : this.transport.request(nodeId, "host.stop", { actorId, epoch }, { timeoutMs: this.requestTimeoutMs }).then(() => undefined),
+  };
+
+  private wireHost(): void {
+    const selfId = this.transport.identity.id;
+    this.host.on("update", (supervisorId, update) => {
+      if (supervisorId === selfId) return this.supervisor.onUpdate(selfId, structuredClone(update));
+      try {
+        // Droppable: the next update replaces it, and the outcome is sent reliably anyway.
+        this.transport.cast(supervisorId, "sup.update", update, { droppable: true });
+      } catch (err) {
+        this.log.debug({ err, actorId: update.actorId }, "update not sent; its supervisor is unreachable");
+      }
+    });
+    this.host.on("outcome", (supervisorId, outcome) => {
+      const delivery = this.deliverOutcome(supervisorId, outcome).finally(() => this.outcomesInFlight.delete(delivery));
+      this.outcomesInFlight.add(delivery);
+    });
+    this.host.on("running", (n) => {
+      this.mesh.setRunning(n);
+      this.supervisor.pump();
+    });
+  }
+
+  /** Sends an outcome until its supervisor acknowledges it, or its node is down. */
+  private async deliverOutcome(supervisorId: string, outcome: ActorOutcome): Promise<void> {
+    if (supervisorId === this.transport.identity.id) return this.supervisor.onOutcome(supervisorId, structuredClone(outcome));
+    const backoff = createBackoff({ initialMs: 50, maxMs: 2_000 });
+    for (;;) {
+      try {
+        await this.transport.request(supervisorId, "sup.outcome", outcome, { timeoutMs: this.requestTimeoutMs });
+        return;
+      } catch (err) {
+        const member = this.mesh.member(supervisorId);
+        if (!member || member.status === "down") {
+          this.log.warn({ actorId: outcome.actorId, status: outcome.status }, "outcome lost: the supervisor's node is down");
+          return;
+        }
+        this.log.debug({ err, actorId: outcome.actorId }, "outcome not delivered yet; retrying");
+        await new Promise((r) => setTimeout(r, backoff.next()));
+      }
+    }
+  }
+
+  private wireTransport(): void {
+    const t = this.transport;
+    t.handle("host.spawn", (body) => this.host.spawn(parse(SpawnRequestSchema, body)));
+    t.handle("host.send", (body) => {
+      const { actorId, event } = parse(SendRequestSchema, body);
+      this.host.send(actorId, event);
+      return null;
+    });
+    t.handle("host.ask", (body) => {
+      const { actorId, event } = parse(AskRequestSchema, body);
+      return this.host.ask(actorId, event);
+    });
+    t.handle("host.stop", (body) => {
+      const { actorId, epoch } = parse(StopRequestSchema, body);
+      return this.host.stop(actorId, epoch);
+    });
+    t.handleCast("sup.update", (body, from) => this.supervisor.onUpdate(from.id, parse(ActorUpdateSchema, body)));
+    t.handle("sup.outcome", (body, from) => {
+      this.supervisor.onOutcome(from.id, parse(ActorOutcomeSchema, body));
+      return null;
+    });
+    t.handle("sup.handoff", (body, from) => {
+      const { actorId, epoch, checkpoint } = parse(HandoffRequestSchema, body);
+      this.supervisor.onHandoff(from.id, actorId, epoch, checkpoint);
+      return null;
+    });
+    // Entry points for any node: the supervisor routes to wherever the actor runs.
+    t.handle("actor.send", async (body) => {
+      const { actorId, event } = parse(SendRequestSchema, body);
+      await this.supervisor.send(actorId, event);
+      return null;
+    });
+    t.handle("actor.ask", (body) => {
+      const { actorId, event, timeoutMs } = parse(AskRequestSchema, body);
+      return this.supervisor.ask(actorId, event, timeoutMs);
+    });
+    t.handle("actor.stop", async (body) => {
+      await this.supervisor.stop(parse(ActorQuerySchema, body).actorId);
+      return null;
+    });
+    t.handle("actor.get", (body) => {
+      const { actorId } = parse(ActorQuerySchema, body);
+      const record = this.supervisor.get(actorId);
+      if (!record) throw new ShoalError("SHOAL_ERR_UNKNOWN_ACTOR", `no actor ${actorId} supervised by ${this.transport.identity.name}`);
+      return describe(record);
+    });
+  }
+
+  /** Sends an actor request to the node that supervises it (named in the actor's id). */
+  private async viaSupervisor(actorId: string, method: string, body: unknown, timeoutMs = this.requestTimeoutMs): Promise<unknown> {
+    const name = actorId.split("~")[0];
+    const self = this.transport.identity;
+    if (!actorId.includes("~") || name === self.name) throw new ShoalError("SHOAL_ERR_UNKNOWN_ACTOR", `no actor ${actorId} supervised by ${self.name}`);
+    const member = this.mesh.table.all().find((m) => m.name === name && m.status !== "down");
+    if (!member) throw new ShoalError("SHOAL_ERR_UNKNOWN_ACTOR", `actor ${actorId}: its supervisor ${name} is not in the mesh`);
+    try {
+      return await this.transport.request(member.id, method, body, { timeoutMs });
+    } catch (err) {
+      if (isShoalError(err, "SHOAL_ERR_REQUEST_TIMEOUT")) throw new ShoalError("SHOAL_ERR_ASK_TIMEOUT", err.message);
+      throw err;
+    }
+  }
+}
+
+function describe(a: SupervisedActor): ActorDescription {
+  return {
+    id: a.id,
+    logic: a.logic,
+    status: a.status,
+    node: a.nodeName ?? null,
+    address: a.nodeName && !a.finished ? `${a.nodeName}/${a.id}` : a.id,
+    epoch: a.epoch,
+    attempt: a.attempt,
+    migrations: a.migrations,
+    snapshot: a.view,
+    placement: a.decision ?? null,
+    waiting: a.waiting ?? null,
+    history: a.history,
+    ...(a.status === "done" && { output: a.view.output }),
+  };
+}
+
+function parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const { message, path } = describeZodError(parsed.error);
+  throw new ShoalError("SHOAL_ERR_BAD_SCHEMA", `request body: ${message}`, { path });
+}

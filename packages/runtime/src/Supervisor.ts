@@ -1,0 +1,459 @@
+import { EventEmitter } from "node:events";
+import {
+  type ActorEvent,
+  type ActorOutcome,
+  type ActorUpdate,
+  type Checkpoint,
+  type Logger,
+  type Member,
+  type Placement,
+  ShoalError,
+  type SnapshotView,
+  type SpawnRequest,
+  isShoalError,
+} from "@shoal/protocol";
+import { type PlacementDecision, choosePlacement } from "./placement.js";
+
+/** How a supervisor reaches hosts: in process for this node, through the mesh for others. */
+export interface HostLink {
+  spawn(nodeId: string, req: SpawnRequest): Promise<{ node: string; since: number }>;
+  send(nodeId: string, actorId: string, event: ActorEvent): Promise<void>;
+  ask(nodeId: string, actorId: string, event: ActorEvent, timeoutMs: number): Promise<SnapshotView>;
+  stop(nodeId: string, actorId: string, epoch: number): Promise<void>;
+}
+
+export type SupervisedStatus = "pending" | "starting" | "running" | "moving" | "done" | "error" | "stopped";
+
+interface Delivery {
+  event: ActorEvent;
+  ask: { timeoutMs: number } | undefined;
+  resolve(value: SnapshotView | undefined): void;
+  reject(err: ShoalError): void;
+}
+
+/** Errors after which a message is kept and sent again once the actor has moved. */
+const RETRY_AFTER_MOVE = new Set(["SHOAL_ERR_PEER_CLOSED", "SHOAL_ERR_NOT_CONNECTED", "SHOAL_ERR_ACTOR_MOVED", "SHOAL_ERR_UNKNOWN_ACTOR"]);
+/** Spawn failures that say "try another node", not "this can never run". */
+const RETRY_ELSEWHERE = new Set(["SHOAL_ERR_NO_SLOT", "SHOAL_ERR_DRAINING", "SHOAL_ERR_PEER_CLOSED", "SHOAL_ERR_NOT_CONNECTED", "SHOAL_ERR_REQUEST_TIMEOUT", "SHOAL_ERR_BACKPRESSURE"]);
+
+/**
+ * The spawner's record of one actor, wherever it runs: the handle behind an ActorRef. It lives
+ * as long as the actor and across its moves; `epoch` counts its placements.
+ */
+export class SupervisedActor {
+  status: SupervisedStatus = "pending";
+  epoch = 0;
+  attempt = 1;
+  migrations = 0;
+  nodeId: string | undefined;
+  nodeName: string | undefined;
+  view: SnapshotView = { status: "active" };
+  checkpoint: Checkpoint | undefined;
+  decision: PlacementDecision | undefined;
+  /** Why it is still waiting, while pending or moving. */
+  waiting: string | undefined;
+  /** The node it is moving away from, which must not get it back. */
+  leaving: string | undefined;
+  readonly history: { node: string; epoch: number; at: string; why: string }[] = [];
+  readonly since = Date.now();
+  readonly done: Promise<unknown>;
+  readonly buffer: Delivery[] = [];
+  private readonly listeners = new Set<(actor: SupervisedActor) => void>();
+  private settle!: { resolve(v: unknown): void; reject(e: ShoalError): void };
+
+  constructor(
+    readonly id: string,
+    readonly logic: string,
+    readonly input: unknown,
+    readonly placement: Placement,
+    readonly parent: string | undefined,
+    readonly key: string,
+  ) {
+    this.done = new Promise((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+    // A caller that never awaits `done` must not turn a failed actor into an unhandled rejection.
+    this.done.catch(() => {});
+  }
+
+  get finished(): boolean {
+    return this.status === "done" || this.status === "error" || this.status === "stopped";
+  }
+
+  subscribe(listener: (actor: SupervisedActor) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** @internal */
+  notify(): void {
+    for (const l of this.listeners) l(this);
+  }
+
+  /** @internal */
+  end(status: "done" | "error" | "stopped", result: { output?: unknown; error?: ShoalError }): void {
+    this.status = status;
+    if (status === "done") {
+      this.view = { status: "done", ...(this.view.value !== undefined && { value: this.view.value }), output: result.output };
+      this.settle.resolve(result.output);
+    } else {
+      this.view = { ...this.view, status: status === "error" ? "error" : "stopped" };
+      this.settle.reject(result.error ?? new ShoalError("SHOAL_ERR_ACTOR_STOPPED", `actor ${this.id} was stopped`));
+    }
+    for (const d of this.buffer.splice(0)) d.reject(new ShoalError("SHOAL_ERR_ACTOR_STOPPED", `actor ${this.id} ended (${status}) before the event was delivered`));
+    this.notify();
+  }
+}
+
+export interface SupervisorOptions {
+  selfId: string;
+  selfName: string;
+  /** The membership, with this node's own record showing its live load. */
+  members(): Member[];
+  link: HostLink;
+  logger: Logger;
+  /** Wait before trying again after a host said it had no free slot. */
+  retryDelayMs?: number;
+  /** Finished actors stay queryable this long. */
+  retainFinishedMs?: number;
+}
+
+export interface SupervisorEvents {
+  changed: [actor: SupervisedActor];
+}
+
+/**
+ * The spawner side of remote actors: a FIFO queue of actors waiting for a slot, placement,
+ * and what happens after: snapshots and checkpoints in, one outcome per placement (older epochs
+ * fenced off), messages buffered while an actor moves, re-placement when its node goes down.
+ */
+export class Supervisor extends EventEmitter<SupervisorEvents> {
+  private readonly actors = new Map<string, SupervisedActor>();
+  private readonly queue: SupervisedActor[] = [];
+  private readonly inflight = new Map<string, number>();
+  private readonly log: Logger;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private counter = 0;
+  /** Updates and outcomes from placements that were already replaced: counted, then dropped. */
+  staleMessages = 0;
+
+  constructor(private readonly options: SupervisorOptions) {
+    super();
+    this.log = options.logger.child({ component: "supervisor" });
+  }
+
+  spawn(logic: string, input: unknown, options: { placement?: Placement; parent?: string; id?: string; key?: string } = {}): SupervisedActor {
+    const id = options.id ?? `${this.options.selfName}~${(++this.counter).toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+    if (this.actors.has(id)) throw new ShoalError("SHOAL_ERR_BAD_INPUT", `actor id ${id} is taken`);
+    const actor = new SupervisedActor(id, logic, input, options.placement ?? {}, options.parent, options.key ?? id);
+    this.actors.set(id, actor);
+    this.queue.push(actor);
+    this.pump();
+    return actor;
+  }
+
+  get(actorId: string): SupervisedActor | undefined {
+    return this.actors.get(actorId);
+  }
+
+  all(): SupervisedActor[] {
+    return [...this.actors.values()];
+  }
+
+  /** Delivers an event; while the actor is not placed (or moving) it waits in the actor's buffer. */
+  send(actorId: string, event: ActorEvent): Promise<void> {
+    return this.deliver(actorId, event, undefined).then(() => undefined);
+  }
+
+  /** Delivers an event and resolves with the actor's snapshot right after it. */
+  ask(actorId: string, event: ActorEvent, timeoutMs: number): Promise<SnapshotView> {
+    return this.deliver(actorId, event, { timeoutMs }) as Promise<SnapshotView>;
+  }
+
+  async stop(actorId: string): Promise<void> {
+    const actor = this.require(actorId);
+    if (actor.finished) return;
+    const i = this.queue.indexOf(actor);
+    if (i >= 0) this.queue.splice(i, 1);
+    const { nodeId, epoch } = actor;
+    actor.end("stopped", {});
+    this.changed(actor);
+    if (nodeId) {
+      await this.options.link.stop(nodeId, actorId, epoch).catch((err: unknown) => this.log.warn({ err, actorId }, "could not stop the actor on its host"));
+    }
+    this.pump();
+  }
+
+  /** A host's coalesced snapshot and checkpoint. */
+  onUpdate(fromNodeId: string, update: ActorUpdate): void {
+    const actor = this.current(fromNodeId, update.actorId, update.epoch);
+    if (!actor) return;
+    actor.view = update.snapshot;
+    if (update.checkpoint && (!actor.checkpoint || update.checkpoint.seq > actor.checkpoint.seq || actor.checkpoint.takenAt < update.checkpoint.takenAt)) {
+      actor.checkpoint = update.checkpoint;
+    }
+    actor.notify();
+    this.changed(actor);
+  }
+
+  /** A host's outcome for one placement; stale ones are acknowledged and dropped. */
+  onOutcome(fromNodeId: string, outcome: ActorOutcome): void {
+    const actor = this.current(fromNodeId, outcome.actorId, outcome.epoch);
+    if (!actor) return;
+    if (outcome.status === "done") actor.end("done", { output: outcome.output });
+    else if (outcome.status === "error") {
+      const error = outcome.error ?? { code: "SHOAL_ERR_ACTOR_FAILED", message: "actor failed" };
+      actor.end("error", { error: new ShoalError(error.code, error.message) });
+    } else actor.end("stopped", {});
+    this.log.info({ actorId: actor.id, status: outcome.status, node: actor.nodeName, epoch: actor.epoch }, "actor outcome");
+    this.changed(actor);
+    this.forgetLater(actor);
+    this.pump();
+  }
+
+  /** A draining host gives an actor back with a fresh checkpoint: place it elsewhere. */
+  onHandoff(fromNodeId: string, actorId: string, epoch: number, checkpoint: Checkpoint): void {
+    const actor = this.current(fromNodeId, actorId, epoch);
+    if (!actor) return;
+    actor.checkpoint = checkpoint;
+    this.move(actor, `handed off by draining node ${actor.nodeName}`);
+  }
+
+  /** Re-places every actor that lived on a node that is gone. */
+  onNodeDown(nodeId: string): void {
+    for (const actor of this.actors.values()) {
+      if (actor.nodeId !== nodeId || (actor.status !== "running" && actor.status !== "starting")) continue;
+      actor.migrations++;
+      this.move(actor, `node ${actor.nodeName} is down`);
+    }
+  }
+
+  /** Membership or load changed: waiting actors may fit now. */
+  pump(): void {
+    if (this.queue.length === 0) return;
+    const members = this.options.members();
+    const reserved = this.reservations(members);
+    const sameLogic = new Map<string, Map<string, number>>();
+    for (const a of this.actors.values()) {
+      if (!a.nodeId || a.finished) continue;
+      const byNode = sameLogic.get(a.logic) ?? new Map<string, number>();
+      byNode.set(a.nodeId, (byNode.get(a.nodeId) ?? 0) + 1);
+      sameLogic.set(a.logic, byNode);
+    }
+    for (const actor of [...this.queue]) {
+      const result = choosePlacement(members, {
+        logic: actor.logic,
+        placement: actor.placement,
+        selfId: this.options.selfId,
+        reserved,
+        sameLogic: sameLogic.get(actor.logic) ?? new Map(),
+        ...(actor.leaving && { exclude: new Set([actor.leaving]) }),
+      });
+      if (result.kind === "wait") {
+        if (actor.waiting !== result.why) {
+          actor.waiting = result.why;
+          this.changed(actor);
+        }
+        continue;
+      }
+      this.queue.splice(this.queue.indexOf(actor), 1);
+      if (result.kind === "fail") {
+        this.log.warn({ actorId: actor.id, logic: actor.logic, err: result.error.message }, "actor cannot be placed");
+        actor.end("error", { error: result.error });
+        this.changed(actor);
+        this.forgetLater(actor);
+        continue;
+      }
+      const { decision } = result;
+      reserved.set(decision.nodeId, (reserved.get(decision.nodeId) ?? 0) + 1);
+      const byNode = sameLogic.get(actor.logic) ?? new Map<string, number>();
+      byNode.set(decision.nodeId, (byNode.get(decision.nodeId) ?? 0) + 1);
+      sameLogic.set(actor.logic, byNode);
+      void this.launch(actor, decision);
+    }
+  }
+
+  /** Actors that wait for a slot, in order. */
+  pending(): SupervisedActor[] {
+    return [...this.queue];
+  }
+
+  private async launch(actor: SupervisedActor, decision: PlacementDecision): Promise<void> {
+    const epoch = ++actor.epoch;
+    const migration = actor.status === "moving";
+    actor.status = "starting";
+    actor.nodeId = decision.nodeId;
+    actor.nodeName = decision.nodeName;
+    actor.decision = decision;
+    actor.waiting = undefined;
+    actor.history.push({ node: decision.nodeName, epoch, at: new Date().toISOString(), why: decision.why });
+    this.changed(actor);
+    this.inflight.set(decision.nodeId, (this.inflight.get(decision.nodeId) ?? 0) + 1);
+    const req: SpawnRequest = {
+      actorId: actor.id,
+      logic: actor.logic,
+      input: actor.input,
+      supervisor: this.options.selfId,
+      epoch,
+      key: actor.key,
+      attempt: actor.attempt,
+      migration: migration || actor.migrations > 0,
+      ...(actor.parent !== undefined && { parent: actor.parent }),
+      ...(actor.checkpoint && { checkpoint: actor.checkpoint }),
+    };
+    try {
+      await this.options.link.spawn(decision.nodeId, req);
+    } catch (err) {
+      this.inflight.set(decision.nodeId, (this.inflight.get(decision.nodeId) ?? 1) - 1);
+      if (actor.epoch !== epoch || actor.finished) return;
+      const error = isShoalError(err) ? err : new ShoalError("SHOAL_ERR_ACTOR_FAILED", String(err));
+      if (RETRY_ELSEWHERE.has(error.code)) {
+        this.log.debug({ actorId: actor.id, node: decision.nodeName, code: error.code }, "spawn refused; trying again");
+        actor.status = "moving";
+        actor.nodeId = undefined;
+        if (error.code === "SHOAL_ERR_DRAINING") actor.leaving = decision.nodeId;
+        this.queue.unshift(actor);
+        this.retrySoon();
+        return;
+      }
+      actor.end("error", { error });
+      this.changed(actor);
+      this.forgetLater(actor);
+      return;
+    }
+    this.inflight.set(decision.nodeId, (this.inflight.get(decision.nodeId) ?? 1) - 1);
+    if (actor.epoch !== epoch || actor.finished) return;
+    actor.status = "running";
+    actor.leaving = undefined;
+    this.log.info({ actorId: actor.id, logic: actor.logic, node: decision.nodeName, epoch, why: decision.why }, migration ? "actor moved" : "actor placed");
+    this.changed(actor);
+    this.flushBuffer(actor);
+  }
+
+  private move(actor: SupervisedActor, why: string): void {
+    this.log.warn({ actorId: actor.id, from: actor.nodeName, epoch: actor.epoch, why, checkpoint: actor.checkpoint?.seq ?? null }, "moving actor");
+    actor.leaving = actor.nodeId;
+    actor.status = "moving";
+    actor.nodeId = undefined;
+    actor.waiting = why;
+    this.queue.unshift(actor);
+    this.changed(actor);
+    this.pump();
+  }
+
+  private deliver(actorId: string, event: ActorEvent, ask: { timeoutMs: number } | undefined): Promise<SnapshotView | undefined> {
+    const actor = this.require(actorId);
+    if (actor.finished) return Promise.reject(new ShoalError("SHOAL_ERR_ACTOR_STOPPED", `actor ${actorId} has ${actor.status === "done" ? "finished" : "stopped"}`));
+    return new Promise((resolve, reject) => {
+      const delivery: Delivery = { event, ask, resolve, reject };
+      if (ask) {
+        const timer = setTimeout(() => {
+          const i = actor.buffer.indexOf(delivery);
+          if (i >= 0) actor.buffer.splice(i, 1);
+          reject(new ShoalError("SHOAL_ERR_ASK_TIMEOUT", `ask ${event.type} to ${actorId} got no answer within ${ask.timeoutMs} ms`));
+        }, ask.timeoutMs);
+        delivery.resolve = (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        };
+        delivery.reject = (e) => {
+          clearTimeout(timer);
+          reject(e);
+        };
+      }
+      if (actor.status === "running" && actor.buffer.length === 0) void this.attempt(actor, delivery);
+      else actor.buffer.push(delivery);
+    });
+  }
+
+  private async attempt(actor: SupervisedActor, d: Delivery): Promise<void> {
+    const { nodeId, epoch } = actor;
+    if (!nodeId) {
+      actor.buffer.push(d);
+      return;
+    }
+    try {
+      const result = d.ask
+        ? await this.options.link.ask(nodeId, actor.id, d.event, d.ask.timeoutMs)
+        : await this.options.link.send(nodeId, actor.id, d.event);
+      d.resolve(result ?? undefined);
+    } catch (err) {
+      const error = isShoalError(err) ? err : new ShoalError("SHOAL_ERR_ACTOR_FAILED", String(err));
+      if (error.code === "SHOAL_ERR_REQUEST_TIMEOUT") {
+        d.reject(new ShoalError("SHOAL_ERR_ASK_TIMEOUT", `${d.event.type} to ${actor.id} on ${actor.nodeName}: ${error.message}`));
+      } else if (RETRY_AFTER_MOVE.has(error.code) && !actor.finished) {
+        // The node is going or gone; the event goes out again once the actor runs elsewhere.
+        actor.buffer.push(d);
+        if (actor.status === "running" && actor.epoch === epoch && error.code === "SHOAL_ERR_UNKNOWN_ACTOR") this.retrySoon();
+      } else {
+        d.reject(error);
+      }
+    }
+  }
+
+  private flushBuffer(actor: SupervisedActor): void {
+    const waiting = actor.buffer.splice(0);
+    // In order: each waits for the previous, so a move in between keeps the rest queued.
+    void (async () => {
+      for (const d of waiting) {
+        if (actor.status !== "running") {
+          actor.buffer.push(d);
+          continue;
+        }
+        await this.attempt(actor, d);
+      }
+    })();
+  }
+
+  /** The actor if the message is from its current placement; otherwise counts it as stale. */
+  private current(fromNodeId: string, actorId: string, epoch: number): SupervisedActor | undefined {
+    const actor = this.actors.get(actorId);
+    if (actor && actor.epoch === epoch && actor.nodeId === fromNodeId && !actor.finished) return actor;
+    this.staleMessages++;
+    this.log.info({ actorId, epoch, from: fromNodeId, current: actor?.epoch ?? null }, "dropped a message from an old placement");
+    if (actor && !actor.finished && actor.nodeId !== fromNodeId) {
+      // A copy cut off by a partition is still running there: stop it.
+      void this.options.link.stop(fromNodeId, actorId, epoch).catch(() => {});
+    }
+    return undefined;
+  }
+
+  /** Slots this supervisor holds per node beyond what gossip shows: in-flight spawns and fresh placements. */
+  private reservations(members: Member[]): Map<string, number> {
+    const mine = new Map<string, number>();
+    for (const a of this.actors.values()) {
+      if (a.nodeId && (a.status === "running" || a.status === "starting")) mine.set(a.nodeId, (mine.get(a.nodeId) ?? 0) + 1);
+    }
+    const reserved = new Map<string, number>();
+    for (const m of members) {
+      const inflight = this.inflight.get(m.id) ?? 0;
+      const running = (mine.get(m.id) ?? 0) - inflight;
+      reserved.set(m.id, inflight + Math.max(0, running - m.running));
+    }
+    return reserved;
+  }
+
+  private retrySoon(): void {
+    if (this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.pump();
+      for (const a of this.actors.values()) if (a.status === "running" && a.buffer.length > 0) this.flushBuffer(a);
+    }, this.options.retryDelayMs ?? 50);
+    this.retryTimer.unref();
+  }
+
+  private forgetLater(actor: SupervisedActor): void {
+    setTimeout(() => this.actors.delete(actor.id), this.options.retainFinishedMs ?? 5 * 60_000).unref();
+  }
+
+  private require(actorId: string): SupervisedActor {
+    const actor = this.actors.get(actorId);
+    if (!actor) throw new ShoalError("SHOAL_ERR_UNKNOWN_ACTOR", `no actor ${actorId} supervised by ${this.options.selfName}`);
+    return actor;
+  }
+
+  private changed(actor: SupervisedActor): void {
+    this.emit("changed", actor);
+  }
+}

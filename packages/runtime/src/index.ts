@@ -1,0 +1,17 @@
+export { Runtime } from "./Runtime.js";
+export type { ActorDescription, RuntimeOptions } from "./Runtime.js";
+export { ActorRef } from "./ActorRef.js";
+export type { ActorRouter } from "./ActorRef.js";
+export { ActorHost } from "./ActorHost.js";
+export type { ActorHostEvents, ActorHostOptions, InspectionRecord } from "./ActorHost.js";
+export { Supervisor, SupervisedActor } from "./Supervisor.js";
+export type { HostLink, SupervisedStatus, SupervisorOptions } from "./Supervisor.js";
+export { LogicRegistry } from "./LogicRegistry.js";
+export type { HostedLogic, MachineLogic, PromiseLogic, RunContext } from "./LogicRegistry.js";
+export { choosePlacement } from "./placement.js";
+export type { PlacementDecision, PlacementRequest, PlacementResult } from "./placement.js";
+export { remoteLogic } from "./remoteLogic.js";
+export type { RemoteSnapshot, RemoteSpawner } from "./remoteLogic.js";
+export { checkpointOf, restoreTimers } from "./snapshots.js";
+export { RuntimeErrors } from "./errors.js";
+export type { RuntimeErrorCode } from "./errors.js";

@@ -1,0 +1,69 @@
+import type { Placement, SnapshotView } from "@shoal/protocol";
+import type { ActorLogic, AnyActorRef, EventObject, Snapshot } from "xstate";
+import type { ActorRef } from "./ActorRef.js";
+
+/** The snapshot of a remote child as its parent machine sees it: mirrored from wherever it runs. */
+export type RemoteSnapshot = Snapshot<unknown> & {
+  input: unknown;
+  value?: unknown;
+  context?: unknown;
+  /** Where it runs now (`node/actorId`). */
+  address?: string;
+};
+
+export interface RemoteSpawner {
+  spawn(logic: string, input: unknown, options: { placement?: Placement; parent?: string }): ActorRef;
+  /** Where a proxy reports what it cannot hand to its parent as an event (logged once). */
+  reportError(err: unknown, context: Record<string, unknown>): void;
+}
+
+const MIRROR = "shoal.remote.snapshot";
+const DONE = "shoal.remote.done";
+const ERROR = "shoal.remote.error";
+
+/**
+ * XState actor logic that runs `logic` somewhere in the mesh: built the way `fromPromise` is.
+ * A parent machine invokes or spawns it like any child; the runtime places and starts the real
+ * actor, this proxy mirrors its snapshots, forwards events to it, and ends with its output or
+ * error, so XState's own `xstate.done.actor.*` / `xstate.error.actor.*` reach the parent. Moves
+ * between nodes happen under it; the parent does not notice.
+ */
+export function remoteLogic(spawner: RemoteSpawner, logic: string, options: { placement?: Placement } = {}): ActorLogic<RemoteSnapshot, EventObject, unknown> {
+  const refs = new WeakMap<AnyActorRef, ActorRef>();
+  return {
+    config: { logic, placement: options.placement },
+    getInitialSnapshot: (_scope, input) => ({ status: "active", output: undefined, error: undefined, input }),
+    start: (state, { self }) => {
+      if (state.status !== "active") return;
+      const ref = spawner.spawn(logic, state.input, { ...(options.placement && { placement: options.placement }), parent: self.id });
+      refs.set(self, ref);
+      ref.subscribe((view) => self.send({ type: MIRROR, view, address: ref.address } as EventObject));
+      ref.done.then(
+        (output) => self.send({ type: DONE, output } as EventObject),
+        (error: unknown) => self.send({ type: ERROR, error } as EventObject),
+      );
+    },
+    transition: (state, event, { self }) => {
+      if (state.status !== "active") return state;
+      const e = event as EventObject & { view?: SnapshotView; address?: string; output?: unknown; error?: unknown };
+      switch (e.type) {
+        case MIRROR:
+          return { ...state, value: e.view?.value, context: e.view?.context, ...(e.address !== undefined && { address: e.address }) };
+        case DONE:
+          return { ...state, status: "done", output: e.output, input: undefined };
+        case ERROR:
+          return { ...state, status: "error", error: e.error, input: undefined };
+        case "xstate.stop":
+          void refs.get(self)?.stop().catch((err: unknown) => spawner.reportError(err, { logic, op: "stop" }));
+          refs.delete(self);
+          return { ...state, status: "stopped", input: undefined };
+        default:
+          // Events for the child go to wherever it runs.
+          void refs.get(self)?.send(e).catch((err: unknown) => spawner.reportError(err, { logic, op: "send", event: e.type }));
+          return state;
+      }
+    },
+    getPersistedSnapshot: (state) => state,
+    restoreSnapshot: (state) => state as RemoteSnapshot,
+  };
+}

@@ -1,0 +1,140 @@
+import { Mesh } from "@shoal/mesh";
+import { silentLogger } from "@shoal/protocol";
+import { type TestNode, startTransport } from "@shoal/transport/testing";
+import { assign, createMachine, setup } from "xstate";
+import { z } from "zod";
+import { type HostedLogic, LogicRegistry } from "../LogicRegistry.js";
+import { Runtime } from "../Runtime.js";
+
+/** A counter that counts INC events; DONE ends it with the count. */
+export const counter = setup({ types: { context: {} as { count: number }, input: {} as { start?: number } } }).createMachine({
+  id: "counter",
+  context: ({ input }) => ({ count: input?.start ?? 0 }),
+  initial: "counting",
+  states: {
+    counting: {
+      on: {
+        INC: { actions: assign({ count: ({ context }) => context.count + 1 }) },
+        DONE: "finished",
+      },
+    },
+    finished: { type: "final" },
+  },
+  output: ({ context }) => context.count,
+});
+
+/** Waits `ms` in `waiting`, then moves to `fired` by an `after` transition. */
+export const delayed = createMachine({
+  id: "delayed",
+  initial: "waiting",
+  states: {
+    waiting: { after: { 600: "fired" } },
+    fired: { on: { FINISH: "end" } },
+    end: { type: "final" },
+  },
+});
+
+/** Every run of `slow`, across the whole test cluster: proves re-runs happen and how often. */
+export const runs: { node: string; key: string; attempt: number; migration: boolean }[] = [];
+const releases = new Map<string, () => void>();
+/** Lets the newest run of `slow` finish. */
+export const releaseSlow = () => [...releases.values()].at(-1)?.();
+/** Lets the run of `slow` on one node finish. */
+export const releaseSlowOn = (node: string) => releases.get(node)?.();
+
+export const testLogic: HostedLogic[] = [
+  { name: "counter", kind: "machine", machine: counter },
+  { name: "delayed", kind: "machine", machine: delayed },
+  {
+    name: "double",
+    kind: "promise",
+    input: z.object({ n: z.number() }),
+    run: (input) => (input as { n: number }).n * 2,
+  },
+  {
+    name: "fail",
+    kind: "promise",
+    run: () => {
+      throw new Error("tool broke");
+    },
+  },
+  {
+    name: "slow",
+    kind: "promise",
+    run: (_input, ctx) => {
+      runs.push({ node: ctx.node, key: ctx.key, attempt: ctx.attempt, migration: ctx.migration });
+      return new Promise((resolve) => {
+        releases.set(ctx.node, () => resolve(`finished on ${ctx.node}`));
+        ctx.signal.addEventListener("abort", () => resolve("aborted"));
+      });
+    },
+  },
+  {
+    name: "sleep",
+    kind: "promise",
+    run: (input, ctx) =>
+      new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(ctx.node), (input as { ms: number }).ms);
+        ctx.signal.addEventListener("abort", () => clearTimeout(timer));
+      }),
+  },
+  { name: "camera-only", kind: "promise", capabilities: ["camera"], run: (_i, ctx) => ctx.node },
+];
+
+export interface RuntimeNode {
+  name: string;
+  node: TestNode;
+  mesh: Mesh;
+  runtime: Runtime;
+  /** Stops the node as a crash would look to its peers: no goodbye, the port closes. */
+  crash(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const FAST = { heartbeatMs: 50, suspectAfterMs: 200, downAfterMs: 400 };
+
+export async function startRuntimeNode(
+  name: string,
+  options: { seeds?: string[]; capabilities?: string[]; slots?: number; logic?: HostedLogic[] } = {},
+): Promise<RuntimeNode> {
+  const registry = new LogicRegistry();
+  for (const def of options.logic ?? testLogic) registry.register(def);
+  const capabilities = options.capabilities ?? [];
+  const slots = options.slots ?? 4;
+  const node = await startTransport(name, {
+    ...FAST,
+    deadAfterMs: FAST.downAfterMs,
+    backoff: { initialMs: 20, maxMs: 200 },
+    identity: { capabilities, tools: registry.hostable(capabilities), slots },
+  });
+  const mesh = new Mesh({ transport: node.transport, seeds: options.seeds ?? [], ...FAST, logger: silentLogger });
+  const runtime = new Runtime({ transport: node.transport, mesh, registry, slots, logger: silentLogger, updateIntervalMs: 5 });
+  mesh.setSlots(slots);
+  mesh.start();
+  let closed = false;
+  return {
+    name,
+    node,
+    mesh,
+    runtime,
+    async crash() {
+      closed = true;
+      await node.close();
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await mesh.leave();
+      await node.close();
+    },
+  };
+}
+
+/** Waits until every node sees every other as up. */
+export async function converged(nodes: RuntimeNode[], timeoutMs = 5_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!nodes.every((n) => n.mesh.members().filter((m) => m.status === "up").length === nodes.length)) {
+    if (Date.now() > end) throw new Error("mesh did not converge");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
