@@ -1,6 +1,6 @@
 import { eventually } from "@shoal/transport/testing";
 import { afterEach, describe, expect, it } from "vitest";
-import { createActor, createMachine, toPromise } from "xstate";
+import { assign, createActor, createMachine, toPromise } from "xstate";
 import { type RuntimeNode, converged, releaseSlow, releaseSlowOn, runs, startRuntimeNode } from "./testing/cluster.js";
 
 const nodes: RuntimeNode[] = [];
@@ -74,7 +74,7 @@ describe("Runtime: spawning and messaging", () => {
     b!.node.transport.setFault(a!.node.identity.id, undefined);
     // Still usable afterwards, and the late INC was not lost (it may land after this one).
     await slow.ask({ type: "INC" }, { timeoutMs: 2_000 });
-    await eventually(() => (slow.getSnapshot()?.context as { count: number }).count === 3);
+    await eventually(() => (slow.getSnapshot()?.context as { count: number } | undefined)?.count === 3);
   });
 });
 
@@ -205,13 +205,13 @@ describe("Runtime: remote children in XState machines", () => {
           invoke: {
             src: a!.runtime.remote("double"),
             input: { n: 4 },
-            onDone: { target: "failing", actions: ({ context, event }) => void (context.result = event.output) },
+            onDone: { target: "failing", actions: assign({ result: ({ event }) => event.output }) },
           },
         },
         failing: {
           invoke: {
             src: a!.runtime.remote("fail"),
-            onError: { target: "end", actions: ({ context, event }) => void (context.error = event.error) },
+            onError: { target: "end", actions: assign({ error: ({ event }) => event.error }) },
           },
         },
         end: { type: "final" },
