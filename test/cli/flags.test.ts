@@ -35,7 +35,7 @@ describe("shoal node: bad flags and config", () => {
     [["--heartbeat-ms", "500", "--suspect-after-ms", "400"], /suspect-after-ms must be greater than heartbeat-ms/],
     [["--no-such-flag"], /unknown option/],
     [["--secret-file", "/nonexistent/secret"], /SHOAL_ERR_BAD_SECRET_FILE/],
-    [["--plugin", "./x.js"], /SHOAL_ERR_NOT_SUPPORTED/],
+    [["--plugin", "./no-such-plugin.js"], /SHOAL_ERR_BAD_PLUGIN: --plugin .*cannot load/],
   ])("%j fails with one line", (args, pattern) => {
     expectOneLineFailure(args as string[], pattern);
   });

@@ -105,8 +105,17 @@ export class NodeProcess {
     return { status: res.status, json, text };
   }
 
-  async post(path: string): Promise<{ status: number; json: any }> {
-    const res = await fetch(`http://${this.address}${path}`, { method: "POST", signal: AbortSignal.timeout(60_000) });
+  async post(path: string, body?: unknown): Promise<{ status: number; json: any }> {
+    return this.request("POST", path, body);
+  }
+
+  async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
+    const res = await fetch(`http://${this.address}${path}`, {
+      method,
+      headers: { ...headers, ...(body !== undefined && { "content-type": "application/json" }) },
+      ...(body !== undefined && { body: typeof body === "string" ? body : JSON.stringify(body) }),
+      signal: AbortSignal.timeout(60_000),
+    });
     return { status: res.status, json: await res.json() };
   }
 
@@ -133,8 +142,9 @@ export class NodeProcess {
     return this.exit();
   }
 
-  /** Starts the same node again: same name, port and data dir. */
-  restart(): this {
+  /** Starts the same node again: same name, port and data dir, plus any extra flags. */
+  restart(extra: string[] = []): this {
+    this.args.push(...extra);
     return this.start();
   }
 

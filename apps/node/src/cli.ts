@@ -16,7 +16,7 @@ const list = (value: string, previous: string[] | undefined) => [
 
 const program = new Command("shoal")
   .description("Shoal: one actor runtime for a mesh of edge and GPU boxes")
-  .configureOutput({ outputError: (str, write) => write(str.split("\n").filter(Boolean).slice(0, 1).join("") + "\n") });
+  .configureOutput({ outputError: (str, write) => write(`${str.split("\n").filter(Boolean)[0] ?? ""}\n`) });
 
 program
   .command("node")
@@ -37,6 +37,7 @@ program
   .addOption(new Option("--suspect-after-ms <ms>", "silence before a peer is suspect (default: 1200)").argParser(int("--suspect-after-ms", 20, 600_000)))
   .addOption(new Option("--down-after-ms <ms>", "silence before a peer is down (default: 2000)").argParser(int("--down-after-ms", 30, 600_000)))
   .addOption(new Option("--max-frame-bytes <n>", "largest frame accepted from a peer (default: 16 MiB)").argParser(int("--max-frame-bytes", 1024, 1024 ** 3)))
+  .addOption(new Option("--drain-grace-ms <ms>", "on SIGTERM, time running tools get to finish (default: 10000)").argParser(int("--drain-grace-ms", 0, 3_600_000)))
   .action(async (flags) => runNodeCommand(flags));
 
 program

@@ -1,4 +1,5 @@
 import type { Mesh } from "@shoal/mesh";
+import type { Runtime } from "@shoal/runtime";
 import type { TransportStats } from "@shoal/transport";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 
@@ -6,7 +7,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
  * The node's Prometheus registry. Transport counters live as plain numbers in the transport
  * (no metrics library below apps/); here they are read at scrape time.
  */
-export function createMetrics(stats: TransportStats, mesh: Mesh): Registry {
+export function createMetrics(stats: TransportStats, mesh: Mesh, runtime: Runtime): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "shoal_" });
 
@@ -45,5 +46,43 @@ export function createMetrics(stats: TransportStats, mesh: Mesh): Registry {
       },
     });
   }
+  new Gauge({
+    name: "shoal_actors_hosted",
+    help: "Actors running on this node (busy slots).",
+    registers: [registry],
+    collect() {
+      this.set(runtime.host.running);
+    },
+  });
+  new Gauge({
+    name: "shoal_actors_pending",
+    help: "Actors spawned from this node that wait for a free slot somewhere.",
+    registers: [registry],
+    collect() {
+      this.set(runtime.supervisor.pending().length);
+    },
+  });
+  new Gauge({
+    name: "shoal_actors_supervised",
+    help: "Actors spawned from this node, by status.",
+    labelNames: ["status"],
+    registers: [registry],
+    collect() {
+      const counts: Record<string, number> = { pending: 0, starting: 0, running: 0, moving: 0, done: 0, error: 0, stopped: 0 };
+      for (const a of runtime.supervisor.all()) counts[a.status] = (counts[a.status] ?? 0) + 1;
+      for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
+    },
+  });
+  let staleReported = 0;
+  new Counter({
+    name: "shoal_stale_actor_messages_total",
+    help: "Updates and outcomes from replaced placements (older epochs), dropped.",
+    registers: [registry],
+    collect() {
+      const now = runtime.supervisor.staleMessages;
+      if (now > staleReported) this.inc(now - staleReported);
+      staleReported = now;
+    },
+  });
   return registry;
 }

@@ -2,34 +2,38 @@ import { type Server, createServer } from "node:http";
 import { hostname } from "node:os";
 import { Mesh } from "@shoal/mesh";
 import { type Logger, type NodeConfig, type NodeIdentity, ShoalError } from "@shoal/protocol";
+import { LogicRegistry, Runtime } from "@shoal/runtime";
 import { Transport } from "@shoal/transport";
+import { z } from "zod";
 import { readSecretFile } from "./config.js";
 import { openDataDir } from "./dataDir.js";
-import { createHttpApi } from "./httpApi.js";
+import { createHttpApi } from "./http/createHttpApi.js";
+import type { Handler } from "./http/Router.js";
 import { createMetrics } from "./metrics.js";
+import { loadPlugins } from "./plugins.js";
 
 export interface RunningNode {
   identity: NodeIdentity;
   mesh: Mesh;
   transport: Transport;
+  runtime: Runtime;
   server: Server;
-  /** Leaves the mesh, closes the port, releases the data dir. */
+  /** Drains (actors handed to other nodes), leaves the mesh, closes the port, releases the data dir. */
   stop(): Promise<void>;
 }
 
 export interface StartNodeOptions {
   config: NodeConfig;
   logger: Logger;
-  /** Turns on `POST /debug/block?ms=N` (blocks the event loop), for failure-detection tests. */
+  /** Turns on the `/debug/*` routes (event-loop block, link faults) for failure tests and drills. */
   debugRoutes?: boolean;
 }
 
-/** Starts one Shoal node: data dir, HTTP + WebSocket port, transport, mesh. */
+/** Starts one Shoal node: data dir, plugins, HTTP + WebSocket port, transport, mesh, runtime. */
 export async function startNode({ config, logger, debugRoutes = false }: StartNodeOptions): Promise<RunningNode> {
-  if (config.plugin.length > 0) {
-    throw new ShoalError("SHOAL_ERR_NOT_SUPPORTED", "--plugin: this build has no tool runtime yet, so plugins cannot be loaded");
-  }
   const secret = config["secret-file"] ? readSecretFile(config["secret-file"]) : undefined;
+  const registry = new LogicRegistry();
+  for (const def of await loadPlugins(config.plugin)) registry.register(def);
   const dataDir = openDataDir(config["data-dir"]);
   const log = logger.child({ node: config.name });
   const server = createServer();
@@ -47,7 +51,7 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
     name: config.name,
     address: `${advertisedHost}:${port}`,
     capabilities: config.capabilities,
-    tools: [],
+    tools: registry.hostable(config.capabilities),
     slots: config.slots,
   };
   const transport = new Transport({
@@ -67,31 +71,38 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
     downAfterMs: config["down-after-ms"],
     logger: log,
   });
+  const runtime = new Runtime({ transport, mesh, registry, slots: config.slots, logger: log });
   const api = createHttpApi({
     nodeName: config.name,
     mesh,
-    metrics: createMetrics(transport.stats, mesh),
+    runtime,
+    metrics: createMetrics(transport.stats, mesh, runtime),
     secret,
     logger: log,
-    ...(debugRoutes && { debugRoutes: { "/debug/block": blockEventLoop } }),
+    ...(debugRoutes && { debugRoutes: debugHandlers(transport, mesh) }),
   });
-  server.on("request", (req, res) => void api(req, res));
+  server.on("request", (req, res) => void api.handle(req, res));
   server.on("upgrade", (req, socket, head) => {
     if (!transport.handleUpgrade(req, socket, head)) {
       socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
     }
   });
   mesh.start();
-  log.info({ id: identity.id, address: identity.address, seeds: config.join, dataDir: dataDir.path, secured: secret !== undefined }, "node started");
+  log.info(
+    { id: identity.id, address: identity.address, seeds: config.join, dataDir: dataDir.path, secured: secret !== undefined, tools: identity.tools },
+    "node started",
+  );
 
   let stopping: Promise<void> | undefined;
   return {
     identity,
     mesh,
     transport,
+    runtime,
     server,
     stop() {
       stopping ??= (async () => {
+        await runtime.drain(config["drain-grace-ms"]);
         await mesh.leave();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -120,12 +131,33 @@ function listen(server: Server, host: string, port: number): Promise<void> {
   });
 }
 
-/** Holds the event loop, as a long synchronous computation would. */
-function blockEventLoop(_req: unknown, url: URL): { blockedMs: number } {
-  const ms = Math.min(Number(url.searchParams.get("ms") ?? 500) || 0, 60_000);
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    // busy on purpose
-  }
-  return { blockedMs: ms };
+const FaultRequestSchema = z
+  .object({
+    peer: z.string(),
+    drop: z.boolean().optional(),
+    delay_ms: z.number().int().min(0).max(600_000).optional(),
+    direction: z.enum(["in", "out", "both"]).optional(),
+  })
+  .strict();
+
+/** Failure drills: hold the event loop; cut, slow or heal the link to one peer (by name, or "*" for all). */
+function debugHandlers(transport: Transport, mesh: Mesh): Record<string, Handler> {
+  return {
+    "/debug/block": ({ url }) => {
+      const ms = Math.min(Number(url.searchParams.get("ms") ?? 500) || 0, 60_000);
+      const until = Date.now() + ms;
+      while (Date.now() < until) {
+        // busy on purpose: a long synchronous computation
+      }
+      return { json: { blockedMs: ms } };
+    },
+    "/debug/faults": async ({ body }) => {
+      const req = await body(FaultRequestSchema);
+      const peers = mesh.members().filter((m) => !m.self && (req.peer === "*" || m.name === req.peer));
+      if (peers.length === 0) throw new ShoalError("SHOAL_ERR_BAD_REQUEST", `no peer named ${req.peer}`, { path: ["peer"] });
+      const fault = req.drop || req.delay_ms ? { drop: req.drop ?? false, delayMs: req.delay_ms ?? 0, direction: req.direction ?? "both" } : undefined;
+      for (const p of peers) transport.setFault(p.id, fault);
+      return { json: { peers: peers.map((p) => p.name), fault: fault ?? null } };
+    },
+  };
 }

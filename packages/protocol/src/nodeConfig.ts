@@ -25,6 +25,8 @@ const NodeConfigShape = {
     /** Silence after which a peer is `down`. */
     "down-after-ms": z.number().int().min(30).max(600_000),
     "max-frame-bytes": z.number().int().min(1024).max(1024 * 1024 * 1024),
+    /** On SIGTERM, how long running tool actors get to finish before the node leaves. */
+    "drain-grace-ms": z.number().int().min(0).max(3_600_000),
 };
 
 export const NodeConfigSchema = z
@@ -61,4 +63,5 @@ export const NODE_CONFIG_DEFAULTS = {
   "suspect-after-ms": 1200,
   "down-after-ms": 2000,
   "max-frame-bytes": DEFAULT_MAX_FRAME_BYTES,
+  "drain-grace-ms": 10_000,
 } as const;

@@ -52,7 +52,7 @@ describe("Runtime: spawning and messaging", () => {
     const [a] = await cluster([{ name: "a" }, { name: "cam", capabilities: ["camera"] }]);
     await expect(a!.runtime.spawn("camera-only", {}).done).resolves.toBe("cam");
     await expect(a!.runtime.spawn("camera-only", {}, { placement: { capabilities: ["gpu"] } }).done).rejects.toMatchObject({ code: "SHOAL_ERR_NO_NODE" });
-    await expect(a!.runtime.spawn("nope", {}).done).rejects.toMatchObject({ code: "SHOAL_ERR_NO_NODE", message: /no up node hosts nope/ });
+    await expect(a!.runtime.spawn("nope", {}).done).rejects.toMatchObject({ code: "SHOAL_ERR_UNKNOWN_LOGIC", message: /nope/ });
     await expect(a!.runtime.spawn("double", {}, { placement: { node: "ghost" } }).done).rejects.toMatchObject({ code: "SHOAL_ERR_NO_NODE" });
   });
 

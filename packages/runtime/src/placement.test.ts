@@ -57,7 +57,8 @@ describe("choosePlacement", () => {
   it("waits when every eligible node is busy, and fails when none is eligible", () => {
     expect(choosePlacement([member("a", { running: 2 })], req())).toMatchObject({ kind: "wait" });
     expect(choosePlacement([member("a")], req({ reserved: new Map([["id-a", 2]]) }))).toMatchObject({ kind: "wait" });
-    expect(choosePlacement([member("a")], req({ logic: "other" }))).toMatchObject({ kind: "fail", error: { code: "SHOAL_ERR_NO_NODE" } });
+    expect(choosePlacement([member("a")], req({ logic: "other" }))).toMatchObject({ kind: "fail", error: { code: "SHOAL_ERR_UNKNOWN_LOGIC" } });
+    expect(choosePlacement([member("a", { status: "down" })], req())).toMatchObject({ kind: "fail", error: { code: "SHOAL_ERR_NO_NODE" } });
   });
 
   it("honours a pinned node, waits while it is suspect, fails when it is gone", () => {

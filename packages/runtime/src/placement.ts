@@ -53,6 +53,9 @@ export function choosePlacement(members: Member[], req: PlacementRequest): Place
     else if (req.placement.node === undefined || m.name === req.placement.node) rejected.push({ node: m.name, why });
   }
   if (eligible.length === 0) {
+    if (!members.some((m) => m.tools.includes(req.logic))) {
+      return { kind: "fail", error: new ShoalError("SHOAL_ERR_UNKNOWN_LOGIC", `no node in the mesh hosts logic "${req.logic}"`) };
+    }
     const pinned = req.placement.node;
     const reason = pinned
       ? `pinned node ${pinned} cannot run ${req.logic}: ${rejected[0]?.why ?? "not in the mesh"}`

@@ -1,0 +1,75 @@
+import type { Mesh } from "@shoal/mesh";
+import {
+  type ActorRow,
+  AskApiRequestSchema,
+  EventApiRequestSchema,
+  type Logger,
+  type NodeRow,
+  type NodesResponse,
+  SpawnApiRequestSchema,
+} from "@shoal/protocol";
+import type { Runtime } from "@shoal/runtime";
+import type { Registry } from "prom-client";
+import { type Handler, Router } from "./Router.js";
+
+export interface HttpApiOptions {
+  nodeName: string;
+  mesh: Mesh;
+  runtime: Runtime;
+  metrics: Registry;
+  secret: string | undefined;
+  logger: Logger;
+  /** Extra POST routes for tests and fault drills, e.g. `/debug/block`. */
+  debugRoutes?: Record<string, Handler>;
+}
+
+/** The node's HTTP API on the mesh port. */
+export function createHttpApi(options: HttpApiOptions): Router {
+  const { runtime } = options;
+  const router = new Router(options.secret, options.logger)
+    .add("GET", "/healthz", () => ({ json: { ok: true, node: options.nodeName } }), { open: true })
+    .add("GET", "/v1/nodes", () => ({ json: nodesResponse(options.nodeName, options.mesh) }))
+    .add("GET", "/metrics", async () => ({ text: await options.metrics.metrics(), contentType: options.metrics.contentType }))
+    .add("GET", "/v1/actors", () => ({ json: { node: options.nodeName, actors: runtime.list() satisfies ActorRow[] } }))
+    .add("POST", "/v1/actors", async ({ body }) => {
+      const req = await body(SpawnApiRequestSchema);
+      const ref = runtime.spawn(req.logic, req.input ?? {}, req.placement ? { placement: req.placement } : {});
+      // Placement fails at once when nothing in the mesh can run it: answer with that error.
+      if (ref.record?.status === "error") await ref.done;
+      return { status: 201, json: await runtime.describe(ref.id) };
+    })
+    .add("GET", "/v1/actors/:id", async ({ params }) => ({ json: await runtime.describe(params.id ?? "") }))
+    .add("POST", "/v1/actors/:id/events", async ({ params, body }) => {
+      const { event } = await body(EventApiRequestSchema);
+      await runtime.send(params.id ?? "", event);
+      return { status: 202, json: { delivered: true } };
+    })
+    .add("POST", "/v1/actors/:id/ask", async ({ params, body }) => {
+      const { event, timeout_ms } = await body(AskApiRequestSchema);
+      return { json: await runtime.ask(params.id ?? "", event, timeout_ms ?? 5_000) };
+    })
+    .add("DELETE", "/v1/actors/:id", async ({ params }) => {
+      await runtime.stop(params.id ?? "");
+      return { json: { stopped: true } };
+    });
+  for (const [path, handler] of Object.entries(options.debugRoutes ?? {})) router.add("POST", path, handler);
+  return router;
+}
+
+export function nodesResponse(nodeName: string, mesh: Mesh): NodesResponse {
+  const nodes: NodeRow[] = mesh.members().map((m) => ({
+    name: m.name,
+    id: m.id,
+    address: m.address,
+    status: m.status,
+    capabilities: m.capabilities,
+    tools: m.tools,
+    slots: m.slots,
+    running: m.running,
+    load: m.slots > 0 ? m.running / m.slots : 0,
+    incarnation: m.incarnation,
+    self: m.self,
+    last_seen_ms: m.lastSeenMs ?? null,
+  }));
+  return { node: nodeName, nodes };
+}
