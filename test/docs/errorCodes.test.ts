@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { NodeErrors } from "@shoal/node";
 import { CloseCodes, ProtocolErrors } from "@shoal/protocol";
+import { RuntimeErrors } from "@shoal/runtime";
 import { TransportErrors } from "@shoal/transport";
 import { describe, expect, it } from "vitest";
 
@@ -11,6 +12,7 @@ describe("every error code is documented in its package README", () => {
   it.each([
     ["packages/protocol", ProtocolErrors],
     ["packages/transport", TransportErrors],
+    ["packages/runtime", RuntimeErrors],
     ["apps/node", NodeErrors],
   ] as const)("%s", (dir, catalog) => {
     const text = readme(dir);

@@ -32,7 +32,7 @@ interface Delivery {
 }
 
 /** Errors after which a message is kept and sent again once the actor has moved. */
-const RETRY_AFTER_MOVE = new Set(["SHOAL_ERR_PEER_CLOSED", "SHOAL_ERR_NOT_CONNECTED", "SHOAL_ERR_ACTOR_MOVED", "SHOAL_ERR_UNKNOWN_ACTOR"]);
+const RETRY_AFTER_MOVE = new Set(["SHOAL_ERR_PEER_CLOSED", "SHOAL_ERR_NOT_CONNECTED", "SHOAL_ERR_UNKNOWN_ACTOR"]);
 /** Spawn failures that say "try another node", not "this can never run". */
 const RETRY_ELSEWHERE = new Set(["SHOAL_ERR_NO_SLOT", "SHOAL_ERR_DRAINING", "SHOAL_ERR_PEER_CLOSED", "SHOAL_ERR_NOT_CONNECTED", "SHOAL_ERR_REQUEST_TIMEOUT", "SHOAL_ERR_BACKPRESSURE"]);
 
@@ -213,6 +213,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** A draining host gives an actor back with a fresh checkpoint: place it elsewhere. */
   onHandoff(fromNodeId: string, actorId: string, epoch: number, checkpoint: Checkpoint): void {
+    const moving = this.actors.get(actorId);
+    if (moving?.status === "moving" && moving.epoch === epoch && moving.leaving === fromNodeId) {
+      // Already on its way (a message found it gone first): take the fresher checkpoint along.
+      moving.checkpoint = checkpoint;
+      return;
+    }
     const actor = this.current(fromNodeId, actorId, epoch);
     if (!actor) return;
     actor.checkpoint = checkpoint;
@@ -384,7 +390,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       } else if (RETRY_AFTER_MOVE.has(error.code) && !actor.finished) {
         // The node is going or gone; the event goes out again once the actor runs elsewhere.
         actor.buffer.push(d);
-        if (actor.status === "running" && actor.epoch === epoch && error.code === "SHOAL_ERR_UNKNOWN_ACTOR") this.retrySoon();
+        if (error.code === "SHOAL_ERR_UNKNOWN_ACTOR" && actor.status === "running" && actor.epoch === epoch && actor.nodeId === nodeId) {
+          // Its host no longer has it (restarted, or froze it for a drain): run it elsewhere.
+          actor.migrations++;
+          this.move(actor, `${actor.nodeName} no longer has it`);
+        } else {
+          // A dropped connection that may come back: try again shortly; a move flushes it too.
+          this.retrySoon();
+        }
       } else {
         d.reject(error);
       }

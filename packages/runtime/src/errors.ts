@@ -10,7 +10,6 @@ export const RuntimeErrors = {
   SHOAL_ERR_DRAINING: { status: 503, doc: "the node is draining (shutting down) and takes no new actors" },
   SHOAL_ERR_UNKNOWN_ACTOR: { status: 404, doc: "no actor with that id here (never existed, or finished and was forgotten)" },
   SHOAL_ERR_ACTOR_STOPPED: { status: 409, doc: "the actor has stopped or finished and takes no more events" },
-  SHOAL_ERR_ACTOR_MOVED: { status: 409, doc: "the actor is being handed to another node; its supervisor resends after the move" },
   SHOAL_ERR_ASK_TIMEOUT: { status: 504, doc: "an ask got no answer within its timeout" },
   SHOAL_ERR_ACTOR_FAILED: { status: 500, doc: "the actor's logic threw or its machine reached an error; the message carries the cause" },
 } as const satisfies ErrorCatalog;
