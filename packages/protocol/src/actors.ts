@@ -59,6 +59,8 @@ export const SpawnRequestSchema = z.object({
   /** Node id of the supervisor, where updates and the outcome go. */
   supervisor: z.string(),
   parent: z.string().optional(),
+  /** Which workflow step this actor runs, handed to tools as `ctx.workflowId` / `ctx.stepId`. */
+  labels: z.object({ workflowId: z.string().max(128).optional(), stepId: z.string().max(128).optional() }).optional(),
   epoch: z.number().int().min(1),
   /** Idempotency key handed to tools: the same on every retry and migration. */
   key: z.string(),

@@ -210,6 +210,8 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
               migration: req.migration,
               signal,
               log,
+              ...(req.labels?.workflowId !== undefined && { workflowId: req.labels.workflowId }),
+              ...(req.labels?.stepId !== undefined && { stepId: req.labels.stepId }),
             });
             return checkOutput(logic, output);
           });

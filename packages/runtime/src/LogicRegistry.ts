@@ -15,6 +15,9 @@ export interface RunContext {
   migration: boolean;
   /** Fired when the actor is stopped (timeout, cancel, drain). */
   signal: AbortSignal;
+  /** Set when the actor runs a workflow step. */
+  workflowId?: string;
+  stepId?: string;
   log: Logger;
 }
 

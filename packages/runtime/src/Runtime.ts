@@ -7,7 +7,6 @@ import {
   AskRequestSchema,
   HandoffRequestSchema,
   type Logger,
-  type Placement,
   SendRequestSchema,
   ShoalError,
   type SnapshotView,
@@ -25,8 +24,8 @@ import { ActorHost, type InspectionRecord } from "./ActorHost.js";
 import { ActorRef, type ActorRouter } from "./ActorRef.js";
 import type { LogicRegistry } from "./LogicRegistry.js";
 import type { PlacementDecision } from "./placement.js";
-import { type RemoteSnapshot, remoteLogic } from "./remoteLogic.js";
-import { type HostLink, type SupervisedActor, Supervisor } from "./Supervisor.js";
+import { type RemoteLogicOptions, type RemoteSnapshot, remoteLogic } from "./remoteLogic.js";
+import { type HostLink, type SpawnOptions, type SupervisedActor, Supervisor } from "./Supervisor.js";
 
 export interface RuntimeOptions {
   transport: Transport;
@@ -96,7 +95,7 @@ export class Runtime implements ActorRouter {
   }
 
   /** Spawns an actor of a registered logic on a node chosen by placement. */
-  spawn(logic: string, input: unknown, options: { placement?: Placement; parent?: string } = {}): ActorRef {
+  spawn(logic: string, input: unknown, options: SpawnOptions = {}): ActorRef {
     const record = this.supervisor.spawn(logic, input, options);
     return new ActorRef(this, record.id, record);
   }
@@ -108,7 +107,7 @@ export class Runtime implements ActorRouter {
   }
 
   /** XState logic that runs `logic` somewhere in the mesh, for `invoke` or `spawnChild`. */
-  remote(logic: string, options: { placement?: Placement } = {}): ActorLogic<RemoteSnapshot, EventObject, unknown> {
+  remote(logic: string, options: RemoteLogicOptions = {}): ActorLogic<RemoteSnapshot, EventObject, unknown> {
     return remoteLogic({ spawn: (l, input, o) => this.spawn(l, input, o), reportError: (err, ctx) => this.log.warn({ err, ...ctx }, "remote child proxy could not deliver") }, logic, options);
   }
 

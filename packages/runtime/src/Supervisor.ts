@@ -22,6 +22,18 @@ export interface HostLink {
   stop(nodeId: string, actorId: string, epoch: number): Promise<void>;
 }
 
+export interface SpawnOptions {
+  placement?: Placement;
+  /** The parent actor (for the record and devtools). */
+  parent?: string;
+  id?: string;
+  /** Idempotency key handed to tools; defaults to the actor id. */
+  key?: string;
+  /** Which try this is, when the caller retries (workflow steps); 1 by default. */
+  attempt?: number;
+  labels?: SpawnRequest["labels"];
+}
+
 export type SupervisedStatus = "pending" | "starting" | "running" | "moving" | "done" | "error" | "stopped";
 
 interface Delivery {
@@ -68,6 +80,7 @@ export class SupervisedActor {
     readonly placement: Placement,
     readonly parent: string | undefined,
     readonly key: string,
+    readonly labels: SpawnRequest["labels"],
   ) {
     this.done = new Promise((resolve, reject) => {
       this.settle = { resolve, reject };
@@ -101,7 +114,6 @@ export class SupervisedActor {
       this.settle.reject(result.error ?? new ShoalError("SHOAL_ERR_ACTOR_STOPPED", `actor ${this.id} was stopped`));
     }
     for (const d of this.buffer.splice(0)) d.reject(new ShoalError("SHOAL_ERR_ACTOR_STOPPED", `actor ${this.id} ended (${status}) before the event was delivered`));
-    this.notify();
   }
 }
 
@@ -142,10 +154,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.log = options.logger.child({ component: "supervisor" });
   }
 
-  spawn(logic: string, input: unknown, options: { placement?: Placement; parent?: string; id?: string; key?: string } = {}): SupervisedActor {
+  spawn(logic: string, input: unknown, options: SpawnOptions = {}): SupervisedActor {
     const id = options.id ?? `${this.options.selfName}~${(++this.counter).toString(36)}${Math.random().toString(36).slice(2, 8)}`;
     if (this.actors.has(id)) throw new ShoalError("SHOAL_ERR_BAD_INPUT", `actor id ${id} is taken`);
-    const actor = new SupervisedActor(id, logic, input, options.placement ?? {}, options.parent, options.key ?? id);
+    const actor = new SupervisedActor(id, logic, input, options.placement ?? {}, options.parent, options.key ?? id, options.labels);
+    if (options.attempt !== undefined) actor.attempt = options.attempt;
     this.actors.set(id, actor);
     this.queue.push(actor);
     this.pump();
@@ -192,7 +205,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (update.checkpoint && (!actor.checkpoint || update.checkpoint.seq > actor.checkpoint.seq || actor.checkpoint.takenAt < update.checkpoint.takenAt)) {
       actor.checkpoint = update.checkpoint;
     }
-    actor.notify();
     this.changed(actor);
   }
 
@@ -305,6 +317,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       attempt: actor.attempt,
       migration: migration || actor.migrations > 0,
       ...(actor.parent !== undefined && { parent: actor.parent }),
+      ...(actor.labels !== undefined && { labels: actor.labels }),
       ...(actor.checkpoint && { checkpoint: actor.checkpoint }),
     };
     try {
@@ -467,6 +480,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   private changed(actor: SupervisedActor): void {
+    actor.notify();
     this.emit("changed", actor);
   }
 }

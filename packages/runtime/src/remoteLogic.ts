@@ -1,20 +1,41 @@
 import type { Placement, SnapshotView } from "@shoal/protocol";
 import type { ActorLogic, AnyActorRef, EventObject, Snapshot } from "xstate";
 import type { ActorRef } from "./ActorRef.js";
+import type { SpawnOptions, SupervisedStatus } from "./Supervisor.js";
 
 /** The snapshot of a remote child as its parent machine sees it: mirrored from wherever it runs. */
 export type RemoteSnapshot = Snapshot<unknown> & {
   input: unknown;
   value?: unknown;
   context?: unknown;
-  /** Where it runs now (`node/actorId`). */
+  /** The actor's id in the mesh, once spawned. */
+  actorId?: string;
+  /** Where it runs now (`node/actorId`), and its runtime status (pending while it waits for a slot). */
   address?: string;
+  node?: string;
+  placement?: SupervisedStatus;
 };
 
+/**
+ * With `envelope: true` the child's input carries spawn options for this one run: the step of a
+ * workflow passes its idempotency key and attempt this way.
+ */
+export interface RemoteEnvelope {
+  input: unknown;
+  key?: string;
+  attempt?: number;
+  labels?: SpawnOptions["labels"];
+}
+
 export interface RemoteSpawner {
-  spawn(logic: string, input: unknown, options: { placement?: Placement; parent?: string }): ActorRef;
+  spawn(logic: string, input: unknown, options: SpawnOptions): ActorRef;
   /** Where a proxy reports what it cannot hand to its parent as an event (logged once). */
   reportError(err: unknown, context: Record<string, unknown>): void;
+}
+
+export interface RemoteLogicOptions {
+  placement?: Placement;
+  envelope?: boolean;
 }
 
 const MIRROR = "shoal.remote.snapshot";
@@ -28,16 +49,35 @@ const ERROR = "shoal.remote.error";
  * error, so XState's own `xstate.done.actor.*` / `xstate.error.actor.*` reach the parent. Moves
  * between nodes happen under it; the parent does not notice.
  */
-export function remoteLogic(spawner: RemoteSpawner, logic: string, options: { placement?: Placement } = {}): ActorLogic<RemoteSnapshot, EventObject, unknown> {
+export function remoteLogic(spawner: RemoteSpawner, logic: string, options: RemoteLogicOptions = {}): ActorLogic<RemoteSnapshot, EventObject, unknown> {
   const refs = new WeakMap<AnyActorRef, ActorRef>();
   return {
     config: { logic, placement: options.placement },
     getInitialSnapshot: (_scope, input) => ({ status: "active", output: undefined, error: undefined, input }),
     start: (state, { self }) => {
       if (state.status !== "active") return;
-      const ref = spawner.spawn(logic, state.input, { ...(options.placement && { placement: options.placement }), parent: self.id });
+      const envelope = options.envelope ? (state.input as RemoteEnvelope) : { input: state.input };
+      const ref = spawner.spawn(logic, envelope.input, {
+        ...(options.placement && { placement: options.placement }),
+        parent: self.id,
+        ...(envelope.key !== undefined && { key: envelope.key }),
+        ...(envelope.attempt !== undefined && { attempt: envelope.attempt }),
+        ...(envelope.labels !== undefined && { labels: envelope.labels }),
+      });
       refs.set(self, ref);
-      ref.subscribe((view) => self.send({ type: MIRROR, view, address: ref.address } as EventObject));
+      const mirror = () => {
+        const record = ref.record;
+        self.send({
+          type: MIRROR,
+          view: ref.getSnapshot(),
+          actorId: ref.id,
+          address: ref.address,
+          node: record?.nodeName,
+          placement: record?.status,
+        } as EventObject);
+      };
+      ref.subscribe(mirror);
+      mirror();
       ref.done.then(
         (output) => self.send({ type: DONE, output } as EventObject),
         (error: unknown) => self.send({ type: ERROR, error } as EventObject),
@@ -45,10 +85,18 @@ export function remoteLogic(spawner: RemoteSpawner, logic: string, options: { pl
     },
     transition: (state, event, { self }) => {
       if (state.status !== "active") return state;
-      const e = event as EventObject & { view?: SnapshotView; address?: string; output?: unknown; error?: unknown };
+      const e = event as EventObject & { view?: SnapshotView; output?: unknown; error?: unknown } & Partial<RemoteSnapshot>;
       switch (e.type) {
         case MIRROR:
-          return { ...state, value: e.view?.value, context: e.view?.context, ...(e.address !== undefined && { address: e.address }) };
+          return {
+            ...state,
+            value: e.view?.value,
+            context: e.view?.context,
+            ...(e.actorId !== undefined && { actorId: e.actorId }),
+            ...(e.address !== undefined && { address: e.address }),
+            ...(e.node !== undefined && { node: e.node }),
+            ...(e.placement !== undefined && { placement: e.placement }),
+          };
         case DONE:
           return { ...state, status: "done", output: e.output, input: undefined };
         case ERROR:

@@ -1,0 +1,425 @@
+#!/usr/bin/env node
+// Actor benchmark: what Shoal's runtime (@shoal/runtime) costs on top of its transport. See
+// README.md next to this file.
+//
+//   node test/bench/actors/run.mjs [--cpu-prof DIR] [--heap-snapshot DIR] [--no-pin]
+//
+// Every node is a child process (worker.mjs) that assembles Transport + Mesh + Runtime in process
+// and takes commands over IPC; all timing happens inside the workers. Exits 0 whether or not the
+// targets are met (the output is a report); exits 1 when something actually broke.
+import { fork, spawnSync } from "node:child_process";
+import { mkdir } from "node:fs/promises";
+import { cpus } from "node:os";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { DEFAULT_DETECTOR, FAST_DETECTOR } from "./node.mjs";
+
+const SETTINGS = {
+  askWarmup: 1_000, // sequential asks of each kind before timing starts
+  askSamples: 5_000, // timed asks of each kind
+  askBlocks: 10, // cut into blocks that alternate between the three kinds
+  hostSlots: 16, // slots of each of the two hosts in the spawn benchmark
+  spawnInFlight: 256,
+  spawnWarmup: 2_000,
+  spawnTotal: 10_000,
+  spawnBlocks: 5,
+  failoverRepeats: 3,
+  failoverAskEveryMs: 5,
+  heapActors: 10_000,
+};
+const DETECTORS = { default: DEFAULT_DETECTOR, fast: FAST_DETECTOR };
+const TARGETS = { askRatio: 1.5, failoverSlackMs: 200, heapKb: 12 };
+
+const here = (path) => fileURLToPath(new URL(path, import.meta.url));
+
+// ---------------------------------------------------------------------------------------------
+// Child processes: every one is tracked so that none outlives the run, whatever happens.
+
+const children = new Set();
+
+function track(child) {
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  return child;
+}
+
+function killAll() {
+  // SIGKILL also ends a process that a failover run left stopped (SIGSTOP).
+  for (const child of children) child.kill("SIGKILL");
+}
+process.on("exit", killAll);
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+const exited = (child) => child.exitCode !== null || child.signalCode !== null;
+
+/** Asks a worker to stop over IPC and waits for it to exit; SIGKILL after `graceMs`. */
+async function stop(child, graceMs = 5_000) {
+  if (exited(child)) return;
+  const gone = new Promise((resolve) => child.once("exit", resolve));
+  if (child.connected) child.send({ type: "stop" });
+  else child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+  await gone;
+  clearTimeout(timer);
+}
+
+async function kill(child) {
+  if (exited(child)) return;
+  const gone = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGKILL");
+  await gone;
+}
+
+/** The next IPC message of `type` from a worker; rejects on its error message, exit or timeout. */
+function message(child, type, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const done = (fn, value) => {
+      clearTimeout(timer);
+      child.off("message", onMessage);
+      child.off("exit", onExit);
+      fn(value);
+    };
+    const onMessage = (msg) => {
+      if (msg?.type === type) done(resolve, msg);
+      else if (msg?.type === "error") done(reject, new Error(msg.message));
+    };
+    const onExit = (code, signal) => done(reject, new Error(`${child.benchName} exited (${signal ?? code}) before sending "${type}"`));
+    const timer = setTimeout(() => done(reject, new Error(`no "${type}" from ${child.benchName} within ${timeoutMs} ms`)), timeoutMs);
+    child.on("message", onMessage);
+    child.once("exit", onExit);
+  });
+}
+
+/** Sends a command to a worker and waits for its answer (same type). */
+function command(child, msg, timeoutMs = 120_000) {
+  const answer = message(child, msg.type, timeoutMs);
+  child.send(msg);
+  return answer;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where the workers run. Loopback round trips are bimodal: a wake-up on the same CPU is a plain
+// context switch, a wake-up of an idle other CPU costs more. Left to the scheduler, the three
+// kinds of round trip could land in different modes. So on Linux with `taskset` and at least two
+// CPUs, the node that measures (the client/spawner/supervisor) runs on CPU 1 and the nodes it
+// talks to on CPU 0, as in test/bench/transport. `--no-pin` turns this off.
+
+let pinning = false;
+let execArgv = [];
+
+function canPin() {
+  return process.platform === "linux" && cpus().length >= 2 && spawnSync("taskset", ["-c", "0", process.execPath, "-e", "0"]).status === 0;
+}
+
+function forkScript(script, args, extraExecArgv, cpu, name) {
+  const path = here(script);
+  const argv = [...execArgv, ...extraExecArgv];
+  // taskset sets the affinity and execs node in place: the pid and the IPC channel stay the same.
+  const child =
+    pinning && cpu !== undefined
+      ? fork(path, args, { execPath: "taskset", execArgv: ["-c", String(cpu), process.execPath, ...argv] })
+      : fork(path, args, { execArgv: argv });
+  child.benchName = name;
+  return track(child);
+}
+
+/** A runtime node in a worker process, listening and ready for commands. */
+async function startNode(config, cpu) {
+  const child = forkScript("./worker.mjs", [JSON.stringify(config)], [], cpu, config.name);
+  const ready = await message(child, "ready", 20_000);
+  return { name: config.name, child, address: ready.address, id: ready.id, pid: ready.pid };
+}
+
+/**
+ * A mesh: the first node is the seed (and the one that measures, on CPU 1); the others join it
+ * (on CPU 0). Resolves once every node sees every node up.
+ */
+async function startCluster(configs) {
+  const [first, ...rest] = configs;
+  const seed = await startNode({ ...first, seeds: [] }, 1);
+  const nodes = [seed];
+  try {
+    nodes.push(...(await Promise.all(rest.map((c) => startNode({ ...c, seeds: [seed.address] }, 0)))));
+    await Promise.all(nodes.map((n) => command(n.child, { type: "converge", count: nodes.length }, 20_000)));
+  } catch (err) {
+    await Promise.all(nodes.map((n) => kill(n.child)));
+    throw err;
+  }
+  return nodes;
+}
+
+async function stopCluster(nodes) {
+  // The measuring node first, so that the others do not see it vanish mid-request.
+  await stop(nodes[0].child);
+  await Promise.all(nodes.slice(1).map((n) => stop(n.child)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. ask round trips: remote actor, local actor, bare transport request, interleaved.
+
+const ASK_MODES = ["remote", "local", "transport"];
+
+async function measureAsk(log) {
+  const nodes = await startCluster([
+    { name: "a", slots: 4, ...DEFAULT_DETECTOR },
+    { name: "b", slots: 4, ...DEFAULT_DETECTOR },
+  ]);
+  const [a] = nodes;
+  const where = await command(a.child, { type: "prepareAsk", remote: "b" });
+  log(`ask: remote counter ${where.remote}, local counter ${where.local}, transport echo a -> b`);
+  for (const mode of ASK_MODES) await command(a.child, { type: "ask", mode, count: SETTINGS.askWarmup });
+  const samples = { remote: [], local: [], transport: [] };
+  const perBlock = SETTINGS.askSamples / SETTINGS.askBlocks;
+  for (let block = 0; block < SETTINGS.askBlocks; block++) {
+    // Each block starts with a different kind: all three see the same background load.
+    const order = ASK_MODES.map((_, i) => ASK_MODES[(i + block) % ASK_MODES.length]);
+    for (const mode of order) {
+      const answer = await command(a.child, { type: "ask", mode, count: perBlock });
+      samples[mode].push(...answer.samples);
+    }
+  }
+  await stopCluster(nodes);
+  const out = {};
+  for (const mode of ASK_MODES) {
+    const sorted = samples[mode].sort((x, y) => x - y);
+    out[mode] = { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), n: sorted.length };
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. remote spawn-and-complete throughput.
+
+async function measureSpawns(log) {
+  const nodes = await startCluster([
+    { name: "spawner", slots: 0, ...DEFAULT_DETECTOR },
+    { name: "host1", slots: SETTINGS.hostSlots, ...DEFAULT_DETECTOR },
+    { name: "host2", slots: SETTINGS.hostSlots, ...DEFAULT_DETECTOR },
+  ]);
+  const [spawner] = nodes;
+  const run = (count) => command(spawner.child, { type: "spawns", count, inFlight: SETTINGS.spawnInFlight });
+  await run(SETTINGS.spawnWarmup);
+  const blocks = [];
+  for (let block = 0; block < SETTINGS.spawnBlocks; block++) {
+    const answer = await run(SETTINGS.spawnTotal / SETTINGS.spawnBlocks);
+    blocks.push({ rate: answer.count / answer.seconds, perNode: answer.perNode, retained: answer.retained });
+    log(`spawn block ${block + 1}: ${fmt(answer.count / answer.seconds, 0)} actors/s, per host ${JSON.stringify(answer.perNode)}, ${answer.retained} finished records kept by the supervisor`);
+  }
+  await stopCluster(nodes);
+  return { rate: median(blocks.map((b) => b.rate)), blocks };
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. failover: time from killing (or stopping) the host to the migrated actor's next transition.
+
+const FAILOVER_CASES = [
+  { detector: "default", signal: "SIGKILL" },
+  { detector: "fast", signal: "SIGKILL" },
+  { detector: "default", signal: "SIGSTOP" },
+  { detector: "fast", signal: "SIGSTOP" },
+];
+
+/** The failover target of a case, in ms: detection time + the allowed slack. */
+function failoverBudget({ detector, signal }) {
+  const d = DETECTORS[detector];
+  // A crashed process: down-after-ms is the silence threshold. A hung one (SIGSTOP) can only be
+  // found by silence, checked once per heartbeat round: up to down-after + heartbeat.
+  const detection = signal === "SIGKILL" ? d.downAfterMs : d.downAfterMs + d.heartbeatMs;
+  return { detection, budget: detection + TARGETS.failoverSlackMs };
+}
+
+async function failoverOnce({ detector, signal }) {
+  const settings = DETECTORS[detector];
+  const nodes = await startCluster([
+    { name: "sup", slots: 0, ...settings },
+    { name: "host1", slots: 4, ...settings },
+    { name: "host2", slots: 4, ...settings },
+  ]);
+  try {
+    const victims = Object.fromEntries(nodes.slice(1).map((n) => [n.name, n.pid]));
+    const result = await command(nodes[0].child, {
+      type: "failover",
+      victims,
+      signal,
+      askEveryMs: SETTINGS.failoverAskEveryMs,
+      killAfterMs: 300,
+      askTimeoutMs: 5_000, // ActorRef.ask's default
+      timeoutMs: 20_000,
+    });
+    return result;
+  } finally {
+    // The victim is dead or stopped (a stopped process reads no IPC): the hosts go by SIGKILL.
+    await Promise.all(nodes.slice(1).map((n) => kill(n.child)));
+    await stop(nodes[0].child);
+  }
+}
+
+async function measureFailover(log) {
+  const runs = new Map(FAILOVER_CASES.map((c) => [c, []]));
+  for (let rep = 0; rep < SETTINGS.failoverRepeats; rep++) {
+    // Rotate the order: no case always runs first (or last) in a round.
+    const order = FAILOVER_CASES.map((_, i) => FAILOVER_CASES[(i + rep) % FAILOVER_CASES.length]);
+    for (const c of order) {
+      const r = await failoverOnce(c);
+      runs.get(c).push(r);
+      log(
+        `failover ${c.signal} ${c.detector}: ${r.from} -> ${r.to}: down ${fmt(r.down)} ms (${r.why ?? "?"}), running elsewhere ${fmt(r.running)} ms, ` +
+          `first ask there ${fmt(r.firstAsk)} ms; count ${r.countAtKill} at the kill, ${r.countAfter} after` +
+          (r.errors.length ? `; ask errors: ${r.errors.map((e) => `${e.code}@${e.at}ms`).join(", ")}` : ""),
+      );
+    }
+  }
+  return FAILOVER_CASES.map((c) => {
+    const list = runs.get(c);
+    return { ...c, ...failoverBudget(c), runs: list, firstAsk: median(list.map((r) => r.firstAsk)), down: median(list.map((r) => r.down ?? Number.NaN)) };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. heap per live idle machine actor.
+
+async function measureHeap(snapshotDir) {
+  const child = forkScript("./heap.mjs", [JSON.stringify({ actors: SETTINGS.heapActors, snapshotDir })], ["--expose-gc"], undefined, "heap");
+  try {
+    return await message(child, "heap", 180_000);
+  } finally {
+    await kill(child);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report.
+
+/** Nearest-rank percentile of an ascending array. */
+function percentile(sorted, q) {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+const fmt = (value, digits = 1) => (typeof value === "number" && Number.isFinite(value) ? value.toFixed(digits) : String(value ?? "-"));
+const ratio = (a, b, digits = 2) => `${(a / b).toFixed(digits)}x`;
+const kb = (bytes, digits = 2) => fmt(bytes / 1024, digits);
+
+function table(rows) {
+  const widths = rows[0].map((_, col) => Math.max(...rows.map((row) => String(row[col]).length)));
+  return rows.map((row) => row.map((cell, col) => String(cell).padEnd(widths[col] + 3)).join("").trimEnd()).join("\n");
+}
+
+function verdict(name, ok, detail) {
+  return `${ok ? "PASS" : "FAIL"}  ${name}: ${detail}`;
+}
+
+function report({ ask, spawn, failover, heap }) {
+  const t = ask.transport;
+  const rows = [
+    ["metric", "value", "compared with", "ratio", "target"],
+    ["remote ask p50 (us)", fmt(ask.remote.p50), `transport ${fmt(t.p50)}`, ratio(ask.remote.p50, t.p50), `<= ${TARGETS.askRatio.toFixed(2)}x`],
+    ["remote ask p99 (us)", fmt(ask.remote.p99), `transport ${fmt(t.p99)}`, ratio(ask.remote.p99, t.p99), "-"],
+    ["local ask p50 (us)", fmt(ask.local.p50), "-", "-", "-"],
+    ["local ask p99 (us)", fmt(ask.local.p99), "-", "-", "-"],
+    ["transport round trip p50 (us)", fmt(t.p50), "-", "-", "-"],
+    ["transport round trip p99 (us)", fmt(t.p99), "-", "-", "-"],
+    [`spawn-and-complete, ${SETTINGS.spawnInFlight} in flight (actors/s)`, fmt(spawn.rate, 0), "-", "-", "-"],
+  ];
+  for (const f of failover) {
+    const d = DETECTORS[f.detector];
+    rows.push([
+      `failover, ${f.signal === "SIGKILL" ? "host killed" : "host hung"} (${f.signal}), ${f.detector} ${d.heartbeatMs}/${d.suspectAfterMs}/${d.downAfterMs} (ms)`,
+      fmt(f.firstAsk, 0),
+      `detection ${f.detection}`,
+      "-",
+      `<= ${f.budget}`,
+    ]);
+  }
+  rows.push(["heap per idle machine actor (KB)", kb(heap.perActor), `bare XState ${kb(heap.bareXState)}`, ratio(heap.perActor, heap.bareXState), `<= ${TARGETS.heapKb}`]);
+  console.log(table(rows));
+
+  const notes = [
+    `ask: n=${ask.remote.n} per kind, in ${SETTINGS.askBlocks} interleaved blocks; remote = counter on node b asked from a (a supervises it); local = counter on a itself; transport = transport.request("bench.echo") a -> b on the same connection.`,
+    `spawn: spawner with 0 slots -> host1 + host2 with ${SETTINGS.hostSlots} slots each; ${SETTINGS.spawnTotal} no-op tool actors in ${SETTINGS.spawnBlocks} blocks (median shown): ${spawn.blocks.map((b) => fmt(b.rate, 0)).join(", ")} /s; per host in the last block ${JSON.stringify(spawn.blocks.at(-1).perNode)}; finished records kept by the supervisor at the end: ${spawn.blocks.at(-1).retained}.`,
+  ];
+  for (const f of failover) {
+    const each = f.runs.map((r) => `${fmt(r.firstAsk, 0)} (down ${fmt(r.down, 0)}, ${shortWhy(r.why)}${r.errors.length ? `, ${r.errors.length} ask error(s)` : ""})`);
+    notes.push(`failover ${f.signal} ${f.detector}: median of ${f.runs.length}: ${each.join("; ")} ms`);
+  }
+  notes.push(
+    `heap: ${heap.actors} counters, ${fmt(heap.heapUsedMb)} MB heap used after; per actor ${Object.entries(heap.parts)
+      .map(([k, v]) => `${k} ${kb(v)} KB`)
+      .join(", ")}; bare XState actor ${kb(heap.bareXState)} KB, with an inspect callback ${kb(heap.bareXStateInspect)} KB; spawning them took ${fmt(heap.spawnSeconds, 2)} s.`,
+  );
+  if (heap.snapshot) {
+    notes.push(`heap snapshots: ${heap.snapshot.before}, ${heap.snapshot.after}; added per actor, by constructor (self size):`);
+    for (const row of heap.snapshot.top) notes.push(`    ${row.key.padEnd(48)} ${fmt(row.bytesPerActor, 0).padStart(6)} B  x${fmt(row.countPerActor, 2)}`);
+  }
+  console.log(`\n${notes.join("\n")}\n`);
+
+  const verdicts = [verdict("remote ask p50", ask.remote.p50 / t.p50 <= TARGETS.askRatio, `${ratio(ask.remote.p50, t.p50, 3)} of the transport round trip, target <= ${TARGETS.askRatio}x`)];
+  for (const f of failover) {
+    verdicts.push(verdict(`failover ${f.signal} ${f.detector}`, f.firstAsk <= f.budget, `median ${fmt(f.firstAsk)} ms, target <= ${f.budget} ms (detection ${f.detection} + ${TARGETS.failoverSlackMs})`));
+  }
+  verdicts.push(verdict("heap per actor", heap.perActor / 1024 <= TARGETS.heapKb, `${kb(heap.perActor, 3)} KB, target <= ${TARGETS.heapKb} KB`));
+  for (const line of verdicts) console.log(line);
+}
+
+function shortWhy(why) {
+  if (!why) return "not marked down";
+  if (why.startsWith("connection refused")) return "refused";
+  if (why.startsWith("silent")) return why;
+  return why;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const args = process.argv.slice(2);
+  const profIndex = args.indexOf("--cpu-prof");
+  if (profIndex >= 0) {
+    // CPU profiles of every worker (open in Chrome devtools or speedscope). Profiling slows
+    // everything down: do not read the table then.
+    const dir = resolve(args[profIndex + 1] ?? "bench-profiles");
+    await mkdir(dir, { recursive: true });
+    execArgv = ["--cpu-prof", `--cpu-prof-dir=${dir}`];
+    console.error(`writing CPU profiles to ${dir}`);
+  }
+  const snapIndex = args.indexOf("--heap-snapshot");
+  const snapshotDir = snapIndex >= 0 ? resolve(args[snapIndex + 1] ?? "bench-heap") : null;
+  pinning = !args.includes("--no-pin") && canPin();
+  const log = (line) => console.error(`[bench] ${line}`);
+  log(`node ${process.version}, ${cpus().length} cpus, ${pinning ? "measuring node pinned to cpu 1, its peers to cpu 0" : "not pinned"}`);
+  log(JSON.stringify(SETTINGS));
+
+  const started = performance.now();
+  log("ask round trips: remote, local, transport, interleaved ...");
+  const ask = await measureAsk(log);
+  for (const mode of ASK_MODES) log(`${mode.padEnd(9)}: p50 ${fmt(ask[mode].p50)} us, p99 ${fmt(ask[mode].p99)} us (n=${ask[mode].n})`);
+
+  log("spawn-and-complete throughput ...");
+  const spawn = await measureSpawns(log);
+
+  log(`failover, ${SETTINGS.failoverRepeats} runs of each case ...`);
+  const failover = await measureFailover(log);
+
+  log(`heap per actor, ${SETTINGS.heapActors} counters${snapshotDir ? `, heap snapshots in ${snapshotDir}` : ""} ...`);
+  const heap = await measureHeap(snapshotDir);
+  log(`done in ${fmt((performance.now() - started) / 1000)} s`);
+
+  console.log("");
+  report({ ask, spawn, failover, heap });
+}
+
+main()
+  .catch((err) => {
+    console.error(`bench failed: ${err.stack ?? err}`);
+    process.exitCode = 1;
+  })
+  .finally(killAll);
