@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { NodeErrors } from "@shoal/node";
 import { CloseCodes, ProtocolErrors } from "@shoal/protocol";
 import { RuntimeErrors } from "@shoal/runtime";
+import { ToolErrors } from "@shoal/tools";
 import { TransportErrors } from "@shoal/transport";
 import { describe, expect, it } from "vitest";
 
@@ -13,6 +14,7 @@ describe("every error code is documented in its package README", () => {
     ["packages/protocol", ProtocolErrors],
     ["packages/transport", TransportErrors],
     ["packages/runtime", RuntimeErrors],
+    ["packages/tools", ToolErrors],
     ["apps/node", NodeErrors],
   ] as const)("%s", (dir, catalog) => {
     const text = readme(dir);

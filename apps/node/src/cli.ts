@@ -37,6 +37,9 @@ program
   .addOption(new Option("--suspect-after-ms <ms>", "silence before a peer is suspect (default: 1200)").argParser(int("--suspect-after-ms", 20, 600_000)))
   .addOption(new Option("--down-after-ms <ms>", "silence before a peer is down (default: 2000)").argParser(int("--down-after-ms", 30, 600_000)))
   .addOption(new Option("--max-frame-bytes <n>", "largest frame accepted from a peer (default: 16 MiB)").argParser(int("--max-frame-bytes", 1024, 1024 ** 3)))
+  .option("--camera-dir <dir>", "folder this node's camera writes frames to (for vision_agent)")
+  .option("--llm-url <url>", "OpenAI-compatible API base URL for llm_complete, e.g. http://gpu-01:8080/v1")
+  .option("--llm-model <name>", "model name sent to the LLM endpoint")
   .addOption(new Option("--drain-grace-ms <ms>", "on SIGTERM, time running tools get to finish (default: 10000)").argParser(int("--drain-grace-ms", 0, 3_600_000)))
   .action(async (flags) => runNodeCommand(flags));
 

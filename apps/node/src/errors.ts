@@ -1,5 +1,6 @@
 import { type ErrorCatalog, ProtocolErrors } from "@shoal/protocol";
 import { RuntimeErrors } from "@shoal/runtime";
+import { ToolErrors } from "@shoal/tools";
 import { TransportErrors } from "@shoal/transport";
 
 /** Codes raised by the `shoal` command and the node's HTTP API. */
@@ -9,7 +10,6 @@ export const NodeErrors = {
   SHOAL_ERR_BAD_SECRET_FILE: { status: 400, doc: "the --secret-file cannot be read or is empty" },
   SHOAL_ERR_PORT_IN_USE: { status: 500, doc: "another process listens on the node's host and port" },
   SHOAL_ERR_DATA_DIR_LOCKED: { status: 500, doc: "another running node uses the same --data-dir" },
-  SHOAL_ERR_BAD_PLUGIN: { status: 400, doc: "a --plugin module cannot be loaded or exports something that is not a tool or agent" },
   SHOAL_ERR_BAD_REQUEST: { status: 400, doc: "a request body the API cannot use: not JSON, or the wrong schema (the path says where)" },
   SHOAL_ERR_UNAUTHORIZED: { status: 401, doc: "an API call without the cluster secret as `Authorization: Bearer <secret>`" },
   SHOAL_ERR_NOT_FOUND: { status: 404, doc: "no such route" },
@@ -21,4 +21,4 @@ export const NodeErrors = {
 export type NodeErrorCode = keyof typeof NodeErrors;
 
 /** Every code a node can answer with, for the HTTP status of each. */
-export const allErrors: ErrorCatalog = { ...ProtocolErrors, ...TransportErrors, ...RuntimeErrors, ...NodeErrors };
+export const allErrors: ErrorCatalog = { ...ProtocolErrors, ...TransportErrors, ...RuntimeErrors, ...ToolErrors, ...NodeErrors };

@@ -4,4 +4,3 @@ export { resolveNodeConfig, readConfigFile } from "./config.js";
 export type { NodeFlags } from "./config.js";
 export { NodeErrors, allErrors } from "./errors.js";
 export type { NodeErrorCode } from "./errors.js";
-export { loadPlugins } from "./plugins.js";

@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import { Mesh } from "@shoal/mesh";
 import { type Logger, type NodeConfig, type NodeIdentity, ShoalError } from "@shoal/protocol";
 import { LogicRegistry, Runtime } from "@shoal/runtime";
+import { builtinTools, loadPlugins } from "@shoal/tools";
 import { Transport } from "@shoal/transport";
 import { z } from "zod";
 import { readSecretFile } from "./config.js";
@@ -10,7 +11,6 @@ import { openDataDir } from "./dataDir.js";
 import { createHttpApi } from "./http/createHttpApi.js";
 import type { Handler } from "./http/Router.js";
 import { createMetrics } from "./metrics.js";
-import { loadPlugins } from "./plugins.js";
 
 export interface RunningNode {
   identity: NodeIdentity;
@@ -33,7 +33,11 @@ export interface StartNodeOptions {
 export async function startNode({ config, logger, debugRoutes = false }: StartNodeOptions): Promise<RunningNode> {
   const secret = config["secret-file"] ? readSecretFile(config["secret-file"]) : undefined;
   const registry = new LogicRegistry();
-  for (const def of await loadPlugins(config.plugin)) registry.register(def);
+  const builtins = builtinTools({
+    llm: { url: config["llm-url"] ?? process.env.SHOAL_LLM_URL, model: config["llm-model"] ?? process.env.SHOAL_LLM_MODEL, apiKey: process.env.SHOAL_LLM_API_KEY },
+    vision: { cameraDir: config["camera-dir"] ?? process.env.SHOAL_CAMERA_DIR },
+  });
+  for (const def of [...builtins, ...(await loadPlugins(config.plugin))]) registry.register(def);
   const dataDir = openDataDir(config["data-dir"]);
   const log = logger.child({ node: config.name });
   const server = createServer();

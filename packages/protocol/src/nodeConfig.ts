@@ -25,6 +25,11 @@ const NodeConfigShape = {
     /** Silence after which a peer is `down`. */
     "down-after-ms": z.number().int().min(30).max(600_000),
     "max-frame-bytes": z.number().int().min(1024).max(1024 * 1024 * 1024),
+    /** Folder this node's camera writes frames to, for `vision_agent`. */
+    "camera-dir": z.string().min(1).optional(),
+    /** Base URL of an OpenAI-compatible API for `llm_complete`, e.g. http://gpu-01:8080/v1. */
+    "llm-url": z.url().optional(),
+    "llm-model": z.string().min(1).max(200).optional(),
     /** On SIGTERM, how long running tool actors get to finish before the node leaves. */
     "drain-grace-ms": z.number().int().min(0).max(3_600_000),
 };

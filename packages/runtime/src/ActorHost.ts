@@ -12,6 +12,7 @@ import {
   isShoalError,
 } from "@shoal/protocol";
 import { type AnyActor, type InspectionEvent, createActor, fromPromise } from "xstate";
+import { isAgent } from "@shoal/tools";
 import type { HostedLogic, LogicRegistry } from "./LogicRegistry.js";
 import { checkpointOf, plain, restoreTimers, viewOf } from "./snapshots.js";
 
@@ -147,7 +148,7 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
   /** Machine actors and their supervisors, for a drain to hand back. */
   machines(): { actorId: string; supervisor: string; epoch: number }[] {
     return [...this.actors.values()]
-      .filter((h) => h.logic.kind === "machine" && !h.ended)
+      .filter((h) => isAgent(h.logic) && !h.ended)
       .map((h) => ({ actorId: h.req.actorId, supervisor: h.req.supervisor, epoch: h.req.epoch }));
   }
 
@@ -184,8 +185,8 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
         id: h.req.actorId,
         address: `${this.options.nodeName}/${h.req.actorId}`,
         logic: h.req.logic,
-        kind: h.logic.kind,
-        state: h.logic.kind === "machine" ? plain(snap.value) : snap.status,
+        kind: isAgent(h.logic) ? "machine" : "promise",
+        state: isAgent(h.logic) ? plain(snap.value) : snap.status,
         status: snap.status,
         parent: h.req.parent ?? null,
         supervisor: h.req.supervisor,
@@ -198,8 +199,7 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
 
   private start(req: SpawnRequest, logic: HostedLogic, input: unknown): Hosted {
     const log = this.log.child({ actorId: req.actorId, logic: req.logic });
-    const actorLogic =
-      logic.kind === "machine"
+    const actorLogic = isAgent(logic)
         ? logic.machine
         : fromPromise(async ({ input: i, signal }) => {
             const output = await logic.run(i, {
@@ -217,7 +217,7 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
           });
     const actor = createActor(actorLogic, {
       input,
-      ...(req.checkpoint && logic.kind === "machine" && { snapshot: req.checkpoint.persisted as never }),
+      ...(req.checkpoint && isAgent(logic) && { snapshot: req.checkpoint.persisted as never }),
       inspect: (event) => this.inspect(req.actorId, event),
     });
     const hosted: Hosted = { req, logic, actor, since: Date.now(), seq: req.checkpoint?.seq ?? 0, flushTimer: undefined, ended: false };
@@ -230,7 +230,7 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
       error: (err) => this.finish(hosted, { status: "error", error: errorBody(err) }),
     });
     actor.start();
-    if (req.checkpoint && logic.kind === "machine") restoreTimers(actor, req.checkpoint.timers);
+    if (req.checkpoint && isAgent(logic)) restoreTimers(actor, req.checkpoint.timers);
     this.flush(hosted);
     return hosted;
   }
@@ -257,7 +257,7 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
     const snapshot = hosted.actor.getSnapshot();
     if (snapshot.status !== "active") return;
     const update: ActorUpdate = { actorId: hosted.req.actorId, epoch: hosted.req.epoch, snapshot: viewOf(snapshot) };
-    if (hosted.logic.kind === "machine") update.checkpoint = checkpointOf(hosted.actor, ++hosted.seq);
+    if (isAgent(hosted.logic)) update.checkpoint = checkpointOf(hosted.actor, ++hosted.seq);
     this.emit("update", hosted.req.supervisor, update);
   }
 
@@ -293,7 +293,7 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
 }
 
 function checkOutput(logic: HostedLogic, output: unknown): unknown {
-  if (logic.kind !== "promise" || !logic.output) return output;
+  if (isAgent(logic) || !logic.output) return output;
   const parsed = logic.output.safeParse(output);
   if (parsed.success) return parsed.data;
   throw new ShoalError("SHOAL_ERR_BAD_OUTPUT", `output of ${logic.name} does not match its schema: ${parsed.error.issues[0]?.message ?? "invalid"}`);

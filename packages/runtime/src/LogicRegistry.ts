@@ -1,45 +1,8 @@
-import { type Logger, ShoalError, describeZodError } from "@shoal/protocol";
-import type { AnyStateMachine } from "xstate";
-import type { z } from "zod";
+import { ShoalError, describeZodError } from "@shoal/protocol";
+import type { Definition } from "@shoal/tools";
 
-/** What a promise (tool) actor gets besides its input. */
-export interface RunContext {
-  /** Name of the node it runs on. */
-  node: string;
-  actorId: string;
-  /** The same on every retry and migration: use it to make side effects idempotent. */
-  key: string;
-  /** 1 on the first run; migrations do not count. */
-  attempt: number;
-  /** True when this run replaces one lost with its node. */
-  migration: boolean;
-  /** Fired when the actor is stopped (timeout, cancel, drain). */
-  signal: AbortSignal;
-  /** Set when the actor runs a workflow step. */
-  workflowId?: string;
-  stepId?: string;
-  log: Logger;
-}
-
-interface LogicBase {
-  name: string;
-  /** The node must have all of these to host it. */
-  capabilities?: string[];
-  input?: z.ZodType;
-}
-
-export interface MachineLogic extends LogicBase {
-  kind: "machine";
-  machine: AnyStateMachine;
-}
-
-export interface PromiseLogic extends LogicBase {
-  kind: "promise";
-  output?: z.ZodType;
-  run(input: unknown, ctx: RunContext): unknown | Promise<unknown>;
-}
-
-export type HostedLogic = MachineLogic | PromiseLogic;
+/** A tool (promise actor) or an agent (machine actor), as plugins and built-ins define them. */
+export type HostedLogic = Definition;
 
 /** Actor logic by name: what a node can host, and what it tells the mesh it hosts. */
 export class LogicRegistry {

@@ -7,7 +7,7 @@ export type { ActorHostEvents, ActorHostOptions, InspectionRecord } from "./Acto
 export { Supervisor, SupervisedActor } from "./Supervisor.js";
 export type { HostLink, SpawnOptions, SupervisedStatus, SupervisorOptions } from "./Supervisor.js";
 export { LogicRegistry } from "./LogicRegistry.js";
-export type { HostedLogic, MachineLogic, PromiseLogic, RunContext } from "./LogicRegistry.js";
+export type { HostedLogic } from "./LogicRegistry.js";
 export { choosePlacement } from "./placement.js";
 export type { PlacementDecision, PlacementRequest, PlacementResult } from "./placement.js";
 export { remoteLogic } from "./remoteLogic.js";

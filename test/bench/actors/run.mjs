@@ -163,6 +163,7 @@ async function stopCluster(nodes) {
 // 1. ask round trips: remote actor, local actor, bare transport request, interleaved.
 
 const ASK_MODES = ["remote", "local", "transport"];
+const PARTS = ["ask", "spawn", "failover", "heap"];
 
 async function measureAsk(log) {
   const nodes = await startCluster([
@@ -320,62 +321,89 @@ function verdict(name, ok, detail) {
 }
 
 function report({ ask, spawn, failover, heap }) {
-  const t = ask.transport;
-  const rows = [
-    ["metric", "value", "compared with", "ratio", "target"],
-    ["remote ask p50 (us)", fmt(ask.remote.p50), `transport ${fmt(t.p50)}`, ratio(ask.remote.p50, t.p50), `<= ${TARGETS.askRatio.toFixed(2)}x`],
-    ["remote ask p99 (us)", fmt(ask.remote.p99), `transport ${fmt(t.p99)}`, ratio(ask.remote.p99, t.p99), "-"],
-    ["local ask p50 (us)", fmt(ask.local.p50), "-", "-", "-"],
-    ["local ask p99 (us)", fmt(ask.local.p99), "-", "-", "-"],
-    ["transport round trip p50 (us)", fmt(t.p50), "-", "-", "-"],
-    ["transport round trip p99 (us)", fmt(t.p99), "-", "-", "-"],
-    [`spawn-and-complete, ${SETTINGS.spawnInFlight} in flight (actors/s)`, fmt(spawn.rate, 0), "-", "-", "-"],
-  ];
-  for (const f of failover) {
-    const d = DETECTORS[f.detector];
+  const rows = [["metric", "value", "compared with", "ratio", "target"]];
+  const notes = [];
+  const verdicts = [];
+  const skip = (what) => verdicts.push(`SKIP  ${what}: not measured (--only)`);
+
+  if (ask) {
+    const t = ask.transport;
+    rows.push(
+      ["remote ask p50 (us)", fmt(ask.remote.p50), `transport ${fmt(t.p50)}`, ratio(ask.remote.p50, t.p50), `<= ${TARGETS.askRatio.toFixed(2)}x`],
+      ["remote ask p99 (us)", fmt(ask.remote.p99), `transport ${fmt(t.p99)}`, ratio(ask.remote.p99, t.p99), "-"],
+      ["local ask p50 (us)", fmt(ask.local.p50), `transport ${fmt(t.p50)}`, ratio(ask.local.p50, t.p50), "-"],
+      ["local ask p99 (us)", fmt(ask.local.p99), `transport ${fmt(t.p99)}`, ratio(ask.local.p99, t.p99), "-"],
+      ["transport round trip p50 (us)", fmt(t.p50), "-", "-", "-"],
+      ["transport round trip p99 (us)", fmt(t.p99), "-", "-", "-"],
+    );
+    notes.push(
+      `ask: n=${ask.remote.n} of each kind, in ${SETTINGS.askBlocks} interleaved blocks. remote = counter on node b, asked from node a, which supervises it; local = counter on node a itself; transport = transport.request("bench.echo") from a to b on the same connection, with a body shaped like host.ask's.`,
+    );
+    verdicts.push(verdict("remote ask p50", ask.remote.p50 / t.p50 <= TARGETS.askRatio, `${ratio(ask.remote.p50, t.p50, 3)} the transport round trip, target <= ${TARGETS.askRatio}x`));
+  } else skip("remote ask p50");
+
+  if (spawn) {
+    const first = spawn.blocks[0];
+    const last = spawn.blocks.at(-1);
     rows.push([
-      `failover, ${f.signal === "SIGKILL" ? "host killed" : "host hung"} (${f.signal}), ${f.detector} ${d.heartbeatMs}/${d.suspectAfterMs}/${d.downAfterMs} (ms)`,
-      fmt(f.firstAsk, 0),
-      `detection ${f.detection}`,
+      `spawn-and-complete, ${SETTINGS.spawnInFlight} in flight (actors/s)`,
+      fmt(spawn.rate, 0),
+      `first block ${fmt(first.rate, 0)}, last ${fmt(last.rate, 0)}`,
+      ratio(last.rate, first.rate),
       "-",
-      `<= ${f.budget}`,
     ]);
+    notes.push(
+      `spawn: spawner node with 0 slots (it only supervises) -> host1 + host2 with ${SETTINGS.hostSlots} slots each; no-op tool actors, default placement. ` +
+        `${SETTINGS.spawnWarmup} warm-up, then ${SETTINGS.spawnTotal} in ${SETTINGS.spawnBlocks} blocks, median shown; block rates ${spawn.blocks.map((b) => fmt(b.rate, 0)).join(", ")} /s ` +
+        `with ${spawn.blocks.map((b) => b.retained).join(", ")} finished records kept by the supervisor at the end of each; last block per host ${JSON.stringify(last.perNode)}. ratio = last block / first block.`,
+    );
   }
-  rows.push(["heap per idle machine actor (KB)", kb(heap.perActor), `bare XState ${kb(heap.bareXState)}`, ratio(heap.perActor, heap.bareXState), `<= ${TARGETS.heapKb}`]);
+
+  if (failover) {
+    for (const f of failover) {
+      const d = DETECTORS[f.detector];
+      rows.push([
+        `failover, ${f.signal === "SIGKILL" ? "host killed" : "host hung"} (${f.signal}), ${f.detector} ${d.heartbeatMs}/${d.suspectAfterMs}/${d.downAfterMs} (ms)`,
+        fmt(f.firstAsk, 0),
+        `detection ${f.detection}`,
+        "-",
+        `<= ${f.budget}`,
+      ]);
+      const each = f.runs.map(
+        (r) =>
+          `${fmt(r.firstAsk, 0)} (down ${fmt(r.down, 0)} ${shortWhy(r.why)}, link closed ${fmt(r.disconnected, 0)}, running elsewhere ${fmt(r.running, 0)}` +
+          `${r.errors.length ? `, ${r.errors.length} ask error(s): ${r.errors.map((e) => e.code).join(" ")}` : ""}; count ${r.countAtKill} -> ${r.countAfter})`,
+      );
+      notes.push(`failover ${f.signal} ${f.detector}, ms after the signal: ${each.join("; ")}`);
+      verdicts.push(
+        verdict(`failover ${f.signal} ${f.detector}`, f.firstAsk <= f.budget, `median ${fmt(f.firstAsk)} ms, target <= ${f.budget} ms (detection ${f.detection} + ${TARGETS.failoverSlackMs})`),
+      );
+    }
+  } else skip("failover");
+
+  if (heap) {
+    rows.push(["heap per idle machine actor (KB)", kb(heap.perActor), `bare XState ${kb(heap.bareXState)}`, ratio(heap.perActor, heap.bareXState), `<= ${TARGETS.heapKb}`]);
+    notes.push(
+      `heap: ${heap.actors} counters spawned locally, ${fmt(heap.heapUsedMb)} MB heap used with them; per actor: ${Object.entries(heap.parts)
+        .map(([k, v]) => `${k} ${kb(v)} KB`)
+        .join(", ")}. Bare XState actor ${kb(heap.bareXState)} KB, with an inspect callback ${kb(heap.bareXStateInspect)} KB. Spawning the ${heap.actors} took ${fmt(heap.spawnSeconds, 2)} s.`,
+    );
+    if (heap.snapshot) {
+      notes.push(`heap snapshots: ${heap.snapshot.before}, ${heap.snapshot.after}; what was added, per actor, by type:constructor (self size):`);
+      for (const row of heap.snapshot.top) notes.push(`    ${row.key.padEnd(50)} ${fmt(row.bytesPerActor, 0).padStart(6)} B  x${fmt(row.countPerActor, 2)}`);
+    }
+    verdicts.push(verdict("heap per actor", heap.perActor / 1024 <= TARGETS.heapKb, `${kb(heap.perActor, 3)} KB, target <= ${TARGETS.heapKb} KB`));
+  } else skip("heap per actor");
+
   console.log(table(rows));
-
-  const notes = [
-    `ask: n=${ask.remote.n} per kind, in ${SETTINGS.askBlocks} interleaved blocks; remote = counter on node b asked from a (a supervises it); local = counter on a itself; transport = transport.request("bench.echo") a -> b on the same connection.`,
-    `spawn: spawner with 0 slots -> host1 + host2 with ${SETTINGS.hostSlots} slots each; ${SETTINGS.spawnTotal} no-op tool actors in ${SETTINGS.spawnBlocks} blocks (median shown): ${spawn.blocks.map((b) => fmt(b.rate, 0)).join(", ")} /s; per host in the last block ${JSON.stringify(spawn.blocks.at(-1).perNode)}; finished records kept by the supervisor at the end: ${spawn.blocks.at(-1).retained}.`,
-  ];
-  for (const f of failover) {
-    const each = f.runs.map((r) => `${fmt(r.firstAsk, 0)} (down ${fmt(r.down, 0)}, ${shortWhy(r.why)}${r.errors.length ? `, ${r.errors.length} ask error(s)` : ""})`);
-    notes.push(`failover ${f.signal} ${f.detector}: median of ${f.runs.length}: ${each.join("; ")} ms`);
-  }
-  notes.push(
-    `heap: ${heap.actors} counters, ${fmt(heap.heapUsedMb)} MB heap used after; per actor ${Object.entries(heap.parts)
-      .map(([k, v]) => `${k} ${kb(v)} KB`)
-      .join(", ")}; bare XState actor ${kb(heap.bareXState)} KB, with an inspect callback ${kb(heap.bareXStateInspect)} KB; spawning them took ${fmt(heap.spawnSeconds, 2)} s.`,
-  );
-  if (heap.snapshot) {
-    notes.push(`heap snapshots: ${heap.snapshot.before}, ${heap.snapshot.after}; added per actor, by constructor (self size):`);
-    for (const row of heap.snapshot.top) notes.push(`    ${row.key.padEnd(48)} ${fmt(row.bytesPerActor, 0).padStart(6)} B  x${fmt(row.countPerActor, 2)}`);
-  }
   console.log(`\n${notes.join("\n")}\n`);
-
-  const verdicts = [verdict("remote ask p50", ask.remote.p50 / t.p50 <= TARGETS.askRatio, `${ratio(ask.remote.p50, t.p50, 3)} of the transport round trip, target <= ${TARGETS.askRatio}x`)];
-  for (const f of failover) {
-    verdicts.push(verdict(`failover ${f.signal} ${f.detector}`, f.firstAsk <= f.budget, `median ${fmt(f.firstAsk)} ms, target <= ${f.budget} ms (detection ${f.detection} + ${TARGETS.failoverSlackMs})`));
-  }
-  verdicts.push(verdict("heap per actor", heap.perActor / 1024 <= TARGETS.heapKb, `${kb(heap.perActor, 3)} KB, target <= ${TARGETS.heapKb} KB`));
   for (const line of verdicts) console.log(line);
 }
 
 function shortWhy(why) {
-  if (!why) return "not marked down";
-  if (why.startsWith("connection refused")) return "refused";
-  if (why.startsWith("silent")) return why;
-  return why;
+  if (!why) return "(not marked down)";
+  if (why.startsWith("connection refused")) return "by refused redial";
+  return `by ${why}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -393,28 +421,38 @@ async function main() {
   }
   const snapIndex = args.indexOf("--heap-snapshot");
   const snapshotDir = snapIndex >= 0 ? resolve(args[snapIndex + 1] ?? "bench-heap") : null;
+
+  const onlyIndex = args.indexOf("--only");
+  const parts = new Set(onlyIndex >= 0 ? (args[onlyIndex + 1] ?? "").split(",") : PARTS);
+  for (const part of parts) if (!PARTS.includes(part)) throw new Error(`--only takes a comma-separated list of ${PARTS.join(", ")}; got "${part}"`);
   pinning = !args.includes("--no-pin") && canPin();
   const log = (line) => console.error(`[bench] ${line}`);
   log(`node ${process.version}, ${cpus().length} cpus, ${pinning ? "measuring node pinned to cpu 1, its peers to cpu 0" : "not pinned"}`);
   log(JSON.stringify(SETTINGS));
 
   const started = performance.now();
-  log("ask round trips: remote, local, transport, interleaved ...");
-  const ask = await measureAsk(log);
-  for (const mode of ASK_MODES) log(`${mode.padEnd(9)}: p50 ${fmt(ask[mode].p50)} us, p99 ${fmt(ask[mode].p99)} us (n=${ask[mode].n})`);
-
-  log("spawn-and-complete throughput ...");
-  const spawn = await measureSpawns(log);
-
-  log(`failover, ${SETTINGS.failoverRepeats} runs of each case ...`);
-  const failover = await measureFailover(log);
-
-  log(`heap per actor, ${SETTINGS.heapActors} counters${snapshotDir ? `, heap snapshots in ${snapshotDir}` : ""} ...`);
-  const heap = await measureHeap(snapshotDir);
+  const results = {};
+  if (parts.has("ask")) {
+    log("ask round trips: remote, local, transport, interleaved ...");
+    results.ask = await measureAsk(log);
+    for (const mode of ASK_MODES) log(`${mode.padEnd(9)}: p50 ${fmt(results.ask[mode].p50)} us, p99 ${fmt(results.ask[mode].p99)} us (n=${results.ask[mode].n})`);
+  }
+  if (parts.has("spawn")) {
+    log("spawn-and-complete throughput ...");
+    results.spawn = await measureSpawns(log);
+  }
+  if (parts.has("failover")) {
+    log(`failover, ${SETTINGS.failoverRepeats} runs of each case ...`);
+    results.failover = await measureFailover(log);
+  }
+  if (parts.has("heap")) {
+    log(`heap per actor, ${SETTINGS.heapActors} counters${snapshotDir ? `, heap snapshots in ${snapshotDir}` : ""} ...`);
+    results.heap = await measureHeap(snapshotDir);
+  }
   log(`done in ${fmt((performance.now() - started) / 1000)} s`);
 
   console.log("");
-  report({ ask, spawn, failover, heap });
+  report(results);
 }
 
 main()

@@ -43,24 +43,21 @@ export const releaseSlow = () => [...releases.values()].at(-1)?.();
 export const releaseSlowOn = (node: string) => releases.get(node)?.();
 
 export const testLogic: HostedLogic[] = [
-  { name: "counter", kind: "machine", machine: counter },
-  { name: "delayed", kind: "machine", machine: delayed },
+  { name: "counter", machine: counter },
+  { name: "delayed", machine: delayed },
   {
     name: "double",
-    kind: "promise",
     input: z.object({ n: z.number() }),
     run: (input) => (input as { n: number }).n * 2,
   },
   {
     name: "fail",
-    kind: "promise",
     run: () => {
       throw new Error("tool broke");
     },
   },
   {
     name: "slow",
-    kind: "promise",
     run: (_input, ctx) => {
       runs.push({ node: ctx.node, key: ctx.key, attempt: ctx.attempt, migration: ctx.migration });
       return new Promise((resolve) => {
@@ -71,14 +68,13 @@ export const testLogic: HostedLogic[] = [
   },
   {
     name: "sleep",
-    kind: "promise",
     run: (input, ctx) =>
       new Promise((resolve) => {
         const timer = setTimeout(() => resolve(ctx.node), (input as { ms: number }).ms);
         ctx.signal.addEventListener("abort", () => clearTimeout(timer));
       }),
   },
-  { name: "camera-only", kind: "promise", capabilities: ["camera"], run: (_i, ctx) => ctx.node },
+  { name: "camera-only", capabilities: ["camera"], run: (_i: unknown, ctx: { node: string }) => ctx.node },
 ];
 
 export interface RuntimeNode {

@@ -1,0 +1,45 @@
+import { ShoalError } from "@shoal/protocol";
+import { z } from "zod";
+import { defineTool } from "../definitions.js";
+
+const Input = z
+  .object({
+    url: z.url({ protocol: /^https?$/ }),
+    method: z.enum(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]).default("GET"),
+    headers: z.record(z.string(), z.string()).default({}),
+    body: z.unknown().optional(),
+    timeout_ms: z.number().int().min(1).max(600_000).default(10_000),
+  })
+  .strict();
+
+/** Calls an HTTP endpoint; JSON answers are parsed. A 4xx/5xx is an error, so the step retries. */
+export const httpRequest = defineTool({
+  name: "http_request",
+  input: Input,
+  async run(input, ctx) {
+    const json = input.body !== undefined && typeof input.body !== "string";
+    let res: Response;
+    try {
+      res = await fetch(input.url, {
+        method: input.method,
+        headers: { ...(json && { "content-type": "application/json" }), ...input.headers },
+        ...(input.body !== undefined && { body: json ? JSON.stringify(input.body) : (input.body as string) }),
+        signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(input.timeout_ms)]),
+      });
+    } catch (err) {
+      throw new ShoalError("SHOAL_ERR_HTTP_FAILED", `${input.method} ${input.url}: ${(err as Error).message}`, { cause: err });
+    }
+    const text = await res.text();
+    const type = res.headers.get("content-type") ?? "";
+    let body: unknown = text;
+    if (type.includes("json")) {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = text; // a server that says JSON and sends something else: keep the text
+      }
+    }
+    if (res.status >= 400) throw new ShoalError("SHOAL_ERR_HTTP_FAILED", `${input.method} ${input.url} answered ${res.status}: ${text.slice(0, 200)}`);
+    return { status: res.status, headers: Object.fromEntries(res.headers.entries()), body };
+  },
+});

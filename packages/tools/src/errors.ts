@@ -1,0 +1,12 @@
+import type { ErrorCatalog } from "@shoal/protocol";
+
+/** Codes raised by plugin loading and the built-in tools. */
+export const ToolErrors = {
+  SHOAL_ERR_BAD_PLUGIN: { status: 400, doc: "a --plugin module cannot be loaded or exports something that is not a tool or agent" },
+  SHOAL_ERR_TOOL_NOT_CONFIGURED: { status: 503, doc: "a built-in tool needs a setting this node does not have (LLM endpoint, camera folder)" },
+  SHOAL_ERR_HTTP_FAILED: { status: 502, doc: "http_request or llm_complete could not reach the server, or it answered with an error status" },
+  SHOAL_ERR_NO_FRAMES: { status: 404, doc: "vision_agent found no PNG or JPEG frames in the camera folder" },
+  SHOAL_ERR_BAD_IMAGE: { status: 422, doc: "a frame could not be decoded as PNG or JPEG" },
+} as const satisfies ErrorCatalog;
+
+export type ToolErrorCode = keyof typeof ToolErrors;
