@@ -40,6 +40,7 @@ export interface AgentDefinition {
   machine: AnyStateMachine;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: a registry holds tools of every input type, and `run`'s parameter is contravariant
 export type Definition = ToolDefinition<any, any> | AgentDefinition;
 
 /** Types a tool definition; adds nothing at run time, so a plain object works the same. */
