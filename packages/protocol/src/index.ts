@@ -72,3 +72,19 @@ export type {
   SpawnRequest,
   Timer,
 } from "./actors.js";
+export {
+  FailureSchema,
+  ForEachSchema,
+  NotifySchema,
+  StepIdSchema,
+  StepSpecSchema,
+  StepStateSchema,
+  StepStatusSchema,
+  WorkflowEventNameSchema,
+  WorkflowIdSchema,
+  WorkflowResultSchema,
+  WorkflowSpecSchema,
+  WorkflowStateSchema,
+  WorkflowStatusSchema,
+} from "./workflow.js";
+export type { StepSpec, StepState, StepStatus, WorkflowEventName, WorkflowResult, WorkflowSpec, WorkflowState } from "./workflow.js";

@@ -65,7 +65,10 @@ export function remoteLogic(spawner: RemoteSpawner, logic: string, options: Remo
         ...(envelope.labels !== undefined && { labels: envelope.labels }),
       });
       refs.set(self, ref);
+      // Once the parent stopped this proxy, nothing more goes to it.
+      const live = () => refs.get(self) === ref;
       const mirror = () => {
+        if (!live()) return;
         const record = ref.record;
         self.send({
           type: MIRROR,
@@ -79,8 +82,8 @@ export function remoteLogic(spawner: RemoteSpawner, logic: string, options: Remo
       ref.subscribe(mirror);
       mirror();
       ref.done.then(
-        (output) => self.send({ type: DONE, output } as EventObject),
-        (error: unknown) => self.send({ type: ERROR, error } as EventObject),
+        (output) => live() && self.send({ type: DONE, output } as EventObject),
+        (error: unknown) => live() && self.send({ type: ERROR, error } as EventObject),
       );
     },
     transition: (state, event, { self }) => {

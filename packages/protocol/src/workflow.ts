@@ -1,0 +1,108 @@
+import { z } from "zod";
+import { PlacementSchema } from "./actors.js";
+import { NameSchema } from "./member.js";
+
+/** Step ids: no dots (they separate a `$from` path) and no brackets (they mark instances). */
+export const StepIdSchema = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, "letters, digits, '_' and '-' only");
+
+export const ForEachSchema = z.union([
+  z.object({ items: z.array(z.unknown()).max(10_000) }).strict(),
+  z.object({ nodes: z.object({ capabilities: z.array(NameSchema).optional(), names: z.array(NameSchema).optional() }).strict() }).strict(),
+]);
+
+export const StepSpecSchema = z
+  .object({
+    id: StepIdSchema,
+    tool: NameSchema.optional(),
+    agent: NameSchema.optional(),
+    needs: z.array(StepIdSchema).max(1000).optional(),
+    input: z.unknown().optional(),
+    for_each: ForEachSchema.optional(),
+    timeout_ms: z.number().int().min(1).max(86_400_000).optional(),
+    /** Tries after the first one, on a timeout or an error; 1 by default. */
+    retries: z.number().int().min(0).max(20).optional(),
+    placement: PlacementSchema.optional(),
+    /** What the step does when a step it needs failed: go on with what exists, or fail. */
+    on_missing: z.enum(["partial", "fail"]).optional(),
+  })
+  .strict()
+  .refine((s) => (s.tool === undefined) !== (s.agent === undefined), { message: "a step runs exactly one of tool or agent", path: ["tool"] });
+export type StepSpec = z.infer<typeof StepSpecSchema>;
+
+export const WorkflowEventNameSchema = z.enum([
+  "workflow.started",
+  "workflow.finished",
+  "step.started",
+  "step.completed",
+  "step.failed",
+  "step.retrying",
+]);
+export type WorkflowEventName = z.infer<typeof WorkflowEventNameSchema>;
+
+export const NotifySchema = z
+  .object({ url: z.url({ protocol: /^https?$/ }), on: z.array(WorkflowEventNameSchema).min(1).optional() })
+  .strict();
+
+export const WorkflowSpecSchema = z
+  .object({
+    name: z.string().min(1).max(200),
+    deadline_ms: z.number().int().min(1).max(7 * 86_400_000).optional(),
+    max_parallel: z.number().int().min(1).max(10_000).optional(),
+    notify: NotifySchema.optional(),
+    steps: z.array(StepSpecSchema).min(1).max(1000),
+  })
+  .strict();
+export type WorkflowSpec = z.infer<typeof WorkflowSpecSchema>;
+
+export const StepStatusSchema = z.enum(["pending", "running", "complete", "failed", "skipped"]);
+export type StepStatus = z.infer<typeof StepStatusSchema>;
+
+const ErrorSchema = z.object({ code: z.string(), message: z.string() });
+
+/** One step (or fanned-out instance) in the state format. */
+export const StepStateSchema = z.object({
+  status: StepStatusSchema,
+  node: z.string().nullable(),
+  attempts: z.number().int().min(0),
+  tool: z.string(),
+  result: z.unknown().optional(),
+  error: ErrorSchema.optional(),
+  started_at: z.string().nullable(),
+  ended_at: z.string().nullable(),
+  /** Where the runtime placed it and why, while and after it runs. */
+  placement: z.string().nullable(),
+});
+export type StepState = z.infer<typeof StepStateSchema>;
+
+export const WorkflowStatusSchema = z.enum(["running", "complete", "partial", "failed"]);
+
+/** `GET /v1/workflows/:id`: the seed's state format. */
+export const WorkflowStateSchema = z.object({
+  workflow_id: z.string(),
+  name: z.string(),
+  status: WorkflowStatusSchema,
+  steps: z.record(z.string(), StepStateSchema),
+  started_at: z.string(),
+  ended_at: z.string().nullable(),
+  /** The node that runs the workflow actor. */
+  owner: z.string(),
+  progress: z.object({ done: z.number(), total: z.number() }),
+});
+export type WorkflowState = z.infer<typeof WorkflowStateSchema>;
+
+export const FailureSchema = z.object({ step: z.string(), node: z.string().nullable(), error: ErrorSchema, attempts: z.number() });
+
+/** `GET /v1/workflows/:id/result`: the seed's response format. */
+export const WorkflowResultSchema = z.object({
+  workflow_id: z.string(),
+  status: z.enum(["complete", "partial", "failed"]),
+  result: z.record(z.string(), z.unknown()),
+  steps_completed: z.number().int(),
+  steps_failed: z.number().int(),
+  total_time_ms: z.number(),
+  nodes_used: z.array(z.string()),
+  failures: z.array(FailureSchema),
+});
+export type WorkflowResult = z.infer<typeof WorkflowResultSchema>;
+
+export const WorkflowIdSchema = z.string().regex(/^wf_[a-z0-9]{6,32}$/, "expected wf_<id>");

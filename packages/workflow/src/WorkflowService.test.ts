@@ -1,0 +1,195 @@
+import { WorkflowResultSchema, WorkflowStateSchema } from "@shoal/protocol";
+import { afterEach, describe, expect, it } from "vitest";
+import { type WorkflowNode, resetRecords, startWorkflowCluster, timeline } from "./testing/workflowCluster.js";
+
+const nodes: WorkflowNode[] = [];
+async function cluster(specs: Parameters<typeof startWorkflowCluster>[0]) {
+  const started = await startWorkflowCluster(specs);
+  nodes.push(...started);
+  return started;
+}
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((n) => n.close()));
+  resetRecords();
+});
+const cameras = () => cluster([{ name: "edge-01", capabilities: ["camera"] }, { name: "edge-02", capabilities: ["camera"] }, { name: "gpu-01", capabilities: ["gpu"] }]);
+
+describe("workflows end to end (in process)", () => {
+  it("runs the seed's example: one step per camera in parallel, then a summary that waits for them", async () => {
+    const [a, , gpu] = await cameras();
+    const { workflow_id } = gpu!.workflows.submit({
+      name: "analyze-cameras",
+      steps: [
+        { id: "analyze", tool: "camera_probe", for_each: { nodes: { capabilities: ["camera"] } }, input: { frames: 3 }, timeout_ms: 5000, retries: 1 },
+        { id: "summarize", tool: "collect", needs: ["analyze"], input: { prompt: "Summarize", context: { $from: "analyze" } } },
+      ],
+    });
+    const result = await gpu!.workflows.wait(workflow_id);
+    expect(WorkflowResultSchema.parse(result)).toEqual(result);
+    expect(result).toMatchObject({
+      workflow_id,
+      status: "complete",
+      steps_completed: 3,
+      steps_failed: 0,
+      failures: [],
+      result: {
+        summarize: {
+          got: {
+            prompt: "Summarize",
+            context: [
+              { camera: "edge-01", frames: 3, verdict: "normal" },
+              { camera: "edge-02", frames: 3, verdict: "normal" },
+            ],
+          },
+        },
+      },
+    });
+    expect(result.nodes_used).toEqual(expect.arrayContaining(["edge-01", "edge-02"]));
+    expect(result.total_time_ms).toBeGreaterThanOrEqual(0);
+    // Any node answers for it.
+    const state = await a!.workflows.state(workflow_id);
+    expect(WorkflowStateSchema.parse(state)).toEqual(state);
+    expect(Object.keys(state.steps)).toEqual(["analyze[0]", "analyze[1]", "summarize"]);
+    expect(state.steps["analyze[0]"]).toMatchObject({ status: "complete", node: "edge-01", attempts: 1, tool: "camera_probe", result: { camera: "edge-01" } });
+    expect(state.steps["analyze[1]"]?.node).toBe("edge-02");
+    expect(state).toMatchObject({ status: "complete", owner: "gpu-01", progress: { done: 3, total: 3 } });
+    expect(state.started_at).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect((await a!.workflows.result(workflow_id)).status).toBe("complete");
+  });
+
+  it("a step that times out is retried once, then failed; the workflow is failed when its only final step failed", async () => {
+    const [a] = await cluster([{ name: "a" }, { name: "b" }]);
+    const { workflow_id } = a!.workflows.submit({ name: "t", steps: [{ id: "slow", tool: "sleep", input: { ms: 5_000 }, timeout_ms: 150, retries: 1 }] });
+    const result = await a!.workflows.wait(workflow_id);
+    expect(result.status).toBe("failed");
+    expect(result.failures).toEqual([{ step: "slow", node: expect.any(String), error: { code: "SHOAL_ERR_STEP_TIMEOUT", message: expect.stringMatching(/150 ms \(attempt 2\)/) }, attempts: 2 }]);
+    // Both attempts were really stopped: their signal fired.
+    await expect.poll(() => timeline.filter((t) => t.step === "slow").map((t) => t.aborted)).toEqual([true, true]);
+  });
+
+  it("a tool that throws is retried, recorded, and the dependent step goes on with what exists", async () => {
+    const [a] = await cluster([{ name: "a" }, { name: "b" }]);
+    const { workflow_id } = a!.workflows.submit({
+      name: "partial",
+      steps: [
+        { id: "good", tool: "echo", input: { v: 1 } },
+        { id: "bad", tool: "boom", retries: 2 },
+        { id: "report", tool: "collect", input: { good: { $from: "good.v" }, bad: { $from: "bad" } } },
+      ],
+    });
+    const result = await a!.workflows.wait(workflow_id);
+    expect(result).toMatchObject({ status: "partial", steps_completed: 2, steps_failed: 1, result: { report: { got: { good: 1, bad: null } } } });
+    expect(result.failures).toEqual([{ step: "bad", node: expect.any(String), error: { code: "SHOAL_ERR_ACTOR_FAILED", message: "tool exploded" }, attempts: 3 }]);
+  });
+
+  it("on_missing: fail makes the dependent step fail instead", async () => {
+    const [a] = await cluster([{ name: "a" }]);
+    const { workflow_id } = a!.workflows.submit({
+      name: "strict",
+      steps: [
+        { id: "bad", tool: "boom", retries: 0 },
+        { id: "after", tool: "echo", needs: ["bad"], on_missing: "fail" },
+      ],
+    });
+    const result = await a!.workflows.wait(workflow_id);
+    expect(result.status).toBe("failed");
+    expect(result.failures.map((f) => [f.step, f.error.code, f.attempts])).toEqual([
+      ["bad", "SHOAL_ERR_ACTOR_FAILED", 1],
+      ["after", "SHOAL_ERR_MISSING_INPUT", 0],
+    ]);
+  });
+
+  it("a retried tool succeeds on its second attempt with the same idempotency key", async () => {
+    const [a] = await cluster([{ name: "a" }]);
+    const { workflow_id } = a!.workflows.submit({ name: "flaky", steps: [{ id: "f", tool: "flaky", input: { failures: 1 }, retries: 1 }] });
+    const result = await a!.workflows.wait(workflow_id);
+    expect(result).toMatchObject({ status: "complete", result: { f: { tries: 2, attempt: 2, key: `${workflow_id}/f` } } });
+    expect((await a!.workflows.state(workflow_id)).steps.f?.attempts).toBe(2);
+  });
+
+  it("the deadline stops running steps and skips the rest", async () => {
+    const [a] = await cluster([{ name: "a" }]);
+    const { workflow_id } = a!.workflows.submit({
+      name: "late",
+      deadline_ms: 200,
+      steps: [
+        { id: "quick", tool: "echo" },
+        { id: "long", tool: "sleep", input: { ms: 10_000 } },
+        { id: "then", tool: "echo", needs: ["long"] },
+      ],
+    });
+    const result = await a!.workflows.wait(workflow_id);
+    // `quick` is a final step too and it completed: partial, not failed.
+    expect(result.status).toBe("partial");
+    const state = await a!.workflows.state(workflow_id);
+    expect(state.steps.quick?.status).toBe("complete");
+    expect(state.steps.long).toMatchObject({ status: "failed", error: { code: "SHOAL_ERR_DEADLINE" } });
+    expect(state.steps.then).toMatchObject({ status: "skipped", error: { code: "SHOAL_ERR_DEADLINE" } });
+    expect(result.total_time_ms).toBeLessThan(2_000);
+    await expect.poll(() => timeline.find((t) => t.step === "long")?.aborted).toBe(true);
+  });
+
+  it("cancel stops the running steps; the workflow ends partial", async () => {
+    const [a, b] = await cluster([{ name: "a" }, { name: "b" }]);
+    const { workflow_id } = a!.workflows.submit({
+      name: "cancel-me",
+      steps: [
+        { id: "done", tool: "echo" },
+        { id: "long", tool: "sleep", input: { ms: 10_000 } },
+      ],
+    });
+    await expect.poll(async () => (await a!.workflows.state(workflow_id)).steps.long?.status).toBe("running");
+    const state = await b!.workflows.cancel(workflow_id);
+    expect(state.steps.long).toMatchObject({ status: "failed", error: { code: "SHOAL_ERR_CANCELLED" } });
+    expect((await a!.workflows.wait(workflow_id)).status).toBe("partial");
+  });
+
+  it("result is refused while the workflow runs", async () => {
+    const [a, b] = await cluster([{ name: "a" }, { name: "b" }]);
+    const { workflow_id } = a!.workflows.submit({ name: "running", steps: [{ id: "long", tool: "sleep", input: { ms: 300 } }] });
+    await expect(a!.workflows.result(workflow_id)).rejects.toMatchObject({ code: "SHOAL_ERR_WORKFLOW_RUNNING" });
+    await expect(b!.workflows.result(workflow_id)).rejects.toMatchObject({ code: "SHOAL_ERR_WORKFLOW_RUNNING" });
+    await expect(b!.workflows.state("wf_nothinghere")).rejects.toMatchObject({ code: "SHOAL_ERR_UNKNOWN_WORKFLOW" });
+  });
+
+  it("independent steps overlap in time, dependent ones do not, and max_parallel holds", async () => {
+    const [a] = await cluster([{ name: "a", slots: 8 }, { name: "b", slots: 8 }]);
+    const { workflow_id } = a!.workflows.submit({
+      name: "shape",
+      max_parallel: 2,
+      steps: [
+        { id: "p1", tool: "sleep", input: { ms: 150 } },
+        { id: "p2", tool: "sleep", input: { ms: 150 } },
+        { id: "p3", tool: "sleep", input: { ms: 150 } },
+        { id: "last", tool: "sleep", needs: ["p1", "p2", "p3"], input: { ms: 10 } },
+      ],
+    });
+    expect((await a!.workflows.wait(workflow_id)).status).toBe("complete");
+    const at = (id: string) => timeline.find((t) => t.step === id)!;
+    // p1 and p2 ran together; p3 waited for a place (max_parallel 2); last waited for all three.
+    expect(at("p1").start).toBeLessThan(at("p2").end);
+    expect(at("p2").start).toBeLessThan(at("p1").end);
+    expect(at("p3").start).toBeGreaterThanOrEqual(Math.min(at("p1").end, at("p2").end));
+    expect(at("last").start).toBeGreaterThanOrEqual(Math.max(at("p1").end, at("p2").end, at("p3").end));
+    const mine = timeline.filter((t) => ["p1", "p2", "p3", "last"].includes(t.step));
+    const points = mine.flatMap((t) => [{ t: t.start, d: 1 }, { t: t.end, d: -1 }]).sort((x, y) => x.t - y.t || x.d - y.d);
+    let now = 0;
+    let peak = 0;
+    for (const p of points) peak = Math.max(peak, (now += p.d));
+    expect(peak, JSON.stringify(mine)).toBe(2);
+  });
+
+  it("fans out over items, each passed as input.item", async () => {
+    const [a] = await cluster([{ name: "a" }]);
+    const { workflow_id } = a!.workflows.submit({
+      name: "items",
+      steps: [
+        { id: "each", tool: "echo", for_each: { items: ["x", "y", "z"] }, input: { tag: 1 } },
+        { id: "all", tool: "collect", input: { $from: "each" } },
+      ],
+    });
+    const result = await a!.workflows.wait(workflow_id);
+    expect(result.result).toEqual({ all: { got: [{ tag: 1, item: "x" }, { tag: 1, item: "y" }, { tag: 1, item: "z" }] } });
+    expect(result.steps_completed).toBe(4);
+  });
+});

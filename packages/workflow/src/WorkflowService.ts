@@ -1,0 +1,165 @@
+import { randomBytes } from "node:crypto";
+import type { Mesh } from "@shoal/mesh";
+import { type Logger, ShoalError, type WorkflowResult, type WorkflowState, isShoalError } from "@shoal/protocol";
+import type { RemoteSnapshot, Runtime } from "@shoal/runtime";
+import type { Transport } from "@shoal/transport";
+import { type Actor, createActor, toPromise } from "xstate";
+import { z } from "zod";
+import { resultOf, stateOf } from "./formats.js";
+import { Notifier, type WorkflowNotice } from "./Notifier.js";
+import { type Plan, planWorkflow } from "./planWorkflow.js";
+import { type WorkflowContext, createWorkflowMachine } from "./workflowMachine.js";
+
+export interface WorkflowServiceOptions {
+  runtime: Runtime;
+  mesh: Mesh;
+  transport: Transport;
+  logger: Logger;
+  /** Ended workflows stay readable this long. */
+  retainMs?: number;
+}
+
+interface OwnedWorkflow {
+  id: string;
+  plan: Plan;
+  actor: Actor<ReturnType<typeof createWorkflowMachine>>;
+  ended: Promise<WorkflowResult>;
+}
+
+const IdBody = z.object({ id: z.string().max(64) });
+
+/**
+ * The orchestrator of a node: checks and starts workflows submitted here (this node owns them),
+ * and answers for any workflow in the mesh by asking its owner.
+ */
+export class WorkflowService {
+  private readonly owned = new Map<string, OwnedWorkflow>();
+  private readonly log: Logger;
+  private readonly nodeName: string;
+
+  constructor(private readonly options: WorkflowServiceOptions) {
+    this.log = options.logger.child({ component: "workflow" });
+    this.nodeName = options.transport.identity.name;
+    const t = options.transport;
+    t.handle("workflow.state", (body) => this.localState(IdBody.parse(body).id));
+    t.handle("workflow.result", (body) => this.localResult(IdBody.parse(body).id));
+    t.handle("workflow.cancel", (body) => this.localCancel(IdBody.parse(body).id));
+  }
+
+  /** Checks the spec against the live mesh and starts it; throws SHOAL_ERR_BAD_SPEC naming the step. */
+  submit(spec: unknown): { workflow_id: string } {
+    const plan = planWorkflow(spec, this.options.mesh.table.all());
+    const id = `wf_${randomBytes(9).toString("base64url").toLowerCase().replace(/[^a-z0-9]/g, "").padEnd(12, "0").slice(0, 12)}`;
+    const log = this.log.child({ workflowId: id, workflow: plan.spec.name });
+    const notifier = new Notifier(plan.spec.notify, log);
+    const actor = createActor(createWorkflowMachine(plan, this.options.runtime), { input: { workflowId: id } });
+    const notice = (event: WorkflowNotice["event"], extra: Record<string, unknown> = {}): WorkflowNotice => ({
+      event,
+      workflow_id: id,
+      name: plan.spec.name,
+      at: new Date().toISOString(),
+      ...extra,
+    });
+    actor.on("*", (ev) => {
+      const { type, ...rest } = ev;
+      notifier.notify(notice(type, rest));
+    });
+    const ended = toPromise(actor).then(() => {
+      const result = resultOf(actor.getSnapshot().context);
+      notifier.notify(notice("workflow.finished", { status: result.status, total_time_ms: result.total_time_ms, failures: result.failures }));
+      setTimeout(() => this.owned.delete(id), this.options.retainMs ?? 60 * 60_000).unref();
+      return result;
+    });
+    ended.catch((err: unknown) => log.error({ err }, "workflow actor failed"));
+    this.owned.set(id, { id, plan, actor, ended });
+    notifier.notify(notice("workflow.started", { steps: plan.instances.length, owner: this.nodeName }));
+    actor.start();
+    return { workflow_id: id };
+  }
+
+  /** The seed's state format, from whichever node owns the workflow. */
+  async state(id: string): Promise<WorkflowState> {
+    return this.here(id) ? this.localState(id) : ((await this.atOwner(id, "workflow.state")) as WorkflowState);
+  }
+
+  /** The seed's response format; SHOAL_ERR_WORKFLOW_RUNNING while it runs. */
+  async result(id: string): Promise<WorkflowResult> {
+    return this.here(id) ? this.localResult(id) : ((await this.atOwner(id, "workflow.result")) as WorkflowResult);
+  }
+
+  /** Stops the running steps; the workflow ends `partial` or `failed`. */
+  async cancel(id: string): Promise<WorkflowState> {
+    return this.here(id) ? this.localCancel(id) : ((await this.atOwner(id, "workflow.cancel")) as WorkflowState);
+  }
+
+  /** Resolves with the result once a workflow this node owns has ended. */
+  wait(id: string): Promise<WorkflowResult> {
+    const wf = this.owned.get(id);
+    if (!wf) return Promise.reject(new ShoalError("SHOAL_ERR_UNKNOWN_WORKFLOW", `${this.nodeName} does not own workflow ${id}`));
+    return wf.ended;
+  }
+
+  /** Workflows this node owns, newest first. */
+  list(): { workflow_id: string; name: string; status: string; started_at: string; progress: { done: number; total: number } }[] {
+    return [...this.owned.values()].reverse().map((wf) => {
+      const s = this.localState(wf.id);
+      return { workflow_id: s.workflow_id, name: s.name, status: s.status, started_at: s.started_at, progress: s.progress };
+    });
+  }
+
+  private here(id: string): boolean {
+    return this.owned.has(id);
+  }
+
+  private require(id: string): OwnedWorkflow {
+    const wf = this.owned.get(id);
+    if (!wf) throw new ShoalError("SHOAL_ERR_UNKNOWN_WORKFLOW", `no workflow ${id} on ${this.nodeName}`);
+    return wf;
+  }
+
+  private localState(id: string): WorkflowState {
+    const wf = this.require(id);
+    const snap = wf.actor.getSnapshot();
+    return stateOf(snap.context as WorkflowContext, this.nodeName, (instance) => this.placementOf(wf, instance));
+  }
+
+  private localResult(id: string): WorkflowResult {
+    const wf = this.require(id);
+    const ctx = wf.actor.getSnapshot().context as WorkflowContext;
+    if (ctx.endedAt === null) throw new ShoalError("SHOAL_ERR_WORKFLOW_RUNNING", `workflow ${id} is still running`);
+    return resultOf(ctx);
+  }
+
+  private localCancel(id: string): WorkflowState {
+    const wf = this.require(id);
+    if (wf.actor.getSnapshot().status === "active") {
+      this.log.info({ workflowId: id }, "cancelling workflow");
+      wf.actor.send({ type: "CANCEL" });
+    }
+    return this.localState(id);
+  }
+
+  /** Where the runtime put a step's actor and why, or why it still waits. */
+  private placementOf(wf: OwnedWorkflow, instance: string): string | null {
+    const step = wf.actor.getSnapshot().children[instance] as { getSnapshot(): { children: Record<string, { getSnapshot(): unknown }> } } | undefined;
+    const child = step ? Object.values(step.getSnapshot().children)[0] : undefined;
+    const actorId = (child?.getSnapshot() as RemoteSnapshot | undefined)?.actorId;
+    const record = actorId ? this.options.runtime.supervisor.get(actorId) : undefined;
+    if (!record) return null;
+    if (record.decision && (record.status === "running" || record.status === "starting" || record.finished)) return `${record.decision.nodeName}: ${record.decision.why}`;
+    return record.waiting ? `waiting: ${record.waiting}` : null;
+  }
+
+  /** Asks every live peer; the owner answers, the others say they do not know it. */
+  private async atOwner(id: string, method: string): Promise<unknown> {
+    const peers = this.options.mesh.members().filter((m) => !m.self && m.status !== "down");
+    const answers = await Promise.allSettled(peers.map((p) => this.options.transport.request(p.id, method, { id }, { timeoutMs: 10_000 })));
+    const found = answers.find((a) => a.status === "fulfilled");
+    if (found) return (found as PromiseFulfilledResult<unknown>).value;
+    const error = answers
+      .map((a) => (a as PromiseRejectedResult).reason)
+      .find((e) => !isShoalError(e, "SHOAL_ERR_UNKNOWN_WORKFLOW") && isShoalError(e) && e.code !== "SHOAL_ERR_NOT_CONNECTED");
+    if (error) throw error;
+    throw new ShoalError("SHOAL_ERR_UNKNOWN_WORKFLOW", `no node in the mesh knows workflow ${id}`);
+  }
+}

@@ -1,0 +1,16 @@
+export { WorkflowService } from "./WorkflowService.js";
+export type { WorkflowServiceOptions } from "./WorkflowService.js";
+export { planWorkflow } from "./planWorkflow.js";
+export type { Plan, PlannedInstance, PlannedStep } from "./planWorkflow.js";
+export { createWorkflowMachine } from "./workflowMachine.js";
+export type { InstanceRecord, WorkflowContext, WorkflowEmitted } from "./workflowMachine.js";
+export { createStepMachine } from "./stepMachine.js";
+export type { StepContext, StepError, StepInput, StepOutput } from "./stepMachine.js";
+export { resultOf, stateOf, workflowStatus } from "./formats.js";
+export { collectFromRefs, resolveFromRefs } from "./fromRefs.js";
+export type { FromRef } from "./fromRefs.js";
+export { topologicalOrder } from "./dag.js";
+export { Notifier } from "./Notifier.js";
+export type { NotifyTarget, WorkflowNotice } from "./Notifier.js";
+export { WorkflowErrors } from "./errors.js";
+export type { WorkflowErrorCode } from "./errors.js";

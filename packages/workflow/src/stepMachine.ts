@@ -1,0 +1,150 @@
+import type { RemoteEnvelope, RemoteSnapshot } from "@shoal/runtime";
+import { type AnyActorLogic, assign, sendParent, setup } from "xstate";
+
+export interface StepInput {
+  workflowId: string;
+  instance: string;
+  input: unknown;
+  timeoutMs: number | undefined;
+  /** Tries in all: 1 + retries. */
+  maxAttempts: number;
+}
+
+export interface StepError {
+  code: string;
+  message: string;
+}
+
+export interface StepContext extends StepInput {
+  attempt: number;
+  node: string | null;
+  placed: boolean;
+  result?: unknown;
+  error?: StepError;
+  errors: { attempt: number; node: string | null; error: StepError }[];
+}
+
+/** What a step machine ends with; the workflow records it. */
+export interface StepOutput {
+  status: "complete" | "failed";
+  result?: unknown;
+  error?: StepError;
+  attempts: number;
+  node: string | null;
+  errors: StepContext["errors"];
+}
+
+/** Sent to the workflow whenever the step's placement, node or attempt changes. */
+export interface StepUpdateEvent {
+  type: "step.update";
+  instance: string;
+  node: string | null;
+  placed: boolean;
+  attempt: number;
+  retrying?: StepError;
+}
+
+const NEVER = 2 ** 31 - 1;
+
+function toStepError(err: unknown): StepError {
+  const e = err as { code?: unknown; message?: unknown };
+  return { code: typeof e?.code === "string" ? e.code : "SHOAL_ERR_ACTOR_FAILED", message: typeof e?.message === "string" ? e.message : String(err) };
+}
+
+/**
+ * One step (or fan-out instance) of a workflow: runs its tool or agent through the runtime as an
+ * invoked remote child, enforces `timeout_ms`, retries on timeout or error up to its limit, and
+ * ends `complete` or `failed`. A move to another node happens inside the remote child and is not
+ * a retry.
+ */
+export function createStepMachine(tool: AnyActorLogic) {
+  return setup({
+    types: {} as { context: StepContext; input: StepInput; output: StepOutput },
+    actors: { tool },
+    delays: { timeout: ({ context }) => context.timeoutMs ?? NEVER },
+    guards: { canRetry: ({ context }) => context.attempt < context.maxAttempts },
+    actions: {
+      report: sendParent(({ context }): StepUpdateEvent => ({ type: "step.update", instance: context.instance, node: context.node, placed: context.placed, attempt: context.attempt })),
+    },
+  }).createMachine({
+    id: "step",
+    context: ({ input }) => ({ ...input, attempt: 1, node: null, placed: false, errors: [] }),
+    initial: "running",
+    states: {
+      running: {
+        entry: [assign({ placed: false }), "report"],
+        invoke: {
+          src: "tool",
+          input: ({ context }: { context: StepContext }): RemoteEnvelope => ({
+            input: context.input,
+            key: `${context.workflowId}/${context.instance}`,
+            attempt: context.attempt,
+            labels: { workflowId: context.workflowId, stepId: context.instance },
+          }),
+          onSnapshot: {
+            actions: [
+              assign(({ event, context }) => {
+                const snap = event.snapshot as RemoteSnapshot;
+                const placed = snap.placement === "running";
+                return { node: snap.node ?? context.node, placed };
+              }),
+              "report",
+            ],
+          },
+          onDone: { target: "complete", actions: assign({ result: ({ event }) => event.output }) },
+          onError: [
+            {
+              guard: "canRetry",
+              target: "running",
+              reenter: true,
+              actions: [
+                assign(({ context, event }) => ({ errors: [...context.errors, { attempt: context.attempt, node: context.node, error: toStepError(event.error) }], attempt: context.attempt + 1 })),
+                sendParent(({ context }) => ({ type: "step.retrying", instance: context.instance, error: context.errors.at(-1)?.error, attempt: context.attempt })),
+              ],
+            },
+            {
+              target: "failed",
+              actions: assign(({ context, event }) => ({
+                error: toStepError(event.error),
+                errors: [...context.errors, { attempt: context.attempt, node: context.node, error: toStepError(event.error) }],
+              })),
+            },
+          ],
+        },
+        after: {
+          timeout: [
+            {
+              guard: "canRetry",
+              target: "running",
+              reenter: true,
+              actions: [
+                assign(({ context }) => ({
+                  errors: [...context.errors, { attempt: context.attempt, node: context.node, error: timeoutError(context) }],
+                  attempt: context.attempt + 1,
+                })),
+                sendParent(({ context }) => ({ type: "step.retrying", instance: context.instance, error: context.errors.at(-1)?.error, attempt: context.attempt })),
+              ],
+            },
+            {
+              target: "failed",
+              actions: assign(({ context }) => ({ error: timeoutError(context), errors: [...context.errors, { attempt: context.attempt, node: context.node, error: timeoutError(context) }] })),
+            },
+          ],
+        },
+      },
+      complete: { type: "final" },
+      failed: { type: "final" },
+    },
+    output: ({ context }): StepOutput => ({
+      status: context.error ? "failed" : "complete",
+      ...(context.error ? { error: context.error } : { result: context.result }),
+      attempts: context.attempt,
+      node: context.node,
+      errors: context.errors,
+    }),
+  });
+}
+
+function timeoutError(context: StepContext): StepError {
+  return { code: "SHOAL_ERR_STEP_TIMEOUT", message: `${context.instance} took longer than ${context.timeoutMs} ms (attempt ${context.attempt})` };
+}

@@ -1,0 +1,198 @@
+import type { StepStatus } from "@shoal/protocol";
+import type { Runtime } from "@shoal/runtime";
+import { type AnyActorLogic, type DoneActorEvent, assign, emit, enqueueActions, setup } from "xstate";
+import { resolveFromRefs } from "./fromRefs.js";
+import type { Plan, PlannedInstance } from "./planWorkflow.js";
+import { type StepError, type StepInput, type StepOutput, type StepUpdateEvent, createStepMachine } from "./stepMachine.js";
+
+export interface InstanceRecord {
+  id: string;
+  step: string;
+  logic: string;
+  status: StepStatus;
+  node: string | null;
+  attempts: number;
+  result?: unknown;
+  error?: StepError;
+  startedAt: number | null;
+  endedAt: number | null;
+  /** Spawned as a step actor (it may still wait for a slot). */
+  spawned: boolean;
+}
+
+export interface WorkflowContext {
+  workflowId: string;
+  plan: Plan;
+  startedAt: number;
+  endedAt: number | null;
+  instances: Record<string, InstanceRecord>;
+  running: number;
+  maxParallel: number;
+}
+
+/** What the workflow emits for webhooks and logs. */
+export type WorkflowEmitted =
+  | { type: "step.started"; instance: string; node: string | null; attempt: number }
+  | { type: "step.retrying"; instance: string; error: StepError | undefined; attempt: number }
+  | { type: "step.completed"; instance: string; node: string | null; attempts: number }
+  | { type: "step.failed"; instance: string; node: string | null; attempts: number; error: StepError | undefined };
+
+type WorkflowEvent = StepUpdateEvent | { type: "step.retrying"; instance: string; error?: StepError; attempt: number } | { type: "CANCEL" } | DoneActorEvent<StepOutput>;
+
+const TERMINAL = new Set<StepStatus>(["complete", "failed", "skipped"]);
+const NEVER = 2 ** 31 - 1;
+
+/**
+ * The workflow actor: runs the plan's instances as step actors, each as soon as every step it
+ * depends on has ended, within `max_parallel` (the runtime's slots bound the rest); ends when
+ * all have ended, at the deadline, or when cancelled.
+ */
+export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
+  const actors: Record<string, AnyActorLogic> = {};
+  for (const inst of plan.instances) {
+    actors[`step:${inst.id}`] = createStepMachine(runtime.remote(inst.logic, { placement: inst.placement, envelope: true }));
+  }
+  return setup({
+    types: {} as { context: WorkflowContext; input: { workflowId: string }; events: WorkflowEvent; emitted: WorkflowEmitted },
+    actors,
+    delays: { deadline: ({ context }) => context.plan.spec.deadline_ms ?? NEVER },
+    guards: { allEnded: ({ context }) => Object.values(context.instances).every((r) => TERMINAL.has(r.status)) },
+    actions: {
+      schedule: enqueueActions(({ context, enqueue }) => {
+        const instances = { ...context.instances };
+        let running = context.running;
+        const now = Date.now();
+        for (const inst of plan.instances) {
+          const rec = instances[inst.id] as InstanceRecord;
+          if (rec.spawned || rec.status !== "pending") continue;
+          const step = plan.steps.get(inst.step);
+          if (!step) continue;
+          const depRecords = step.deps.flatMap((d) => plan.steps.get(d)?.instances.map((i) => instances[i.id] as InstanceRecord) ?? []);
+          if (!depRecords.every((r) => TERMINAL.has(r.status))) continue;
+          if (running >= context.maxParallel) break;
+          const missing = depRecords.filter((r) => r.status !== "complete");
+          if (missing.length > 0 && step.spec.on_missing === "fail") {
+            instances[inst.id] = {
+              ...rec,
+              status: "failed",
+              endedAt: now,
+              error: { code: "SHOAL_ERR_MISSING_INPUT", message: `${inst.id} needs ${missing.map((r) => r.id).join(", ")}, which did not complete` },
+            };
+            enqueue.emit({ type: "step.failed", instance: inst.id, node: null, attempts: 0, error: instances[inst.id]?.error });
+            continue;
+          }
+          const input: StepInput = {
+            workflowId: context.workflowId,
+            instance: inst.id,
+            input: stepInput(inst, step.spec.input, outputsOf(step.deps, instances)),
+            timeoutMs: step.spec.timeout_ms,
+            maxAttempts: 1 + (step.spec.retries ?? 1),
+          };
+          enqueue.spawnChild(`step:${inst.id}` as never, { id: inst.id, input } as never);
+          instances[inst.id] = { ...rec, spawned: true, attempts: 1 };
+          running++;
+        }
+        enqueue.assign({ instances, running });
+      }),
+      record: enqueueActions(({ context, event, enqueue }) => {
+        const done = event as DoneActorEvent<StepOutput>;
+        const rec = context.instances[done.actorId];
+        if (!rec) return;
+        const out = done.output;
+        const next: InstanceRecord = {
+          ...rec,
+          status: out.status,
+          node: out.node ?? rec.node,
+          attempts: out.attempts,
+          endedAt: Date.now(),
+          ...(out.status === "complete" ? { result: out.result } : { error: out.error }),
+        };
+        enqueue.assign({ instances: { ...context.instances, [rec.id]: next }, running: context.running - 1 });
+        enqueue.emit(
+          out.status === "complete"
+            ? { type: "step.completed", instance: rec.id, node: next.node, attempts: next.attempts }
+            : { type: "step.failed", instance: rec.id, node: next.node, attempts: next.attempts, error: out.error },
+        );
+      }),
+      stopAll: enqueueActions(({ context, enqueue }, params: { code: string; message: string }) => {
+        const instances = { ...context.instances };
+        const now = Date.now();
+        for (const rec of Object.values(instances)) {
+          if (TERMINAL.has(rec.status)) continue;
+          if (rec.spawned) {
+            enqueue.stopChild(rec.id);
+            instances[rec.id] = { ...rec, status: "failed", endedAt: now, error: { code: params.code, message: params.message } };
+          } else {
+            instances[rec.id] = { ...rec, status: "skipped", endedAt: now, error: { code: params.code, message: `never ran: ${params.message}` } };
+          }
+        }
+        enqueue.assign({ instances, running: 0 });
+      }),
+      finish: assign({ endedAt: () => Date.now() }),
+    },
+  }).createMachine({
+    id: "workflow",
+    context: ({ input }) => ({
+      workflowId: input.workflowId,
+      plan,
+      startedAt: Date.now(),
+      endedAt: null,
+      running: 0,
+      maxParallel: plan.spec.max_parallel ?? 8,
+      instances: Object.fromEntries(
+        plan.instances.map((i) => [i.id, { id: i.id, step: i.step, logic: i.logic, status: "pending", node: null, attempts: 0, startedAt: null, endedAt: null, spawned: false }]),
+      ),
+    }),
+    initial: "running",
+    states: {
+      running: {
+        entry: "schedule",
+        always: { guard: "allEnded", target: "ended" },
+        after: {
+          deadline: { target: "ended", actions: { type: "stopAll", params: ({ context }) => ({ code: "SHOAL_ERR_DEADLINE", message: `deadline of ${context.plan.spec.deadline_ms} ms passed` }) } },
+        },
+        on: {
+          "step.update": {
+            actions: [
+              assign(({ context, event }) => {
+                const rec = context.instances[event.instance];
+                if (!rec || TERMINAL.has(rec.status)) return {};
+                const status: StepStatus = event.placed ? "running" : "pending";
+                return {
+                  instances: {
+                    ...context.instances,
+                    [rec.id]: { ...rec, status, node: event.node ?? rec.node, attempts: event.attempt, startedAt: rec.startedAt ?? (event.placed ? Date.now() : null) },
+                  },
+                };
+              }),
+              enqueueActions(({ event, enqueue }) => {
+                if (event.placed) enqueue.emit({ type: "step.started", instance: event.instance, node: event.node, attempt: event.attempt });
+              }),
+            ],
+          },
+          "step.retrying": { actions: emit(({ event }) => ({ type: "step.retrying" as const, instance: event.instance, error: event.error, attempt: event.attempt })) },
+          "xstate.done.actor.*": { actions: ["record", "schedule"] },
+          CANCEL: { target: "ended", actions: { type: "stopAll", params: { code: "SHOAL_ERR_CANCELLED", message: "the workflow was cancelled" } } },
+        },
+      },
+      ended: { type: "final", entry: "finish" },
+    },
+  });
+}
+
+/** Outputs of the given steps as `$from` sees them: a fan-out's is the list of its completed instances' outputs. */
+function outputsOf(stepIds: string[], instances: Record<string, InstanceRecord>): Map<string, unknown> {
+  const outputs = new Map<string, unknown>();
+  for (const id of stepIds) {
+    const recs = Object.values(instances).filter((r) => r.step === id);
+    const fanOut = recs.length > 1 || recs[0]?.id !== id;
+    if (fanOut) outputs.set(id, recs.filter((r) => r.status === "complete").map((r) => r.result));
+    else if (recs[0]?.status === "complete") outputs.set(id, recs[0].result);
+  }
+  return outputs;
+}
+
+function stepInput(inst: PlannedInstance, input: unknown, outputs: Map<string, unknown>): unknown {
+  const resolved = resolveFromRefs(input ?? {}, outputs);
+  return inst.item === undefined ? resolved : { ...(resolved as object), item: inst.item };
+}
