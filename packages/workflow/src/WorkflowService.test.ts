@@ -175,7 +175,10 @@ describe("workflows end to end (in process)", () => {
     const points = mine.flatMap((t) => [{ t: t.start, d: 1 }, { t: t.end, d: -1 }]).sort((x, y) => x.t - y.t || x.d - y.d);
     let now = 0;
     let peak = 0;
-    for (const p of points) peak = Math.max(peak, (now += p.d));
+    for (const p of points) {
+      now += p.d;
+      peak = Math.max(peak, now);
+    }
     expect(peak, JSON.stringify(mine)).toBe(2);
   });
 

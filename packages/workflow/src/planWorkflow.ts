@@ -51,9 +51,13 @@ export function planWorkflow(raw: unknown, members: Member[]): Plan {
   if (!parsed.success) {
     const { message, path } = describeZodError(parsed.error);
     const stepIndex = path[0] === "steps" && typeof path[1] === "number" ? path[1] : undefined;
-    const stepId = stepIndex !== undefined ? (raw as { steps?: { id?: unknown }[] })?.steps?.[stepIndex]?.id : undefined;
-    const where = typeof stepId === "string" ? `step ${stepId}: ` : stepIndex !== undefined ? `step #${stepIndex + 1}: ` : "";
-    throw bad(`${where}${message}`, path);
+    if (stepIndex === undefined) throw bad(message, path);
+    // Inside a step: name the step, then the field within it.
+    const stepId = (raw as { steps?: { id?: unknown }[] })?.steps?.[stepIndex]?.id;
+    const where = typeof stepId === "string" ? `step ${stepId}` : `step #${stepIndex + 1}`;
+    const field = path.slice(2).join(".");
+    const issue = parsed.error.issues[0]?.message ?? "invalid";
+    throw bad(`${where}: ${field ? `${field}: ` : ""}${issue}`, path);
   }
   const spec = parsed.data;
   const ids = new Set<string>();
