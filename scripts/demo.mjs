@@ -1,13 +1,19 @@
-// The README demo: a 3-node mesh on loopback. Prints the membership table as each node sees it,
-// kills one node with SIGKILL, prints the tables again once the others mark it down, then stops.
-import { spawn, spawnSync } from "node:child_process";
+// The README demo: the seed's example on a 3-node mesh on loopback. Two camera nodes get sample
+// frames generated here (one still scene, one with motion); `shoal run` sends "analyze all
+// cameras and summarize" to the GPU node, shows live progress and prints the result in the
+// seed's response format; then the nodes stop. With SHOAL_LLM_URL set, the summary comes from
+// that OpenAI-compatible endpoint (llm_complete on the GPU node) instead of `summarize`.
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { writeSampleFrames } from "../packages/tools/dist/index.js";
 
-const CLI = join(import.meta.dirname, "..", "apps", "node", "dist", "cli.js");
+const root = join(import.meta.dirname, "..");
+const CLI = join(root, "apps", "node", "dist", "cli.js");
 const work = mkdtempSync(join(tmpdir(), "shoal-demo-"));
+const llm = process.env.SHOAL_LLM_URL;
 const nodes = [];
 
 const freePort = () =>
@@ -29,45 +35,49 @@ async function until(check, timeoutMs, what) {
   }
   throw new Error(`timed out waiting for ${what}`);
 }
-const nodesOf = async (port) => (await (await fetch(`http://127.0.0.1:${port}/v1/nodes`)).json()).nodes;
 const say = (line = "") => process.stdout.write(`${line}\n`);
-function table(port) {
-  // The product's own CLI prints the table.
-  const r = spawnSync(process.execPath, [CLI, "nodes", "--node", `127.0.0.1:${port}`], { encoding: "utf8" });
-  say(r.stdout.trimEnd().replace(/^/gm, "  "));
-  say();
-}
 
+let exitCode = 0;
 try {
+  const scenes = {
+    "edge-01": { background: 120, side: 0 }, // a still scene
+    "edge-02": { background: 90, square: 230, side: 40 }, // something moves
+  };
   for (const name of ["edge-01", "edge-02", "gpu-01"]) {
     const port = await freePort();
     const seed = nodes[0];
-    const args = [CLI, "node", "--name", name, "--port", String(port), "--data-dir", join(work, name), "--log-level", "warn",
-      "--capabilities", name.startsWith("gpu") ? "gpu" : "camera"];
+    const args = [CLI, "node", "--name", name, "--port", String(port), "--data-dir", join(work, name), "--log-level", "warn"];
+    if (scenes[name]) {
+      const dir = join(work, `${name}-camera`);
+      writeSampleFrames(dir, { count: 3, width: 160, height: 120, ...scenes[name] });
+      args.push("--capabilities", "camera", "--camera-dir", dir);
+    } else {
+      args.push("--capabilities", "gpu", ...(llm ? ["--llm-url", llm] : []));
+    }
     if (seed) args.push("--join", `127.0.0.1:${seed.port}`);
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"] });
-    nodes.push({ name, port, child });
-    say(`started ${name} on 127.0.0.1:${port}${seed ? ` (joins through ${seed.name})` : ""}`);
+    nodes.push({ name, port, child: spawn(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"] }) });
+    say(`started ${name} on 127.0.0.1:${port}${scenes[name] ? " (camera)" : " (gpu)"}${seed ? `, joined through ${seed.name}` : ""}`);
   }
   for (const n of nodes) {
-    await until(async () => (await nodesOf(n.port)).filter((r) => r.status === "up").length === 3, 20_000, `${n.name} to see 3 nodes up`);
+    await until(async () => {
+      const body = await (await fetch(`http://127.0.0.1:${n.port}/v1/nodes`)).json();
+      return body.nodes.filter((r) => r.status === "up").length === 3;
+    }, 20_000, `${n.name} to see the mesh`);
   }
-  say("\nall three nodes see each other:\n");
-  for (const n of nodes) table(n.port);
-
-  const victim = nodes[2];
-  say(`killing ${victim.name} with SIGKILL ...`);
-  const killedAt = Date.now();
-  victim.child.kill("SIGKILL");
-  const survivors = nodes.slice(0, 2);
-  for (const n of survivors) {
-    await until(async () => (await nodesOf(n.port)).find((r) => r.name === victim.name)?.status === "down", 10_000, `${n.name} to mark ${victim.name} down`);
-  }
-  say(`both survivors marked ${victim.name} down within ${Date.now() - killedAt} ms:\n`);
-  for (const n of survivors) table(n.port);
+  const gpu = nodes[2];
+  const spec = join(root, "examples", llm ? "analyze-cameras-llm.json" : "analyze-cameras.json");
+  say(`\nshoal run ${spec.slice(root.length + 1)} --node 127.0.0.1:${gpu.port}\n`);
+  exitCode = await new Promise((resolve) => {
+    const run = spawn(process.execPath, [CLI, "run", spec, "--node", `127.0.0.1:${gpu.port}`], { stdio: "inherit" });
+    run.on("exit", (code) => resolve(code ?? 1));
+  });
+} catch (err) {
+  process.stderr.write(`demo failed: ${err.message}\n`);
+  exitCode = 1;
 } finally {
   for (const n of nodes) n.child.kill("SIGTERM");
   await Promise.all(nodes.map((n) => (n.child.exitCode === null && n.child.signalCode === null ? new Promise((r) => n.child.once("exit", r)) : null)));
   rmSync(work, { recursive: true, force: true });
-  say("stopped all nodes.");
+  say("\nstopped all nodes.");
+  process.exitCode = exitCode;
 }

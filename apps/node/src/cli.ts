@@ -3,6 +3,8 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { isShoalError } from "@shoal/protocol";
 import { runNodeCommand } from "./commands/nodeCommand.js";
 import { runNodesCommand } from "./commands/nodesCommand.js";
+import { runWorkflowCommand } from "./commands/runCommand.js";
+import { runStatusCommand } from "./commands/statusCommand.js";
 
 const int = (flag: string, min: number, max: number) => (value: string) => {
   const n = Number(value);
@@ -43,10 +45,29 @@ program
   .addOption(new Option("--drain-grace-ms <ms>", "on SIGTERM, time running tools get to finish (default: 10000)").argParser(int("--drain-grace-ms", 0, 3_600_000)))
   .action(async (flags) => runNodeCommand(flags));
 
+const defaultNode = process.env.SHOAL_NODE ?? "127.0.0.1:7400";
+
+program
+  .command("run")
+  .description("submit a workflow (JSON or YAML), show live progress, print the result")
+  .argument("<file>", "workflow spec")
+  .option("--node <host:port>", "node to submit to", defaultNode)
+  .option("--secret-file <file>", "file holding the cluster secret")
+  .option("--json", "print only the result JSON")
+  .action(async (file, flags) => runWorkflowCommand(file, flags));
+
+program
+  .command("status")
+  .description("print a workflow's state, from any node")
+  .argument("<workflow_id>")
+  .option("--node <host:port>", "node to ask", defaultNode)
+  .option("--secret-file <file>", "file holding the cluster secret")
+  .action(async (id, flags) => runStatusCommand(id, flags));
+
 program
   .command("nodes")
   .description("print the mesh as one node sees it")
-  .option("--node <host:port>", "node to ask", process.env.SHOAL_NODE ?? "127.0.0.1:7400")
+  .option("--node <host:port>", "node to ask", defaultNode)
   .option("--secret-file <file>", "file holding the cluster secret")
   .option("--json", "print the JSON answer")
   .action(async (flags) => runNodesCommand(flags));

@@ -2,6 +2,7 @@ import { type ErrorCatalog, ProtocolErrors } from "@shoal/protocol";
 import { RuntimeErrors } from "@shoal/runtime";
 import { ToolErrors } from "@shoal/tools";
 import { TransportErrors } from "@shoal/transport";
+import { WorkflowErrors } from "@shoal/workflow";
 
 /** Codes raised by the `shoal` command and the node's HTTP API. */
 export const NodeErrors = {
@@ -21,4 +22,4 @@ export const NodeErrors = {
 export type NodeErrorCode = keyof typeof NodeErrors;
 
 /** Every code a node can answer with, for the HTTP status of each. */
-export const allErrors: ErrorCatalog = { ...ProtocolErrors, ...TransportErrors, ...RuntimeErrors, ...ToolErrors, ...NodeErrors };
+export const allErrors: ErrorCatalog = { ...ProtocolErrors, ...TransportErrors, ...RuntimeErrors, ...ToolErrors, ...WorkflowErrors, ...NodeErrors };

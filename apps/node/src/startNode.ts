@@ -5,6 +5,7 @@ import { type Logger, type NodeConfig, type NodeIdentity, ShoalError } from "@sh
 import { LogicRegistry, Runtime } from "@shoal/runtime";
 import { builtinTools, loadPlugins } from "@shoal/tools";
 import { Transport } from "@shoal/transport";
+import { WorkflowService } from "@shoal/workflow";
 import { z } from "zod";
 import { readSecretFile } from "./config.js";
 import { openDataDir } from "./dataDir.js";
@@ -17,6 +18,7 @@ export interface RunningNode {
   mesh: Mesh;
   transport: Transport;
   runtime: Runtime;
+  workflows: WorkflowService;
   server: Server;
   /** Drains (actors handed to other nodes), leaves the mesh, closes the port, releases the data dir. */
   stop(): Promise<void>;
@@ -76,10 +78,12 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
     logger: log,
   });
   const runtime = new Runtime({ transport, mesh, registry, slots: config.slots, logger: log });
+  const workflows = new WorkflowService({ runtime, mesh, transport, logger: log });
   const api = createHttpApi({
     nodeName: config.name,
     mesh,
     runtime,
+    workflows,
     metrics: createMetrics(transport.stats, mesh, runtime),
     secret,
     logger: log,
@@ -103,6 +107,7 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
     mesh,
     transport,
     runtime,
+    workflows,
     server,
     stop() {
       stopping ??= (async () => {

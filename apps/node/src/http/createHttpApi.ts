@@ -9,6 +9,8 @@ import {
   SpawnApiRequestSchema,
 } from "@shoal/protocol";
 import type { Runtime } from "@shoal/runtime";
+import type { WorkflowService } from "@shoal/workflow";
+import { z } from "zod";
 import type { Registry } from "prom-client";
 import { type Handler, Router } from "./Router.js";
 
@@ -16,6 +18,7 @@ export interface HttpApiOptions {
   nodeName: string;
   mesh: Mesh;
   runtime: Runtime;
+  workflows: WorkflowService;
   metrics: Registry;
   secret: string | undefined;
   logger: Logger;
@@ -25,7 +28,7 @@ export interface HttpApiOptions {
 
 /** The node's HTTP API on the mesh port. */
 export function createHttpApi(options: HttpApiOptions): Router {
-  const { runtime } = options;
+  const { runtime, workflows } = options;
   const router = new Router(options.secret, options.logger)
     .add("GET", "/healthz", () => ({ json: { ok: true, node: options.nodeName } }), { open: true })
     .add("GET", "/v1/nodes", () => ({ json: nodesResponse(options.nodeName, options.mesh) }))
@@ -51,7 +54,17 @@ export function createHttpApi(options: HttpApiOptions): Router {
     .add("DELETE", "/v1/actors/:id", async ({ params }) => {
       await runtime.stop(params.id ?? "");
       return { json: { stopped: true } };
-    });
+    })
+    .add("GET", "/v1/workflows", () => ({ json: { node: options.nodeName, workflows: workflows.list() } }))
+    .add("POST", "/v1/workflows", async ({ body, url }) => {
+      // The spec is checked by the orchestrator, which names the step in its 400.
+      const { workflow_id } = workflows.submit(await body(z.unknown()));
+      if (url.searchParams.get("wait") === "1") return { json: await workflows.wait(workflow_id) };
+      return { status: 202, json: { workflow_id } };
+    })
+    .add("GET", "/v1/workflows/:id", async ({ params }) => ({ json: await workflows.state(params.id ?? "") }))
+    .add("GET", "/v1/workflows/:id/result", async ({ params }) => ({ json: await workflows.result(params.id ?? "") }))
+    .add("POST", "/v1/workflows/:id/cancel", async ({ params }) => ({ json: await workflows.cancel(params.id ?? "") }));
   for (const [path, handler] of Object.entries(options.debugRoutes ?? {})) router.add("POST", path, handler);
   return router;
 }

@@ -1,0 +1,60 @@
+import { readFileSync } from "node:fs";
+import { ShoalError, type WorkflowResult, WorkflowResultSchema, type WorkflowState, WorkflowStateSchema } from "@shoal/protocol";
+import { parse as parseYaml } from "yaml";
+import { readSecretFile } from "../config.js";
+import { fetchApi } from "./fetchApi.js";
+import { progressBar, stepChanges } from "./progress.js";
+
+export interface RunFlags {
+  node: string;
+  json?: boolean;
+  secretFile?: string;
+  /** Poll interval of the live progress. */
+  intervalMs?: number;
+}
+
+/**
+ * `shoal run FILE`: submits the workflow, shows live progress (a bar of steps done out of total,
+ * and each step's state and node as it changes), then prints the seed-format result. Exits 0 when
+ * the workflow completed or ended partial, 1 when it failed.
+ */
+export async function runWorkflowCommand(file: string, flags: RunFlags): Promise<void> {
+  const spec = readWorkflowFile(file);
+  const secret = flags.secretFile ? readSecretFile(flags.secretFile) : undefined;
+  const { workflow_id } = (await fetchApi(flags.node, "/v1/workflows", { method: "POST", body: spec, secret })) as { workflow_id: string };
+  const out = (line: string) => !flags.json && process.stdout.write(`${line}\n`);
+  out(`workflow ${workflow_id} submitted to ${flags.node}`);
+  const seen = new Map<string, string>();
+  let lastBar = "";
+  let state: WorkflowState;
+  for (;;) {
+    state = WorkflowStateSchema.parse(await fetchApi(flags.node, `/v1/workflows/${workflow_id}`, { secret }));
+    const bar = progressBar(state.progress.done, state.progress.total);
+    const changes = stepChanges(state, seen);
+    if (changes.length > 0 || bar !== lastBar) {
+      out(`${bar}  ${state.status}`);
+      for (const line of changes) out(line);
+      lastBar = bar;
+    }
+    if (state.status !== "running") break;
+    await new Promise((r) => setTimeout(r, flags.intervalMs ?? 200));
+  }
+  const result: WorkflowResult = WorkflowResultSchema.parse(await fetchApi(flags.node, `/v1/workflows/${workflow_id}/result`, { secret }));
+  out("");
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  if (result.status === "failed") process.exitCode = 1;
+}
+
+export function readWorkflowFile(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ShoalError("SHOAL_ERR_BAD_SPEC", `cannot read workflow file ${file}: ${(err as Error).message}`);
+  }
+  try {
+    return parseYaml(text);
+  } catch (err) {
+    throw new ShoalError("SHOAL_ERR_BAD_SPEC", `${file} is not valid YAML or JSON: ${(err as Error).message.split("\n")[0]}`);
+  }
+}
