@@ -7,7 +7,7 @@ import { CLI, type NodeProcess, freePort, NodeProcess as Node, stopAll, tempDir,
 const ROOT = resolve(import.meta.dirname, "../..");
 const started: NodeProcess[] = [];
 let gpu: NodeProcess;
-let expected: Record<string, { brightness: number; motion: number }> = {};
+const expected: Record<string, { brightness: number; motion: number }> = {};
 
 /** Runs the CLI without blocking this process's event loop. */
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {

@@ -5,6 +5,7 @@ import { CloseCodes, ProtocolErrors } from "@shoal/protocol";
 import { RuntimeErrors } from "@shoal/runtime";
 import { ToolErrors } from "@shoal/tools";
 import { TransportErrors } from "@shoal/transport";
+import { WorkflowErrors } from "@shoal/workflow";
 import { describe, expect, it } from "vitest";
 
 const readme = (dir: string) => readFileSync(resolve(import.meta.dirname, "../..", dir, "README.md"), "utf8");
@@ -15,6 +16,7 @@ describe("every error code is documented in its package README", () => {
     ["packages/transport", TransportErrors],
     ["packages/runtime", RuntimeErrors],
     ["packages/tools", ToolErrors],
+    ["packages/workflow", WorkflowErrors],
     ["apps/node", NodeErrors],
   ] as const)("%s", (dir, catalog) => {
     const text = readme(dir);
