@@ -1,8 +1,8 @@
-import { spawn } from "node:child_process";
 import { type Server, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { runScript } from "../support/shoalProcess.js";
 
 const DEMO = resolve(import.meta.dirname, "../../scripts/demo.mjs");
 const servers: Server[] = [];
@@ -10,16 +10,7 @@ afterAll(async () => {
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
 });
 
-function demo(env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    const child = spawn(process.execPath, [DEMO], { env: { ...process.env, ...env } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("exit", (code) => res({ code, stdout, stderr }));
-  });
-}
+const demo = (env: Record<string, string> = {}) => runScript(DEMO, [], env);
 const resultIn = (stdout: string) => JSON.parse(stdout.slice(stdout.indexOf("{\n"), stdout.lastIndexOf("}") + 1));
 
 describe("the README demo", () => {

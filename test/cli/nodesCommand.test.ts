@@ -1,6 +1,5 @@
-import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, type NodeProcess, freePort, runCli, startMesh, stopAll, until } from "../support/shoalProcess.js";
+import { type NodeProcess, freePort, runCli, runCliAsync, startMesh, stopAll, until } from "../support/shoalProcess.js";
 
 let nodes: NodeProcess[] = [];
 beforeAll(async () => {
@@ -11,21 +10,10 @@ afterAll(async () => {
   await stopAll(nodes);
 });
 
-/** Runs the CLI without blocking the event loop (the nodes under test answer over HTTP). */
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args]);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("exit", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe("shoal nodes", () => {
   it("prints the membership table as the given node sees it", async () => {
-    const r = await cli(["nodes", "--node", nodes[1]!.address]);
+    const r = await runCliAsync(["nodes", "--node", nodes[1]!.address]);
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split("\n");
     expect(lines[0]).toBe("mesh as seen by n-b (* = that node)");
@@ -37,7 +25,7 @@ describe("shoal nodes", () => {
   });
 
   it("prints JSON with --json", async () => {
-    const r = await cli(["nodes", "--node", nodes[0]!.address, "--json"]);
+    const r = await runCliAsync(["nodes", "--node", nodes[0]!.address, "--json"]);
     const body = JSON.parse(r.stdout);
     expect(body.node).toBe("n-a");
     expect(body.nodes).toHaveLength(2);

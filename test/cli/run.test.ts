@@ -1,25 +1,13 @@
-import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, type NodeProcess, freePort, NodeProcess as Node, stopAll, tempDir, until } from "../support/shoalProcess.js";
+import { type NodeProcess, freePort, NodeProcess as Node, runCliAsync, stopAll, tempDir, until } from "../support/shoalProcess.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const started: NodeProcess[] = [];
 let gpu: NodeProcess;
 const expected: Record<string, { brightness: number; motion: number }> = {};
 
-/** Runs the CLI without blocking this process's event loop. */
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    const child = spawn(process.execPath, [CLI, ...args]);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("exit", (code) => res({ code, stdout, stderr }));
-  });
-}
 
 beforeAll(async () => {
   const { writeSampleFrames } = await import("@shoal/tools");
@@ -42,7 +30,7 @@ afterAll(async () => {
 
 describe("shoal run and shoal status", () => {
   it("runs the seed's example: vision_agent on each camera, then summarize; live progress, then the result", async () => {
-    const r = await cli(["run", join(ROOT, "examples/analyze-cameras.json"), "--node", gpu.address]);
+    const r = await runCliAsync(["run", join(ROOT, "examples/analyze-cameras.json"), "--node", gpu.address]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     const lines = r.stdout.split("\n");
@@ -56,14 +44,14 @@ describe("shoal run and shoal status", () => {
     expect(json.result.summarize.summary).toMatch(/- cam-2: .*verdict motion/);
     expect(json.result.summarize.verdicts).toEqual({ normal: 1, motion: 1 });
 
-    const state = await cli(["status", json.workflow_id, "--node", started[0]!.address]);
+    const state = await runCliAsync(["status", json.workflow_id, "--node", started[0]!.address]);
     const s = JSON.parse(state.stdout);
     expect(s.steps["analyze[1]"].result.motion).toBeCloseTo(expected["cam-2"]!.motion, 3);
     expect(s.steps["analyze[0]"].result.brightness).toBeCloseTo(expected["cam-1"]!.brightness, 3);
   });
 
   it("--json prints only the result", async () => {
-    const r = await cli(["run", join(ROOT, "examples/analyze-cameras.json"), "--node", gpu.address, "--json"]);
+    const r = await runCliAsync(["run", join(ROOT, "examples/analyze-cameras.json"), "--node", gpu.address, "--json"]);
     expect(JSON.parse(r.stdout).status).toBe("complete");
   });
 
@@ -71,15 +59,15 @@ describe("shoal run and shoal status", () => {
     const dir = tempDir("specs-");
     const bad = join(dir, "bad.yaml");
     writeFileSync(bad, "name: x\nsteps:\n  - id: a\n    tool: vision_agent\n    needs: [ghost]\n");
-    const r = await cli(["run", bad, "--node", gpu.address]);
+    const r = await runCliAsync(["run", bad, "--node", gpu.address]);
     expect(r.code).toBe(1);
     expect(r.stderr.trim()).toBe('shoal: SHOAL_ERR_BAD_SPEC: step a: needs "ghost", which is not a step of this workflow');
     const failing = join(dir, "failing.json");
     writeFileSync(failing, JSON.stringify({ name: "f", steps: [{ id: "h", tool: "http_request", input: { url: "http://127.0.0.1:9/nothing", timeout_ms: 500 }, retries: 0 }] }));
-    const f = await cli(["run", failing, "--node", gpu.address, "--json"]);
+    const f = await runCliAsync(["run", failing, "--node", gpu.address, "--json"]);
     expect(f.code).toBe(1);
     expect(JSON.parse(f.stdout)).toMatchObject({ status: "failed", failures: [{ step: "h", error: { code: "SHOAL_ERR_HTTP_FAILED" } }] });
-    expect((await cli(["status", "wf_nosuchthing", "--node", gpu.address])).stderr).toMatch(/SHOAL_ERR_UNKNOWN_WORKFLOW/);
+    expect((await runCliAsync(["status", "wf_nosuchthing", "--node", gpu.address])).stderr).toMatch(/SHOAL_ERR_UNKNOWN_WORKFLOW/);
   });
 
   it("refuses at least 15 kinds of bad specs over HTTP with a 400 naming the problem, and stays healthy", async () => {

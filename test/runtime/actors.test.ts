@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { type NodeProcess, startMesh, stopAll, tempDir, until } from "../support/shoalProcess.js";
@@ -33,6 +33,8 @@ const spawnActor = async (node: NodeProcess, body: object) => {
 };
 const describeActor = async (node: NodeProcess, id: string) => (await node.get(`/v1/actors/${id}`)).json;
 const ask = async (node: NodeProcess, id: string, type: string) => node.post(`/v1/actors/${id}/ask`, { event: { type } });
+/** Runs recorded so far; 0 before the log exists. */
+const countRuns = (dir: string) => (existsSync(join(dir, "runs.log")) ? runsIn(dir).length : 0);
 const runsIn = (dir: string) =>
   readFileSync(join(dir, "runs.log"), "utf8")
     .trim()
@@ -80,13 +82,7 @@ describe("actors across real node processes", () => {
     const { nodes, dir } = await mesh(["p-a", "p-b", "p-c"]);
     const [a] = nodes as [NodeProcess];
     const id = await spawnActor(a, { logic: "slow_tool", input: { ms: 1500 } });
-    await until(() => {
-      try {
-        return runsIn(dir).length === 1;
-      } catch {
-        return false;
-      }
-    }, 5_000);
+    await until(() => countRuns(dir) === 1, 5_000);
     const first = runsIn(dir)[0];
     await nodes.find((n) => n.name === first.node)!.kill("SIGKILL");
     await until(async () => (await describeActor(a, id)).status === "done", 10_000);
@@ -115,13 +111,7 @@ describe("actors across real node processes", () => {
     const { nodes, dir } = await mesh(["q-a", "q-b", "q-c"]);
     const [a] = nodes as [NodeProcess];
     const id = await spawnActor(a, { logic: "slow_tool", input: { ms: 2500 } });
-    await until(() => {
-      try {
-        return runsIn(dir).length === 1;
-      } catch {
-        return false;
-      }
-    }, 5_000);
+    await until(() => countRuns(dir) === 1, 5_000);
     const host = nodes.find((n) => n.name === runsIn(dir)[0].node)!;
     // The host can hear the mesh but nothing it sends arrives: to the others it is gone.
     expect((await host.post("/debug/faults", { peer: "*", drop: true, direction: "out" })).status).toBe(200);

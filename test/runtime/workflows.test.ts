@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { type Server, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
@@ -111,13 +111,7 @@ describe("workflows across real node processes", () => {
     const { nodes, dir } = await mesh([{ name: "k-a", slots: 0 }, { name: "k-b" }, { name: "k-c" }]);
     const [a] = nodes as [NodeProcess];
     const id = await submit(a, { name: "survive", steps: [{ id: "work", tool: "sleep_tool", input: { ms: 1_500 }, retries: 0 }] });
-    await until(() => {
-      try {
-        return stepsLog(dir).length >= 1;
-      } catch {
-        return false;
-      }
-    }, 5_000);
+    await until(() => existsSync(join(dir, "steps.log")), 5_000);
     const first = stepsLog(dir)[0];
     await nodes.find((n) => n.name === first.node)!.kill("SIGKILL");
     const result = await resultOf(a, id);

@@ -189,6 +189,27 @@ export async function until(check: () => Promise<boolean> | boolean, timeoutMs: 
   throw new Error(`timed out after ${timeoutMs} ms: ${describe()}${lastError ? ` (last error: ${(lastError as Error).message})` : ""}`);
 }
 
+/** Runs the CLI as a child process without blocking this one (the nodes under test answer over HTTP). */
+export function runCliAsync(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return runScript(CLI, args, env);
+}
+
+/** Runs a Node.js script to completion and collects its output. */
+export function runScript(script: string, args: string[] = [], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolveRun) => {
+    const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...env } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    child.on("exit", (code) => resolveRun({ code, stdout, stderr }));
+  });
+}
+
 /** Runs the CLI to completion (for flag and config checks). */
 export function runCli(args: string[], options: { timeoutMs?: number } = {}) {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: options.timeoutMs ?? 20_000 });

@@ -1,17 +1,11 @@
 import { CloseCodes, type Frame } from "@shoal/protocol";
 import { pack } from "msgpackr";
 import { afterEach, describe, expect, it } from "vitest";
-import { eventually, rawPeer, startTransport, type TestNode } from "./testing/fixtures.js";
+import { eventually, rawPeer, transportPool } from "./testing/fixtures.js";
 
-const nodes: TestNode[] = [];
-async function node(name: string, options: Parameters<typeof startTransport>[1] = {}) {
-  const n = await startTransport(name, options);
-  nodes.push(n);
-  return n;
-}
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.close()));
-});
+const pool = transportPool();
+const node = pool.node;
+afterEach(pool.closeAll);
 
 async function pingWorks(peer: Awaited<ReturnType<typeof rawPeer>>) {
   peer.send({ t: "ping", ts: 42 });

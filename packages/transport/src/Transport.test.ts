@@ -1,17 +1,11 @@
 import { CloseCodes, ShoalError } from "@shoal/protocol";
 import { afterEach, describe, expect, it } from "vitest";
-import { eventually, startTransport, type TestNode } from "./testing/fixtures.js";
+import { eventually, transportPool } from "./testing/fixtures.js";
 import type { DialFailure } from "./Transport.js";
 
-const nodes: TestNode[] = [];
-async function node(name: string, options: Parameters<typeof startTransport>[1] = {}) {
-  const n = await startTransport(name, options);
-  nodes.push(n);
-  return n;
-}
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.close()));
-});
+const pool = transportPool();
+const node = pool.node;
+afterEach(pool.closeAll);
 
 describe("Transport", () => {
   it("connects two nodes and answers requests with correlation ids", async () => {
@@ -89,7 +83,7 @@ describe("Transport", () => {
     await eventually(() => a.transport.connection(b.identity.id)?.isOpen === true);
     const port = Number(b.address.split(":")[1]);
     await b.close();
-    nodes.splice(nodes.indexOf(b), 1);
+    pool.forget(b);
     await eventually(() => failures.some((f) => f.errno === "ECONNREFUSED"));
     const b2 = await node("b", { port, id: b.identity.id });
     await eventually(() => a.transport.connection(b2.identity.id)?.isOpen === true);
@@ -102,7 +96,7 @@ describe("Transport", () => {
     const b = await node("b");
     const address = b.address;
     await b.close();
-    nodes.splice(nodes.indexOf(b), 1);
+    pool.forget(b);
     const err = (await a.transport.dial(address).catch((e: unknown) => e)) as ShoalError;
     expect(err).toMatchObject({ code: "SHOAL_ERR_DIAL_FAILED" });
     expect((err.cause as NodeJS.ErrnoException).code).toBe("ECONNREFUSED");

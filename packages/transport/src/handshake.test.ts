@@ -1,17 +1,11 @@
 import { CloseCodes } from "@shoal/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
-import { rawPeer, startTransport, type TestNode } from "./testing/fixtures.js";
+import { rawPeer, transportPool } from "./testing/fixtures.js";
 
-const nodes: TestNode[] = [];
-async function node(name: string, options: Parameters<typeof startTransport>[1] = {}) {
-  const n = await startTransport(name, options);
-  nodes.push(n);
-  return n;
-}
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.close()));
-});
+const pool = transportPool();
+const node = pool.node;
+afterEach(pool.closeAll);
 
 describe("handshake with a cluster secret", () => {
   it("connects peers that share the secret", async () => {

@@ -37,6 +37,27 @@ export async function startTransport(
 }
 
 /**
+ * Transports a test file starts; `closeAll` (in `afterEach`) stops them.
+ */
+export function transportPool() {
+  const started: TestNode[] = [];
+  return {
+    async node(name: string, options: Parameters<typeof startTransport>[1] = {}): Promise<TestNode> {
+      const n = await startTransport(name, options);
+      started.push(n);
+      return n;
+    },
+    /** Forgets a node the test closed itself. */
+    forget(n: TestNode): void {
+      started.splice(started.indexOf(n), 1);
+    },
+    async closeAll(): Promise<void> {
+      await Promise.all(started.splice(0).map((n) => n.close()));
+    },
+  };
+}
+
+/**
  * A peer written by hand with no Shoal code but the codec: it does the handshake (no secret)
  * and then sends whatever bytes a test wants, the way a buggy or hostile peer would.
  */
