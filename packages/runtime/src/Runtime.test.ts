@@ -59,6 +59,7 @@ describe("Runtime: spawning and messaging", () => {
   it("gives typed errors for bad input, unknown and stopped actors, and asks that time out", async () => {
     const [a, b] = await cluster([{ name: "a", slots: 0 }, { name: "b" }]);
     await expect(a!.runtime.spawn("double", { n: "x" }).done).rejects.toMatchObject({ code: "SHOAL_ERR_BAD_INPUT", path: ["input", "n"] });
+    await expect(a!.runtime.spawn("bad-output", {}).done).rejects.toMatchObject({ code: "SHOAL_ERR_BAD_OUTPUT", message: /bad-output/ });
     await expect(a!.runtime.send("a~nothing", { type: "X" })).rejects.toMatchObject({ code: "SHOAL_ERR_UNKNOWN_ACTOR" });
     await expect(b!.runtime.send("a~nothing", { type: "X" })).rejects.toMatchObject({ code: "SHOAL_ERR_UNKNOWN_ACTOR" });
     const ref = a!.runtime.spawn("counter", {});

@@ -74,6 +74,7 @@ export const testLogic: HostedLogic[] = [
         ctx.signal.addEventListener("abort", () => clearTimeout(timer));
       }),
   },
+  { name: "bad-output", output: z.object({ ok: z.boolean() }), run: () => ({ ok: "yes" }) },
   { name: "camera-only", capabilities: ["camera"], run: (_i: unknown, ctx: { node: string }) => ctx.node },
 ];
 
