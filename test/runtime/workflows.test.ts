@@ -66,7 +66,8 @@ describe("workflows across real node processes", () => {
     const state = WorkflowStateSchema.parse((await b.get(`/v1/workflows/${id}`)).json);
     expect(state).toMatchObject({ workflow_id: id, status: "complete", owner: "w-a" });
     for (const step of Object.values(state.steps)) {
-      expect(Object.keys(step).sort()).toEqual(["attempts", "ended_at", "node", "placement", "result", "started_at", "status", "tool"]);
+      expect(Object.keys(step).sort()).toEqual(["actor", "attempts", "ended_at", "input", "needs", "node", "placement", "result", "started_at", "status", "tool"]);
+      expect(step.actor).toMatch(/^w-a~/);
       expect(step).toMatchObject({ status: "complete", attempts: 1, tool: "sleep_tool" });
     }
     const ends = stepsLog(dir).filter((l) => l.end);

@@ -9,7 +9,9 @@ import { WorkflowService } from "@shoal/workflow";
 import { z } from "zod";
 import { readSecretFile } from "./config.js";
 import { openDataDir } from "./dataDir.js";
-import { createHttpApi } from "./http/createHttpApi.js";
+import { createHttpApi, nodeRow } from "./http/createHttpApi.js";
+import { InspectHub } from "./inspect/InspectHub.js";
+import { createInspectSocket } from "./inspect/inspectSocket.js";
 import type { Handler } from "./http/Router.js";
 import { createMetrics } from "./metrics.js";
 
@@ -89,9 +91,11 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
     logger: log,
     ...(debugRoutes && { debugRoutes: debugHandlers(transport, mesh) }),
   });
+  const hub = new InspectHub({ mesh, runtime, workflows, transport, logger: log, toRow: nodeRow });
+  const inspect = createInspectSocket(hub, secret, log);
   server.on("request", (req, res) => void api.handle(req, res));
   server.on("upgrade", (req, socket, head) => {
-    if (!transport.handleUpgrade(req, socket, head)) {
+    if (!transport.handleUpgrade(req, socket, head) && !inspect.handleUpgrade(req, socket, head)) {
       socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
     }
   });
@@ -112,6 +116,8 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
     stop() {
       stopping ??= (async () => {
         await runtime.drain(config["drain-grace-ms"]);
+        inspect.close();
+        hub.close();
         await mesh.leave();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -88,3 +88,17 @@ export {
   WorkflowStatusSchema,
 } from "./workflow.js";
 export type { StepSpec, StepState, StepStatus, WorkflowEventName, WorkflowResult, WorkflowSpec, WorkflowState } from "./workflow.js";
+export {
+  ActorInspectEventSchema,
+  DroppedInspectEventSchema,
+  InspectEventSchema,
+  InspectEventsSchema,
+  InspectFilterSchema,
+  InspectSubscribeSchema,
+  MemberInspectEventSchema,
+  PlacementInspectEventSchema,
+  WorkflowInspectEventSchema,
+} from "./inspect.js";
+export type { ActorInspectEvent, InspectEvent, InspectFilter } from "./inspect.js";
+export { LogicInfoSchema, StateChartSchema } from "./logic.js";
+export type { LogicInfo, StateChart } from "./logic.js";

@@ -71,6 +71,12 @@ export const StepStateSchema = z.object({
   ended_at: z.string().nullable(),
   /** Where the runtime placed it and why, while and after it runs. */
   placement: z.string().nullable(),
+  /** Steps (by step id) whose output it waits for: the edges of the DAG. */
+  needs: z.array(z.string()),
+  /** The actor running it now (or last), for inspecting it. */
+  actor: z.string().nullable(),
+  /** The input it was given, once it started (`$from` resolved). */
+  input: z.unknown().optional(),
 });
 export type StepState = z.infer<typeof StepStateSchema>;
 

@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import {
   type ActorEvent,
+  type ActorInspectEvent,
   type ActorOutcome,
   type ActorRow,
   type ActorUpdate,
@@ -16,18 +17,6 @@ import { isAgent } from "@shoal/tools";
 import type { HostedLogic, LogicRegistry } from "./LogicRegistry.js";
 import { checkpointOf, plain, restoreTimers, viewOf } from "./snapshots.js";
 
-/** One inspection event of a hosted actor, JSON-safe, for devtools. */
-export interface InspectionRecord {
-  type: string;
-  node: string;
-  actorId: string;
-  /** XState's session id of the actor the event is about (a child of a hosted machine has its own). */
-  sessionId: string;
-  at: number;
-  event?: unknown;
-  snapshot?: SnapshotView;
-}
-
 export interface ActorHostEvents {
   /** The latest snapshot and checkpoint of an actor, for its supervisor; coalesced. */
   update: [supervisorId: string, update: ActorUpdate];
@@ -35,7 +24,7 @@ export interface ActorHostEvents {
   outcome: [supervisorId: string, outcome: ActorOutcome];
   /** The number of busy slots changed. */
   running: [count: number];
-  inspect: [record: InspectionRecord];
+  inspect: [record: ActorInspectEvent];
 }
 
 export interface ActorHostOptions {
@@ -218,7 +207,7 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
     const actor = createActor(actorLogic, {
       input,
       ...(req.checkpoint && isAgent(logic) && { snapshot: req.checkpoint.persisted as never }),
-      inspect: (event) => this.inspect(req.actorId, event),
+      inspect: (event) => this.inspect(req, event),
     });
     const hosted: Hosted = { req, logic, actor, since: Date.now(), seq: req.checkpoint?.seq ?? 0, flushTimer: undefined, ended: false };
     this.actors.set(req.actorId, hosted);
@@ -283,9 +272,18 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
     this.emit("running", this.actors.size);
   }
 
-  private inspect(actorId: string, event: InspectionEvent): void {
+  private inspect(req: SpawnRequest, event: InspectionEvent): void {
     if (this.listenerCount("inspect") === 0) return;
-    const record: InspectionRecord = { type: event.type, node: this.options.nodeName, actorId, sessionId: event.actorRef.sessionId, at: Date.now() };
+    const workflowId = req.labels?.workflowId;
+    const record: ActorInspectEvent = {
+      kind: "actor",
+      type: event.type,
+      node: this.options.nodeName,
+      actorId: req.actorId,
+      sessionId: event.actorRef.sessionId,
+      at: Date.now(),
+      ...(workflowId !== undefined && { workflowId }),
+    };
     if (event.type === "@xstate.event") record.event = plain(event.event);
     if (event.type === "@xstate.snapshot") record.snapshot = viewOf(event.snapshot as never);
     this.emit("inspect", record);

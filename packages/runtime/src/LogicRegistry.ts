@@ -1,5 +1,6 @@
-import { ShoalError, describeZodError } from "@shoal/protocol";
-import type { Definition } from "@shoal/tools";
+import { type LogicInfo, ShoalError, describeZodError } from "@shoal/protocol";
+import { type Definition, isAgent } from "@shoal/tools";
+import { stateChartOf } from "./stateChart.js";
 
 /** A tool (promise actor) or an agent (machine actor), as plugins and built-ins define them. */
 export type HostedLogic = Definition;
@@ -27,6 +28,12 @@ export class LogicRegistry {
   hostable(capabilities: string[]): string[] {
     const have = new Set(capabilities);
     return [...this.logic.values()].filter((d) => (d.capabilities ?? []).every((c) => have.has(c))).map((d) => d.name).sort();
+  }
+
+  /** What devtools show of a logic: kind, capabilities, and a machine's chart. */
+  describe(name: string): LogicInfo {
+    const def = this.get(name);
+    return { name, kind: isAgent(def) ? "machine" : "promise", capabilities: def.capabilities ?? [], chart: isAgent(def) ? stateChartOf(def.machine) : null };
   }
 
   /** Checks input against the logic's schema; returns the parsed input. */

@@ -1,5 +1,6 @@
 import {
   type ActorEvent,
+  type ActorInspectEvent,
   type ActorOutcome,
   ActorOutcomeSchema,
   type ActorRow,
@@ -20,7 +21,7 @@ import type { Mesh } from "@shoal/mesh";
 import { type Transport, createBackoff } from "@shoal/transport";
 import type { ActorLogic, EventObject } from "xstate";
 import type { z } from "zod";
-import { ActorHost, type InspectionRecord } from "./ActorHost.js";
+import { ActorHost } from "./ActorHost.js";
 import { ActorRef, type ActorRouter } from "./ActorRef.js";
 import type { LogicRegistry } from "./LogicRegistry.js";
 import type { PlacementDecision } from "./placement.js";
@@ -75,6 +76,7 @@ export class Runtime implements ActorRouter {
     this.mesh = options.mesh;
     this.log = options.logger.child({ component: "runtime" });
     this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+    this.registry = options.registry;
     const self = this.transport.identity;
     this.host = new ActorHost({
       nodeName: self.name,
@@ -133,13 +135,15 @@ export class Runtime implements ActorRouter {
     return (await this.viaSupervisor(actorId, "actor.get", { actorId })) as ActorDescription;
   }
 
+  readonly registry: LogicRegistry;
+
   /** Actors running on this node. */
   list(): ActorRow[] {
     return this.host.list();
   }
 
   /** XState inspection events of every actor hosted here, JSON-safe. */
-  inspect(listener: (record: InspectionRecord) => void): () => void {
+  inspect(listener: (record: ActorInspectEvent) => void): () => void {
     this.host.on("inspect", listener);
     return () => this.host.off("inspect", listener);
   }

@@ -3,7 +3,7 @@ export type { ActorDescription, RuntimeOptions } from "./Runtime.js";
 export { ActorRef } from "./ActorRef.js";
 export type { ActorRouter } from "./ActorRef.js";
 export { ActorHost } from "./ActorHost.js";
-export type { ActorHostEvents, ActorHostOptions, InspectionRecord } from "./ActorHost.js";
+export type { ActorHostEvents, ActorHostOptions } from "./ActorHost.js";
 export { Supervisor, SupervisedActor } from "./Supervisor.js";
 export type { HostLink, SpawnOptions, SupervisedStatus, SupervisorOptions } from "./Supervisor.js";
 export { LogicRegistry } from "./LogicRegistry.js";
@@ -15,3 +15,4 @@ export type { RemoteEnvelope, RemoteLogicOptions, RemoteSnapshot, RemoteSpawner 
 export { checkpointOf, restoreTimers } from "./snapshots.js";
 export { RuntimeErrors } from "./errors.js";
 export type { RuntimeErrorCode } from "./errors.js";
+export { stateChartOf } from "./stateChart.js";

@@ -1,11 +1,12 @@
 import { randomBytes } from "node:crypto";
+import { EventEmitter } from "node:events";
 import type { Mesh } from "@shoal/mesh";
 import { type Logger, ShoalError, type WorkflowResult, type WorkflowState, isShoalError } from "@shoal/protocol";
-import type { RemoteSnapshot, Runtime } from "@shoal/runtime";
+import type { Runtime } from "@shoal/runtime";
 import type { Transport } from "@shoal/transport";
 import { type Actor, createActor, toPromise } from "xstate";
 import { z } from "zod";
-import { resultOf, stateOf } from "./formats.js";
+import { type StepDetails, resultOf, stateOf } from "./formats.js";
 import { Notifier, type WorkflowNotice } from "./Notifier.js";
 import { type Plan, planWorkflow } from "./planWorkflow.js";
 import { type WorkflowContext, createWorkflowMachine } from "./workflowMachine.js";
@@ -32,18 +33,29 @@ const IdBody = z.object({ id: z.string().max(64) });
  * The orchestrator of a node: checks and starts workflows submitted here (this node owns them),
  * and answers for any workflow in the mesh by asking its owner.
  */
-export class WorkflowService {
+export interface WorkflowSummary {
+  workflow_id: string;
+  name: string;
+  status: string;
+  owner: string;
+  started_at: string;
+  progress: { done: number; total: number };
+}
+
+export class WorkflowService extends EventEmitter<{ changed: [workflowId: string] }> {
   private readonly owned = new Map<string, OwnedWorkflow>();
   private readonly log: Logger;
   private readonly nodeName: string;
 
   constructor(private readonly options: WorkflowServiceOptions) {
+    super();
     this.log = options.logger.child({ component: "workflow" });
     this.nodeName = options.transport.identity.name;
     const t = options.transport;
     t.handle("workflow.state", (body) => this.localState(IdBody.parse(body).id));
     t.handle("workflow.result", (body) => this.localResult(IdBody.parse(body).id));
     t.handle("workflow.cancel", (body) => this.localCancel(IdBody.parse(body).id));
+    t.handle("workflow.list", () => this.list());
   }
 
   /** Checks the spec against the live mesh and starts it; throws SHOAL_ERR_BAD_SPEC naming the step. */
@@ -72,6 +84,7 @@ export class WorkflowService {
     });
     ended.catch((err: unknown) => log.error({ err }, "workflow actor failed"));
     this.owned.set(id, { id, plan, actor, ended });
+    actor.subscribe({ next: () => this.emit("changed", id), error: () => this.emit("changed", id) });
     notifier.notify(notice("workflow.started", { steps: plan.instances.length, owner: this.nodeName }));
     actor.start();
     return { workflow_id: id };
@@ -100,11 +113,19 @@ export class WorkflowService {
   }
 
   /** Workflows this node owns, newest first. */
-  list(): { workflow_id: string; name: string; status: string; started_at: string; progress: { done: number; total: number } }[] {
+  list(): WorkflowSummary[] {
     return [...this.owned.values()].reverse().map((wf) => {
       const s = this.localState(wf.id);
-      return { workflow_id: s.workflow_id, name: s.name, status: s.status, started_at: s.started_at, progress: s.progress };
+      return { workflow_id: s.workflow_id, name: s.name, status: s.status, owner: s.owner, started_at: s.started_at, progress: s.progress };
     });
+  }
+
+  /** Workflows of every live node, newest first; a node that does not answer is left out. */
+  async listMesh(): Promise<WorkflowSummary[]> {
+    const peers = this.options.mesh.members().filter((m) => !m.self && m.status !== "down");
+    const answers = await Promise.allSettled(peers.map((p) => this.options.transport.request(p.id, "workflow.list", {}, { timeoutMs: 5_000 })));
+    const all = [...this.list(), ...answers.flatMap((a) => (a.status === "fulfilled" ? (a.value as WorkflowSummary[]) : []))];
+    return all.sort((x, y) => y.started_at.localeCompare(x.started_at));
   }
 
   private here(id: string): boolean {
@@ -120,7 +141,7 @@ export class WorkflowService {
   private localState(id: string): WorkflowState {
     const wf = this.require(id);
     const snap = wf.actor.getSnapshot();
-    return stateOf(snap.context as WorkflowContext, this.nodeName, (instance) => this.placementOf(wf, instance));
+    return stateOf(snap.context as WorkflowContext, this.nodeName, (_instance, actorId) => this.detailsOf(actorId));
   }
 
   private localResult(id: string): WorkflowResult {
@@ -140,14 +161,16 @@ export class WorkflowService {
   }
 
   /** Where the runtime put a step's actor and why, or why it still waits. */
-  private placementOf(wf: OwnedWorkflow, instance: string): string | null {
-    const step = wf.actor.getSnapshot().children[instance] as { getSnapshot(): { children: Record<string, { getSnapshot(): unknown }> } } | undefined;
-    const child = step ? Object.values(step.getSnapshot().children)[0] : undefined;
-    const actorId = (child?.getSnapshot() as RemoteSnapshot | undefined)?.actorId;
+  private detailsOf(actorId: string | null): StepDetails {
     const record = actorId ? this.options.runtime.supervisor.get(actorId) : undefined;
-    if (!record) return null;
-    if (record.decision && (record.status === "running" || record.status === "starting" || record.finished)) return `${record.decision.nodeName}: ${record.decision.why}`;
-    return record.waiting ? `waiting: ${record.waiting}` : null;
+    const placement = !record
+      ? null
+      : record.decision && (record.status === "running" || record.status === "starting" || record.finished)
+        ? `${record.decision.nodeName}: ${record.decision.why}`
+        : record.waiting
+          ? `waiting: ${record.waiting}`
+          : null;
+    return { placement };
   }
 
   /** Asks every live peer; the owner answers, the others say they do not know it. */

@@ -23,11 +23,17 @@ export function workflowStatus(ctx: WorkflowContext): "running" | "complete" | "
 }
 
 /** The seed's state format. */
-export function stateOf(ctx: WorkflowContext, owner: string, placementOf: (instance: string) => string | null): WorkflowState {
+/** What only the runtime knows of a step: where its actor runs and why. */
+export interface StepDetails {
+  placement: string | null;
+}
+
+export function stateOf(ctx: WorkflowContext, owner: string, detailsOf: (instance: string, actorId: string | null) => StepDetails): WorkflowState {
   const steps: Record<string, StepState> = {};
   let done = 0;
   for (const r of Object.values(ctx.instances)) {
     if (r.status === "complete" || r.status === "failed" || r.status === "skipped") done++;
+    const details = detailsOf(r.id, r.actor);
     steps[r.id] = {
       status: r.status,
       node: r.node,
@@ -37,7 +43,10 @@ export function stateOf(ctx: WorkflowContext, owner: string, placementOf: (insta
       ...(r.error && { error: r.error }),
       started_at: iso(r.startedAt),
       ended_at: iso(r.endedAt),
-      placement: placementOf(r.id),
+      placement: details.placement,
+      needs: ctx.plan.steps.get(r.step)?.deps ?? [],
+      actor: r.actor,
+      ...(r.input !== undefined && { input: r.input }),
     };
   }
   return {

@@ -1,5 +1,5 @@
 export { WorkflowService } from "./WorkflowService.js";
-export type { WorkflowServiceOptions } from "./WorkflowService.js";
+export type { WorkflowServiceOptions, WorkflowSummary } from "./WorkflowService.js";
 export { planWorkflow } from "./planWorkflow.js";
 export type { Plan, PlannedInstance, PlannedStep } from "./planWorkflow.js";
 export { createWorkflowMachine } from "./workflowMachine.js";

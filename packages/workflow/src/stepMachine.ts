@@ -18,6 +18,8 @@ export interface StepError {
 export interface StepContext extends StepInput {
   attempt: number;
   node: string | null;
+  /** The runtime actor of the current attempt. */
+  actorId: string | null;
   placed: boolean;
   result?: unknown;
   error?: StepError;
@@ -39,6 +41,7 @@ export interface StepUpdateEvent {
   type: "step.update";
   instance: string;
   node: string | null;
+  actorId: string | null;
   placed: boolean;
   attempt: number;
   retrying?: StepError;
@@ -64,11 +67,13 @@ export function createStepMachine(tool: AnyActorLogic) {
     delays: { timeout: ({ context }) => context.timeoutMs ?? NEVER },
     guards: { canRetry: ({ context }) => context.attempt < context.maxAttempts },
     actions: {
-      report: sendParent(({ context }): StepUpdateEvent => ({ type: "step.update", instance: context.instance, node: context.node, placed: context.placed, attempt: context.attempt })),
+      report: sendParent(
+        ({ context }): StepUpdateEvent => ({ type: "step.update", instance: context.instance, node: context.node, actorId: context.actorId, placed: context.placed, attempt: context.attempt }),
+      ),
     },
   }).createMachine({
     id: "step",
-    context: ({ input }) => ({ ...input, attempt: 1, node: null, placed: false, errors: [] }),
+    context: ({ input }) => ({ ...input, attempt: 1, node: null, actorId: null, placed: false, errors: [] }),
     initial: "running",
     states: {
       running: {
@@ -86,7 +91,7 @@ export function createStepMachine(tool: AnyActorLogic) {
               assign(({ event, context }) => {
                 const snap = event.snapshot as RemoteSnapshot;
                 const placed = snap.placement === "running";
-                return { node: snap.node ?? context.node, placed };
+                return { node: snap.node ?? context.node, actorId: snap.actorId ?? context.actorId, placed };
               }),
               "report",
             ],

@@ -18,6 +18,10 @@ export interface InstanceRecord {
   endedAt: number | null;
   /** Spawned as a step actor (it may still wait for a slot). */
   spawned: boolean;
+  /** The runtime actor of its latest attempt. */
+  actor: string | null;
+  /** Its input once it started, `$from` resolved. */
+  input?: unknown;
 }
 
 export interface WorkflowContext {
@@ -89,7 +93,7 @@ export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
             maxAttempts: 1 + (step.spec.retries ?? 1),
           };
           enqueue.spawnChild(`step:${inst.id}` as never, { id: inst.id, input } as never);
-          instances[inst.id] = { ...rec, spawned: true, attempts: 1 };
+          instances[inst.id] = { ...rec, spawned: true, attempts: 1, input: input.input };
           running++;
         }
         enqueue.assign({ instances, running });
@@ -140,7 +144,7 @@ export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
       running: 0,
       maxParallel: plan.spec.max_parallel ?? 8,
       instances: Object.fromEntries(
-        plan.instances.map((i) => [i.id, { id: i.id, step: i.step, logic: i.logic, status: "pending", node: null, attempts: 0, startedAt: null, endedAt: null, spawned: false }]),
+        plan.instances.map((i) => [i.id, { id: i.id, step: i.step, logic: i.logic, status: "pending", node: null, attempts: 0, startedAt: null, endedAt: null, spawned: false, actor: null }]),
       ),
     }),
     initial: "running",
@@ -161,7 +165,14 @@ export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
                 return {
                   instances: {
                     ...context.instances,
-                    [rec.id]: { ...rec, status, node: event.node ?? rec.node, attempts: event.attempt, startedAt: rec.startedAt ?? (event.placed ? Date.now() : null) },
+                    [rec.id]: {
+                      ...rec,
+                      status,
+                      node: event.node ?? rec.node,
+                      actor: event.actorId ?? rec.actor,
+                      attempts: event.attempt,
+                      startedAt: rec.startedAt ?? (event.placed ? Date.now() : null),
+                    },
                   },
                 };
               }),

@@ -18,7 +18,8 @@ export interface RequestContext {
 export interface Reply {
   status?: number;
   json?: unknown;
-  text?: string;
+  /** A raw body (Prometheus text, static assets). */
+  text?: string | Buffer;
   contentType?: string;
 }
 

@@ -12,6 +12,7 @@ import type { Runtime } from "@shoal/runtime";
 import type { WorkflowService } from "@shoal/workflow";
 import { z } from "zod";
 import type { Registry } from "prom-client";
+import { devtoolsHandler, devtoolsRoot } from "./devtoolsAssets.js";
 import { type Handler, Router } from "./Router.js";
 
 export interface HttpApiOptions {
@@ -55,7 +56,10 @@ export function createHttpApi(options: HttpApiOptions): Router {
       await runtime.stop(params.id ?? "");
       return { json: { stopped: true } };
     })
-    .add("GET", "/v1/workflows", () => ({ json: { node: options.nodeName, workflows: workflows.list() } }))
+    .add("GET", "/v1/workflows", async ({ url }) => ({
+      json: { node: options.nodeName, workflows: url.searchParams.get("scope") === "mesh" ? await workflows.listMesh() : workflows.list() },
+    }))
+    .add("GET", "/v1/logic/:name", ({ params }) => ({ json: runtime.registry.describe(params.name ?? "") }))
     .add("POST", "/v1/workflows", async ({ body, url }) => {
       // The spec is checked by the orchestrator, which names the step in its 400.
       const { workflow_id } = workflows.submit(await body(z.unknown()));
@@ -65,12 +69,19 @@ export function createHttpApi(options: HttpApiOptions): Router {
     .add("GET", "/v1/workflows/:id", async ({ params }) => ({ json: await workflows.state(params.id ?? "") }))
     .add("GET", "/v1/workflows/:id/result", async ({ params }) => ({ json: await workflows.result(params.id ?? "") }))
     .add("POST", "/v1/workflows/:id/cancel", async ({ params }) => ({ json: await workflows.cancel(params.id ?? "") }));
+  // The inspector's page and assets need no secret (a browser cannot send one); it asks for it.
+  const devtools = devtoolsHandler(devtoolsRoot());
+  for (const path of ["/devtools", "/devtools/", "/devtools/assets/:file"]) router.add("GET", path, devtools, { open: true });
   for (const [path, handler] of Object.entries(options.debugRoutes ?? {})) router.add("POST", path, handler);
   return router;
 }
 
 export function nodesResponse(nodeName: string, mesh: Mesh): NodesResponse {
-  const nodes: NodeRow[] = mesh.members().map((m) => ({
+  return { node: nodeName, nodes: mesh.members().map(nodeRow) };
+}
+
+export function nodeRow(m: ReturnType<Mesh["members"]>[number]): NodeRow {
+  return {
     name: m.name,
     id: m.id,
     address: m.address,
@@ -83,6 +94,5 @@ export function nodesResponse(nodeName: string, mesh: Mesh): NodesResponse {
     incarnation: m.incarnation,
     self: m.self,
     last_seen_ms: m.lastSeenMs ?? null,
-  }));
-  return { node: nodeName, nodes };
+  };
 }
