@@ -1,0 +1,102 @@
+import type { ActorRow, LogicInfo, NodesResponse, WorkflowState } from "@shoal/protocol";
+import { getJson, openInspect } from "./api.js";
+import { Store } from "./store.js";
+import { renderActor, renderActors } from "./views/actor.js";
+import { renderMesh } from "./views/mesh.js";
+import { renderWorkflow, type WorkflowUi } from "./views/workflow.js";
+import { renderWorkflows } from "./views/workflows.js";
+import "./style.css";
+
+const store = new Store();
+const app = document.getElementById("app") as HTMLElement;
+const conn = document.getElementById("conn") as HTMLElement;
+const listUi = { filter: "", scrollTop: 0 };
+const workflowUi = new Map<string, WorkflowUi>();
+const logic = new Map<string, LogicInfo>();
+let currentView = "";
+
+async function boot(): Promise<void> {
+  const nodes = await getJson<NodesResponse>("/v1/nodes");
+  store.self = nodes.node;
+  for (const n of nodes.nodes) store.nodes.set(n.name, n);
+  const list = await getJson<{ workflows: { workflow_id: string; name: string; status: string; owner: string; started_at: string; progress: { done: number; total: number } }[] }>(
+    "/v1/workflows?scope=mesh",
+  );
+  for (const w of list.workflows) {
+    if (!store.workflows.has(w.workflow_id)) {
+      store.workflows.set(w.workflow_id, { id: w.workflow_id, name: w.name, status: w.status, owner: w.owner, startedAt: w.started_at, progress: w.progress, history: [] });
+    }
+  }
+  openInspect(
+    (events) => store.apply(events),
+    (status) => {
+      conn.textContent = status === "open" ? `live via ${store.self}` : "reconnecting…";
+      conn.className = `conn ${status}`;
+    },
+  );
+  store.onChange(render);
+  window.addEventListener("hashchange", () => {
+    currentView = "";
+    render();
+  });
+  render();
+}
+
+function render(): void {
+  const [, view = "mesh", id] = location.hash.split("/");
+  const key = `${view}/${id ?? ""}`;
+  const fresh = key !== currentView;
+  currentView = key;
+  for (const a of document.querySelectorAll<HTMLAnchorElement>("nav a")) a.classList.toggle("active", a.dataset.view === view);
+  if (fresh && view !== "workflows") app.innerHTML = "";
+  if (view === "workflows" && id) {
+    const wid = decodeURIComponent(id);
+    if (!store.workflows.get(wid)?.state) void loadWorkflow(wid);
+    const ui = workflowUi.get(wid) ?? { selected: null, frame: null };
+    workflowUi.set(wid, ui);
+    if (fresh) app.innerHTML = "";
+    renderWorkflow(app, store, wid, ui);
+  } else if (view === "workflows") {
+    if (fresh) app.innerHTML = "";
+    renderWorkflows(app, store, listUi);
+  } else if (view === "actors" && id) {
+    const aid = decodeURIComponent(id);
+    const a = store.actor(aid);
+    if (fresh) void loadActor(aid);
+    renderActor(app, store, a, a.logic ? logic.get(a.logic) : undefined);
+  } else if (view === "actors") {
+    renderActors(app, store);
+  } else {
+    renderMesh(app, store);
+  }
+}
+
+async function loadWorkflow(id: string): Promise<void> {
+  try {
+    store.workflow(id, await getJson<WorkflowState>(`/v1/workflows/${encodeURIComponent(id)}`));
+    store.changed();
+  } catch (err) {
+    app.innerHTML = `<p class="error">${(err as Error).message}</p>`;
+  }
+}
+
+async function loadActor(id: string): Promise<void> {
+  try {
+    const d = await getJson<{ logic: string; status: string; node: string | null; epoch: number; snapshot: ActorRow["state"] & { value?: unknown }; history: { node: string; epoch: number }[] }>(
+      `/v1/actors/${encodeURIComponent(id)}`,
+    );
+    const a = store.actor(id);
+    a.logic = d.logic;
+    a.status = d.status;
+    a.host = d.node;
+    a.epoch = d.epoch;
+    if (a.hosts.length === 0) a.hosts.push(...d.history.map((h) => ({ node: h.node, epoch: h.epoch })));
+    a.snapshot ??= d.snapshot as never;
+    if (!logic.has(d.logic)) logic.set(d.logic, await getJson<LogicInfo>(`/v1/logic/${encodeURIComponent(d.logic)}`));
+    store.changed();
+  } catch (err) {
+    app.insertAdjacentHTML("beforeend", `<p class="error">${(err as Error).message}</p>`);
+  }
+}
+
+void boot();
