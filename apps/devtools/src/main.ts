@@ -8,6 +8,8 @@ import { renderWorkflows } from "./views/workflows.js";
 import "./style.css";
 
 const store = new Store();
+// For benchmarks and debugging from the console: how many events this page has taken in.
+(window as unknown as { __shoal: Store }).__shoal = store;
 const app = document.getElementById("app") as HTMLElement;
 const conn = document.getElementById("conn") as HTMLElement;
 const listUi = { filter: "", scrollTop: 0 };
