@@ -15,8 +15,8 @@ import { fileURLToPath } from "node:url";
 import { DEFAULT_DETECTOR, FAST_DETECTOR } from "./node.mjs";
 
 const SETTINGS = {
-  askWarmup: 1_000, // sequential asks of each kind before timing starts
-  askSamples: 5_000, // timed asks of each kind
+  askWarmup: 2_000, // sequential asks of each kind before timing starts
+  askSamples: 10_000, // timed asks of each kind
   askBlocks: 10, // cut into blocks that alternate between the three kinds
   hostSlots: 16, // slots of each of the two hosts in the spawn benchmark
   spawnInFlight: 256,
@@ -270,14 +270,16 @@ async function measureFailover(log) {
       runs.get(c).push(r);
       log(
         `failover ${c.signal} ${c.detector}: ${r.from} -> ${r.to}: down ${fmt(r.down)} ms (${r.why ?? "?"}), running elsewhere ${fmt(r.running)} ms, ` +
-          `first ask there ${fmt(r.firstAsk)} ms; count ${r.countAtKill} at the kill, ${r.countAfter} after` +
+          `first ask there ${fmt(r.firstAsk)} ms (sent at ${fmt(r.firstAskSentAt)} ms); link closed ${fmt(r.disconnected)} ms; ${continuity(r)}` +
           (r.errors.length ? `; ask errors: ${r.errors.map((e) => `${e.code}@${e.at}ms`).join(", ")}` : ""),
       );
     }
   }
   return FAILOVER_CASES.map((c) => {
     const list = runs.get(c);
-    return { ...c, ...failoverBudget(c), runs: list, firstAsk: median(list.map((r) => r.firstAsk)), down: median(list.map((r) => r.down ?? Number.NaN)) };
+    // A failover that never completed counts as infinitely slow.
+    const firstAsk = median(list.map((r) => r.firstAsk ?? Number.POSITIVE_INFINITY));
+    return { ...c, ...failoverBudget(c), runs: list, firstAsk, down: median(list.map((r) => r.down ?? Number.POSITIVE_INFINITY)) };
   });
 }
 
@@ -307,7 +309,7 @@ function median(values) {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-const fmt = (value, digits = 1) => (typeof value === "number" && Number.isFinite(value) ? value.toFixed(digits) : String(value ?? "-"));
+const fmt = (value, digits = 1) => (typeof value === "number" && Number.isFinite(value) ? value.toFixed(digits) : value === Number.POSITIVE_INFINITY ? "never" : String(value ?? "-"));
 const ratio = (a, b, digits = 2) => `${(a / b).toFixed(digits)}x`;
 const kb = (bytes, digits = 2) => fmt(bytes / 1024, digits);
 
@@ -365,14 +367,14 @@ function report({ ask, spawn, failover, heap }) {
       rows.push([
         `failover, ${f.signal === "SIGKILL" ? "host killed" : "host hung"} (${f.signal}), ${f.detector} ${d.heartbeatMs}/${d.suspectAfterMs}/${d.downAfterMs} (ms)`,
         fmt(f.firstAsk, 0),
-        `detection ${f.detection}`,
+        `marked down ${fmt(f.down, 0)}`,
         "-",
         `<= ${f.budget}`,
       ]);
       const each = f.runs.map(
         (r) =>
-          `${fmt(r.firstAsk, 0)} (down ${fmt(r.down, 0)} ${shortWhy(r.why)}, link closed ${fmt(r.disconnected, 0)}, running elsewhere ${fmt(r.running, 0)}` +
-          `${r.errors.length ? `, ${r.errors.length} ask error(s): ${r.errors.map((e) => e.code).join(" ")}` : ""}; count ${r.countAtKill} -> ${r.countAfter})`,
+          `${r.timedOut ? `no answer from another node within ${r.timedOut} ms` : fmt(r.firstAsk, 0)} (down ${fmt(r.down, 0)} ${shortWhy(r.why)}, link closed ${fmt(r.disconnected, 0)}, running elsewhere ${fmt(r.running, 0)}` +
+          `${r.errors.length ? `, ${r.errors.length} ask error(s): ${r.errors.map((e) => e.code).join(" ")}` : ""}; ${r.askInFlight ? "ask in flight at the signal, " : ""}${continuity(r)})`,
       );
       notes.push(`failover ${f.signal} ${f.detector}, ms after the signal: ${each.join("; ")}`);
       verdicts.push(
@@ -398,6 +400,14 @@ function report({ ask, spawn, failover, heap }) {
   console.log(table(rows));
   console.log(`\n${notes.join("\n")}\n`);
   for (const line of verdicts) console.log(line);
+}
+
+/** Whether the counter went on from where the old host left it: its checkpoint was current. */
+function continuity(r) {
+  if (typeof r.countAfter !== "number") return `count ${r.countBefore} -> none`;
+  const gap = r.countAfter - (r.countBefore + 1);
+  const state = gap === 0 ? "continuous" : gap < 0 ? `${-gap} INC lost` : `${gap} INC applied twice`;
+  return `count ${r.countBefore} -> ${r.countAfter}, ${state}`;
 }
 
 function shortWhy(why) {
