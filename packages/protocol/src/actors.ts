@@ -87,6 +87,14 @@ export const ActorUpdateSchema = z.object({
 });
 export type ActorUpdate = z.infer<typeof ActorUpdateSchema>;
 
+/**
+ * What a host answers to `host.send` / `host.ask`: the snapshot right after the event (asks) and
+ * the update it caused, in the same frame, so the supervisor holds the checkpoint that includes
+ * the event before anyone hears the event was taken.
+ */
+export const HostReplySchema = z.object({ view: SnapshotViewSchema.optional(), update: ActorUpdateSchema.optional() });
+export type HostReply = z.infer<typeof HostReplySchema>;
+
 /** `actor.outcome` (request, retried until answered): host -> supervisor, once per placement. */
 export const ActorOutcomeSchema = z.object({
   actorId: ActorIdSchema,

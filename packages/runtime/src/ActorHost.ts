@@ -6,6 +6,7 @@ import {
   type ActorRow,
   type ActorUpdate,
   type Checkpoint,
+  type HostReply,
   type Logger,
   ShoalError,
   type SnapshotView,
@@ -89,19 +90,23 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
     return { node: this.options.nodeName, since: hosted.since };
   }
 
-  /** Delivers an event; the checkpoint that follows is sent before this returns. */
-  send(actorId: string, event: ActorEvent): void {
+  /**
+   * Delivers an event and returns the update it caused (snapshot and checkpoint), for the caller
+   * to hand to the supervisor with its answer; none when the event ended the actor (its outcome
+   * follows).
+   */
+  send(actorId: string, event: ActorEvent): HostReply {
     const hosted = this.live(actorId);
     hosted.actor.send(event);
-    this.flush(hosted);
+    const update = this.takeUpdate(hosted);
+    return update ? { update } : {};
   }
 
-  /** Delivers an event and answers with the snapshot right after it. */
-  ask(actorId: string, event: ActorEvent): SnapshotView {
-    const hosted = this.live(actorId);
-    hosted.actor.send(event);
-    this.flush(hosted);
-    return viewOf(hosted.actor.getSnapshot());
+  /** Delivers an event and answers with the snapshot right after it, and the update it caused. */
+  ask(actorId: string, event: ActorEvent): HostReply {
+    const reply = this.send(actorId, event);
+    const hosted = this.actors.get(actorId);
+    return { ...reply, view: reply.update?.snapshot ?? viewOf((hosted?.actor ?? this.live(actorId).actor).getSnapshot()) };
   }
 
   view(actorId: string): SnapshotView {
@@ -240,14 +245,20 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
 
   /** Sends the actor's current snapshot and checkpoint to its supervisor now. */
   private flush(hosted: Hosted): void {
+    const update = this.takeUpdate(hosted);
+    if (update) this.emit("update", hosted.req.supervisor, update);
+  }
+
+  /** The actor's current snapshot and checkpoint; a pending coalesced update is no longer needed. */
+  private takeUpdate(hosted: Hosted): ActorUpdate | undefined {
     clearTimeout(hosted.flushTimer);
     hosted.flushTimer = undefined;
-    if (hosted.ended) return;
+    if (hosted.ended) return undefined;
     const snapshot = hosted.actor.getSnapshot();
-    if (snapshot.status !== "active") return;
+    if (snapshot.status !== "active") return undefined;
     const update: ActorUpdate = { actorId: hosted.req.actorId, epoch: hosted.req.epoch, snapshot: viewOf(snapshot) };
     if (isAgent(hosted.logic)) update.checkpoint = checkpointOf(hosted.actor, ++hosted.seq);
-    this.emit("update", hosted.req.supervisor, update);
+    return update;
   }
 
   private finish(hosted: Hosted, result: Pick<ActorOutcome, "status" | "output" | "error">): void {

@@ -4,9 +4,11 @@ import {
   type ActorOutcome,
   ActorOutcomeSchema,
   type ActorRow,
+  CloseCodes,
   ActorUpdateSchema,
   AskRequestSchema,
   HandoffRequestSchema,
+  HostReplySchema,
   type Logger,
   SendRequestSchema,
   ShoalError,
@@ -89,6 +91,9 @@ export class Runtime implements ActorRouter {
     this.wireHost();
     this.wireTransport();
     this.mesh.on("down", (m) => {
+      // A hung node's connection may still look open: close it so requests to it fail now and
+      // are resent once its actors run elsewhere.
+      void this.transport.connection(m.id)?.close(CloseCodes.HEARTBEAT_TIMEOUT, "marked down", 0);
       this.supervisor.onNodeDown(m.id);
       const orphans = this.host.stopSupervisedBy(m.id);
       if (orphans > 0) this.log.warn({ node: m.name, orphans }, "stopped actors whose supervisor node is down");
@@ -181,12 +186,12 @@ export class Runtime implements ActorRouter {
         : (this.transport.request(nodeId, "host.spawn", req, { timeoutMs: this.requestTimeoutMs }) as Promise<{ node: string; since: number }>),
     send: (nodeId, actorId, event) =>
       nodeId === this.transport.identity.id
-        ? Promise.resolve().then(() => this.host.send(actorId, structuredClone(event)))
-        : this.transport.request(nodeId, "host.send", { actorId, event }, { timeoutMs: this.requestTimeoutMs }).then(() => undefined),
+        ? Promise.resolve().then(() => structuredClone(this.host.send(actorId, structuredClone(event))))
+        : this.transport.request(nodeId, "host.send", { actorId, event }, { timeoutMs: this.requestTimeoutMs }).then((r) => parse(HostReplySchema, r)),
     ask: (nodeId, actorId, event, timeoutMs) =>
       nodeId === this.transport.identity.id
-        ? Promise.resolve().then(() => this.host.ask(actorId, structuredClone(event)))
-        : (this.transport.request(nodeId, "host.ask", { actorId, event, timeoutMs }, { timeoutMs }) as Promise<SnapshotView>),
+        ? Promise.resolve().then(() => structuredClone(this.host.ask(actorId, structuredClone(event))))
+        : this.transport.request(nodeId, "host.ask", { actorId, event, timeoutMs }, { timeoutMs }).then((r) => parse(HostReplySchema, r)),
     stop: (nodeId, actorId, epoch) =>
       nodeId === this.transport.identity.id
         ? Promise.resolve().then(() => void this.host.stop(actorId, epoch))
@@ -239,8 +244,7 @@ export class Runtime implements ActorRouter {
     t.handle("host.spawn", (body) => this.host.spawn(parse(SpawnRequestSchema, body)));
     t.handle("host.send", (body) => {
       const { actorId, event } = parse(SendRequestSchema, body);
-      this.host.send(actorId, event);
-      return null;
+      return this.host.send(actorId, event);
     });
     t.handle("host.ask", (body) => {
       const { actorId, event } = parse(AskRequestSchema, body);

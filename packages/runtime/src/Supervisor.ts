@@ -4,6 +4,7 @@ import {
   type ActorOutcome,
   type ActorUpdate,
   type Checkpoint,
+  type HostReply,
   type Logger,
   type Member,
   type Placement,
@@ -17,8 +18,8 @@ import { type PlacementDecision, choosePlacement } from "./placement.js";
 /** How a supervisor reaches hosts: in process for this node, through the mesh for others. */
 export interface HostLink {
   spawn(nodeId: string, req: SpawnRequest): Promise<{ node: string; since: number }>;
-  send(nodeId: string, actorId: string, event: ActorEvent): Promise<void>;
-  ask(nodeId: string, actorId: string, event: ActorEvent, timeoutMs: number): Promise<SnapshotView>;
+  send(nodeId: string, actorId: string, event: ActorEvent): Promise<HostReply>;
+  ask(nodeId: string, actorId: string, event: ActorEvent, timeoutMs: number): Promise<HostReply>;
   stop(nodeId: string, actorId: string, epoch: number): Promise<void>;
 }
 
@@ -140,7 +141,10 @@ export interface SupervisorEvents {
  * fenced off), messages buffered while an actor moves, re-placement when its node goes down.
  */
 export class Supervisor extends EventEmitter<SupervisorEvents> {
+  /** Actors not yet ended: every scan (placement, reservations, node loss) walks only these. */
   private readonly actors = new Map<string, SupervisedActor>();
+  /** Ended actors, kept for `get` and the API for `retainFinishedMs`. */
+  private readonly finished = new Map<string, SupervisedActor>();
   private readonly queue: SupervisedActor[] = [];
   private readonly inflight = new Map<string, number>();
   private readonly log: Logger;
@@ -156,7 +160,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   spawn(logic: string, input: unknown, options: SpawnOptions = {}): SupervisedActor {
     const id = options.id ?? `${this.options.selfName}~${(++this.counter).toString(36)}${Math.random().toString(36).slice(2, 8)}`;
-    if (this.actors.has(id)) throw new ShoalError("SHOAL_ERR_BAD_INPUT", `actor id ${id} is taken`);
+    if (this.actors.has(id) || this.finished.has(id)) throw new ShoalError("SHOAL_ERR_BAD_INPUT", `actor id ${id} is taken`);
     const actor = new SupervisedActor(id, logic, input, options.placement ?? {}, options.parent, options.key ?? id, options.labels);
     if (options.attempt !== undefined) actor.attempt = options.attempt;
     this.actors.set(id, actor);
@@ -166,11 +170,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   get(actorId: string): SupervisedActor | undefined {
-    return this.actors.get(actorId);
+    return this.actors.get(actorId) ?? this.finished.get(actorId);
   }
 
   all(): SupervisedActor[] {
-    return [...this.actors.values()];
+    return [...this.actors.values(), ...this.finished.values()];
   }
 
   /** Delivers an event; while the actor is not placed (or moving) it waits in the actor's buffer. */
@@ -191,6 +195,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const { nodeId, epoch } = actor;
     actor.end("stopped", {});
     this.changed(actor);
+    this.retire(actor);
     if (nodeId) {
       await this.options.link.stop(nodeId, actorId, epoch).catch((err: unknown) => this.log.warn({ err, actorId }, "could not stop the actor on its host"));
     }
@@ -219,7 +224,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     } else actor.end("stopped", {});
     this.log.info({ actorId: actor.id, status: outcome.status, node: actor.nodeName, epoch: actor.epoch }, "actor outcome");
     this.changed(actor);
-    this.forgetLater(actor);
+    this.retire(actor);
     this.pump();
   }
 
@@ -279,7 +284,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         this.log.warn({ actorId: actor.id, logic: actor.logic, err: result.error.message }, "actor cannot be placed");
         actor.end("error", { error: result.error });
         this.changed(actor);
-        this.forgetLater(actor);
+        this.retire(actor);
         continue;
       }
       const { decision } = result;
@@ -337,7 +342,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       }
       actor.end("error", { error });
       this.changed(actor);
-      this.forgetLater(actor);
+      this.retire(actor);
       return;
     }
     this.inflight.set(decision.nodeId, (this.inflight.get(decision.nodeId) ?? 1) - 1);
@@ -392,10 +397,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       return;
     }
     try {
-      const result = d.ask
-        ? await this.options.link.ask(nodeId, actor.id, d.event, d.ask.timeoutMs)
-        : await this.options.link.send(nodeId, actor.id, d.event);
-      d.resolve(result ?? undefined);
+      const reply = d.ask ? await this.options.link.ask(nodeId, actor.id, d.event, d.ask.timeoutMs) : await this.options.link.send(nodeId, actor.id, d.event);
+      // The checkpoint that includes the event is applied before the caller hears it was taken.
+      if (reply.update) this.onUpdate(nodeId, reply.update);
+      d.resolve(reply.view);
     } catch (err) {
       const error = isShoalError(err) ? err : new ShoalError("SHOAL_ERR_ACTOR_FAILED", String(err));
       if (error.code === "SHOAL_ERR_REQUEST_TIMEOUT") {
@@ -433,7 +438,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** The actor if the message is from its current placement; otherwise counts it as stale. */
   private current(fromNodeId: string, actorId: string, epoch: number): SupervisedActor | undefined {
-    const actor = this.actors.get(actorId);
+    const actor = this.get(actorId);
     if (actor && actor.epoch === epoch && actor.nodeId === fromNodeId && !actor.finished) return actor;
     this.staleMessages++;
     this.log.info({ actorId, epoch, from: fromNodeId, current: actor?.epoch ?? null }, "dropped a message from an old placement");
@@ -469,12 +474,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.retryTimer.unref();
   }
 
-  private forgetLater(actor: SupervisedActor): void {
-    setTimeout(() => this.actors.delete(actor.id), this.options.retainFinishedMs ?? 5 * 60_000).unref();
+  private retire(actor: SupervisedActor): void {
+    this.actors.delete(actor.id);
+    this.finished.set(actor.id, actor);
+    setTimeout(() => this.finished.delete(actor.id), this.options.retainFinishedMs ?? 5 * 60_000).unref();
   }
 
   private require(actorId: string): SupervisedActor {
-    const actor = this.actors.get(actorId);
+    const actor = this.get(actorId);
     if (!actor) throw new ShoalError("SHOAL_ERR_UNKNOWN_ACTOR", `no actor ${actorId} supervised by ${this.options.selfName}`);
     return actor;
   }
