@@ -46,6 +46,8 @@ interface Hosted {
   flushTimer: NodeJS.Timeout | undefined;
   /** Set once its outcome is out, or it was handed off or abandoned: no more updates. */
   ended: boolean;
+  /** Its inspection feed while someone listens. */
+  inspection: { unsubscribe(): void } | undefined;
 }
 
 /**
@@ -63,6 +65,20 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
     super();
     this.slots = options.slots;
     this.log = options.logger.child({ component: "host" });
+    // Inspection follows its listeners: attached to running actors when the first one comes,
+    // detached when the last one goes.
+    const self = this as unknown as NodeJS.EventEmitter;
+    self.on("newListener", (name: string | symbol) => {
+      if (name !== "inspect" || this.listenerCount("inspect") > 0) return;
+      for (const h of this.actors.values()) h.inspection ??= h.actor.system.inspect((event) => this.inspect(h.req, event));
+    });
+    self.on("removeListener", (name: string | symbol) => {
+      if (name !== "inspect" || this.listenerCount("inspect") > 0) return;
+      for (const h of this.actors.values()) {
+        h.inspection?.unsubscribe();
+        h.inspection = undefined;
+      }
+    });
   }
 
   get running(): number {
@@ -212,9 +228,19 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
     const actor = createActor(actorLogic, {
       input,
       ...(req.checkpoint && isAgent(logic) && { snapshot: req.checkpoint.persisted as never }),
-      inspect: (event) => this.inspect(req, event),
+      // XState's inspection costs a few µs per event: only while someone listens (see constructor).
+      ...(this.listenerCount("inspect") > 0 && { inspect: (event: InspectionEvent) => this.inspect(req, event) }),
     });
-    const hosted: Hosted = { req, logic, actor, since: Date.now(), seq: req.checkpoint?.seq ?? 0, flushTimer: undefined, ended: false };
+    const hosted: Hosted = {
+      req,
+      logic,
+      actor,
+      since: Date.now(),
+      seq: req.checkpoint?.seq ?? 0,
+      flushTimer: undefined,
+      ended: false,
+      inspection: this.listenerCount("inspect") > 0 ? { unsubscribe() {} } : undefined,
+    };
     this.actors.set(req.actorId, hosted);
     actor.subscribe({
       next: (snapshot) => {
@@ -256,9 +282,12 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
     if (hosted.ended) return undefined;
     const snapshot = hosted.actor.getSnapshot();
     if (snapshot.status !== "active") return undefined;
-    const update: ActorUpdate = { actorId: hosted.req.actorId, epoch: hosted.req.epoch, snapshot: viewOf(snapshot) };
-    if (isAgent(hosted.logic)) update.checkpoint = checkpointOf(hosted.actor, ++hosted.seq);
-    return update;
+    if (!isAgent(hosted.logic)) return { actorId: hosted.req.actorId, epoch: hosted.req.epoch, snapshot: viewOf(snapshot) };
+    // The checkpoint already holds a plain copy of value and context: the view shares it.
+    const checkpoint = checkpointOf(hosted.actor, ++hosted.seq);
+    const persisted = checkpoint.persisted as { value?: unknown; context?: unknown };
+    const view: SnapshotView = { status: "active", value: persisted.value, ...(persisted.context !== undefined && { context: persisted.context }) };
+    return { actorId: hosted.req.actorId, epoch: hosted.req.epoch, snapshot: view, checkpoint };
   }
 
   private finish(hosted: Hosted, result: Pick<ActorOutcome, "status" | "output" | "error">): void {
