@@ -49,10 +49,15 @@ function render(): void {
   const key = `${view}/${id ?? ""}`;
   const fresh = key !== currentView;
   currentView = key;
+  const dirty = store.dirty;
+  store.dirty = new Set();
+  // The mesh view is the costliest to draw and shows only membership: skip it for other events.
+  if (!fresh && view === "mesh" && !dirty.has("member") && !dirty.has("load")) return;
   for (const a of document.querySelectorAll<HTMLAnchorElement>("nav a")) a.classList.toggle("active", a.dataset.view === view);
   if (fresh && view !== "workflows") app.innerHTML = "";
   if (view === "workflows" && id) {
     const wid = decodeURIComponent(id);
+    store.watched.add(wid);
     if (!store.workflows.get(wid)?.state) void loadWorkflow(wid);
     const ui = workflowUi.get(wid) ?? { selected: null, frame: null };
     workflowUi.set(wid, ui);
@@ -76,6 +81,7 @@ function render(): void {
 async function loadWorkflow(id: string): Promise<void> {
   try {
     store.workflow(id, await getJson<WorkflowState>(`/v1/workflows/${encodeURIComponent(id)}`));
+    store.dirty.add("load");
     store.changed();
   } catch (err) {
     app.innerHTML = `<p class="error">${(err as Error).message}</p>`;
@@ -95,6 +101,7 @@ async function loadActor(id: string): Promise<void> {
     if (a.hosts.length === 0) a.hosts.push(...d.history.map((h) => ({ node: h.node, epoch: h.epoch })));
     a.snapshot ??= d.snapshot as never;
     if (!logic.has(d.logic)) logic.set(d.logic, await getJson<LogicInfo>(`/v1/logic/${encodeURIComponent(d.logic)}`));
+    store.dirty.add("load");
     store.changed();
   } catch (err) {
     app.insertAdjacentHTML("beforeend", `<p class="error">${(err as Error).message}</p>`);

@@ -37,6 +37,10 @@ export class Store {
   readonly actors = new Map<string, ActorEntry>();
   dropped = 0;
   eventsSeen = 0;
+  /** Workflows whose view was opened: only these record a history for the timeline. */
+  readonly watched = new Set<string>();
+  /** Kinds of event applied since the last render, so a view redraws only for what it shows. */
+  dirty = new Set<InspectEvent["kind"] | "load">();
   private readonly listeners = new Set<() => void>();
   private scheduled = false;
 
@@ -57,6 +61,7 @@ export class Store {
   apply(events: InspectEvent[]): void {
     this.eventsSeen += events.length;
     for (const e of events) {
+      this.dirty.add(e.kind);
       switch (e.kind) {
         case "member":
           // The mesh as the node this page talks to sees it.
@@ -98,8 +103,11 @@ export class Store {
   workflow(id: string, state: WorkflowState, at = Date.now()): void {
     const w = this.workflows.get(id) ?? { id, name: state.name, status: state.status, owner: state.owner, startedAt: state.started_at, progress: state.progress, history: [] };
     Object.assign(w, { name: state.name, status: state.status, owner: state.owner, startedAt: state.started_at, progress: state.progress, state });
-    w.history.push({ at, state });
-    if (w.history.length > MAX_HISTORY) w.history.splice(0, w.history.length - MAX_HISTORY);
+    // A history per workflow of a busy mesh would grow without end: only for the ones watched.
+    if (this.watched.has(id)) {
+      w.history.push({ at, state });
+      if (w.history.length > MAX_HISTORY) w.history.splice(0, w.history.length - MAX_HISTORY);
+    }
     this.workflows.set(id, w);
   }
 

@@ -8,7 +8,8 @@ const ROW = 30;
  * rows in view are in the DOM, so a thousand workflows scroll as smoothly as ten.
  */
 export function renderWorkflows(root: HTMLElement, store: Store, ui: { filter: string; scrollTop: number }): void {
-  const all = [...store.workflows.values()].sort((a, b) => b.startedAt.localeCompare(a.startedAt));
+  // ISO timestamps order as strings; a plain comparison is much cheaper than localeCompare.
+  const all = [...store.workflows.values()].sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : 0));
   const f = ui.filter.toLowerCase();
   const rows = f ? all.filter((w) => `${w.id} ${w.name} ${w.status} ${w.owner}`.toLowerCase().includes(f)) : all;
   if (!root.querySelector("#wf-filter")) {
