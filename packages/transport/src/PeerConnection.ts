@@ -52,8 +52,16 @@ const applies = (fault: LinkFault | undefined, way: "in" | "out"): LinkFault | u
 interface Pending {
   resolve(body: unknown): void;
   reject(err: ShoalError): void;
-  timer: NodeJS.Timeout;
+  method: string;
+  timeoutMs: number;
+  deadline: number;
 }
+
+/**
+ * Request timeouts are checked by one sweep per connection instead of a timer per request, which
+ * costs a pipelined link a timer setup and teardown per message; a timeout fires up to this late.
+ */
+const SWEEP_MS = 20;
 
 /**
  * One authenticated WebSocket to one peer, after the handshake: framing, heartbeats,
@@ -71,6 +79,7 @@ export class PeerConnection {
   private readonly pending = new Map<number, Pending>();
   private nextRequestId = 1;
   private heartbeat: NodeJS.Timeout | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly log: Logger;
   /** Set by `Transport.setFault`; applies to both directions. */
@@ -156,19 +165,29 @@ export class PeerConnection {
     const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs ?? 10_000;
     const id = this.nextRequestId++;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new ShoalError("SHOAL_ERR_REQUEST_TIMEOUT", `${method} to ${this.peer.name} got no answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { resolve, reject, method, timeoutMs, deadline: Date.now() + timeoutMs });
+      this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS);
       try {
         this.send({ t: "req", id, method, body });
       } catch (err) {
-        clearTimeout(timer);
         this.pending.delete(id);
         reject(err);
       }
     });
+  }
+
+  /** Fails requests past their deadline; stops itself when none is waiting. */
+  private sweep(): void {
+    const now = Date.now();
+    for (const [id, p] of this.pending) {
+      if (p.deadline > now) continue;
+      this.pending.delete(id);
+      p.reject(new ShoalError("SHOAL_ERR_REQUEST_TIMEOUT", `${p.method} to ${this.peer.name} got no answer within ${p.timeoutMs} ms`));
+    }
+    if (this.pending.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
   }
 
   /**
@@ -300,7 +319,6 @@ export class PeerConnection {
     const pending = this.pending.get(id);
     if (!pending) return; // answered after its timeout: the caller has moved on
     this.pending.delete(id);
-    clearTimeout(pending.timer);
     if (error) pending.reject(new ShoalError(error.code, error.message, error.path ? { path: error.path } : {}));
     else pending.resolve(body);
   }
@@ -316,8 +334,9 @@ export class PeerConnection {
     this.closed = true;
     clearInterval(this.heartbeat);
     this.queue.clear();
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
     for (const [id, pending] of this.pending) {
-      clearTimeout(pending.timer);
       pending.reject(new ShoalError("SHOAL_ERR_PEER_CLOSED", `connection to ${this.peer.name} closed (${code}) before request ${id} was answered`));
     }
     this.pending.clear();
