@@ -1,0 +1,730 @@
+#!/usr/bin/env node
+// Workflow benchmark: what Shoal's orchestrator (@shoal/workflow) costs and carries. See README.md
+// next to this file.
+//
+//   node test/bench/workflows/run.mjs [--cpu-prof DIR] [--heap-snapshot DIR] [--no-pin]
+//
+// 1. throughput of 3-step no-op workflows over HTTP: one `shoal node` process, and a mesh of three,
+//    interleaved; plus the same workflows submitted in process (no HTTP) to one node.
+// 2. orchestration overhead per step: a 200-step chain in one workflow next to 200 sequential
+//    direct spawns of the same tool on the same remote node, interleaved, in one process.
+// 3. 1,000 concurrent 5-step workflows on a fresh 3-node mesh: time to finish all, errors, peak
+//    RSS of every node process.
+//
+// Every node is a real child process; nothing but loopback is used. Exits 0 whether or not the
+// targets are met (the output is a report); exits 1 when something actually broke.
+import { fork, spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { get } from "node:http";
+import { createServer } from "node:net";
+import { cpus, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
+
+const SETTINGS = {
+  slots: 64, // of every node
+  // 1. throughput
+  submitters: 32, // concurrent closed-loop submitters (each: submit, wait for the result, again)
+  throughputWarmupMs: 2_000, // per configuration, not counted
+  throughputBlockMs: 2_000,
+  throughputBlocks: 6, // per configuration, alternating between configurations
+  inProcessBlocks: 3,
+  // 2. overhead
+  overheadSteps: 200,
+  overheadWarmupRounds: 4,
+  overheadRounds: 8, // alternating which of the two goes first
+  overheadSmallSteps: 20, // the same with a short chain: shows how the cost per step grows with N
+  overheadSmallRounds: 30,
+  // 3. burst
+  burstWorkflows: 1_000,
+  burstHttpConcurrency: 64, // HTTP requests open at once, for submitting and for polling
+  burstPollMs: 50, // pause between polling passes over the workflows still running
+  rssEveryMs: 100,
+};
+const TARGETS = { overheadMs: 1, burstErrors: 0, rssMb: 300 };
+const NODE_READY_TIMEOUT_MS = 20_000;
+
+const here = (path) => fileURLToPath(new URL(path, import.meta.url));
+const CLI = here("../../../apps/node/dist/cli.js");
+const PLUGIN = here("./plugin.mjs");
+const GUARD = here("./guard.mjs");
+
+/** Three no-op steps in a chain, each fed the output of the one before. */
+const CHAIN3 = {
+  name: "bench-noop-chain-3",
+  steps: [
+    { id: "a", tool: "noop", input: { n: 1 } },
+    { id: "b", tool: "noop", input: { $from: "a" } },
+    { id: "c", tool: "noop", input: { $from: "b" } },
+  ],
+};
+const STEPS_PER_CHAIN3 = CHAIN3.steps.length;
+
+/**
+ * Five steps as a diamond: s1 (a gate that holds the workflow until every workflow of the burst
+ * has been submitted), then s2 s3 s4 side by side, then s5 with all three outputs; no-ops.
+ */
+function burstSpec(gateFile) {
+  return {
+    name: "bench-burst-5",
+    steps: [
+      { id: "s1", tool: "gate", input: { file: gateFile } },
+      { id: "s2", tool: "noop", input: { n: 2, prev: { $from: "s1" } } },
+      { id: "s3", tool: "noop", input: { n: 3, prev: { $from: "s1" } } },
+      { id: "s4", tool: "noop", input: { n: 4, prev: { $from: "s1" } } },
+      { id: "s5", tool: "noop", input: { n: 5, all: [{ $from: "s2" }, { $from: "s3" }, { $from: "s4" }] } },
+    ],
+  };
+}
+
+const log = (line) => console.error(`[bench] ${line}`);
+
+// ---------------------------------------------------------------------------------------------
+// Child processes: every one is tracked so that none outlives the run, whatever happens. The
+// `shoal node` children also carry guard.mjs, which stops them when our IPC channel closes, so
+// even a SIGKILL of this process leaves nothing behind.
+
+const children = new Set();
+
+function track(child, name) {
+  child.benchName = name;
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  return child;
+}
+
+function killAll() {
+  for (const child of children) child.kill("SIGKILL");
+}
+process.on("exit", () => {
+  killAll();
+  if (tmpRoot) rmSync(tmpRoot, { recursive: true, force: true }); // data dirs, the burst's gate
+});
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+const exited = (child) => child.exitCode !== null || child.signalCode !== null;
+
+/**
+ * Asks a child to stop (IPC "stop" to our workers, SIGTERM to a shoal node) and waits for it to
+ * exit; SIGKILL after `graceMs`. Resolves to true when it exited on its own.
+ */
+async function stop(child, graceMs = 8_000) {
+  if (exited(child)) return true;
+  const gone = new Promise((resolve) => child.once("exit", resolve));
+  if (child.connected && !child.isShoalNode) child.send({ type: "stop" });
+  else child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+  await gone;
+  clearTimeout(timer);
+  return child.signalCode !== "SIGKILL";
+}
+
+/** The next IPC message of `type` from a worker; rejects on its error message, exit or timeout. */
+function message(child, type, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const done = (fn, value) => {
+      clearTimeout(timer);
+      child.off("message", onMessage);
+      child.off("exit", onExit);
+      fn(value);
+    };
+    const onMessage = (msg) => {
+      if (msg?.type === type) done(resolve, msg);
+      else if (msg?.type === "error") done(reject, new Error(msg.message));
+    };
+    const onExit = (code, signal) => done(reject, new Error(`${child.benchName} exited (${signal ?? code}) before sending "${type}"`));
+    const timer = setTimeout(() => done(reject, new Error(`no "${type}" from ${child.benchName} within ${timeoutMs} ms`)), timeoutMs);
+    child.on("message", onMessage);
+    child.once("exit", onExit);
+  });
+}
+
+/** Sends a command to a worker and waits for its answer (same type). */
+function command(child, msg, timeoutMs = 180_000) {
+  const answer = message(child, msg.type, timeoutMs);
+  child.send(msg);
+  return answer;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where processes run. As in test/bench/transport: on Linux with `taskset` and two or more CPUs,
+// the load generator and the in-process driver (the sides that measure) run on the last CPU and
+// the single node they measure on CPU 0, so that the one-node numbers are "one node, one core"
+// and do not depend on where the scheduler happens to put things. The 3-node meshes are not
+// pinned: their point is to use every core there is. `--no-pin` turns pinning off.
+
+let pinning = false;
+let execArgv = []; // extra node flags for every child (--cpu-prof)
+let heapDir; // --heap-snapshot DIR
+const lastCpu = () => cpus().length - 1;
+
+function canPin() {
+  return process.platform === "linux" && cpus().length >= 2 && spawnSync("taskset", ["-c", "0", process.execPath, "-e", "0"]).status === 0;
+}
+
+function forkScript(script, args, cpu, name) {
+  const path = here(script);
+  // taskset sets the affinity and execs node in place: the pid and the IPC channel stay the same.
+  const child =
+    pinning && cpu !== undefined
+      ? fork(path, args, { execPath: "taskset", execArgv: ["-c", String(cpu), process.execPath, ...execArgv] })
+      : fork(path, args, { execArgv });
+  return track(child, name);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real `shoal node` processes.
+
+let tmpRoot;
+
+/** A port nobody listens on right now (the kernel's pick; another process could take it first). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** GET a JSON path of 127.0.0.1:port; resolves undefined on any failure (node not up yet). */
+function getJson(port, path, timeoutMs = 1_000) {
+  return new Promise((resolve) => {
+    // agent: false: a fresh connection per poll, so no keep-alive socket is left on the node.
+    const req = get({ host: "127.0.0.1", port, path, agent: false, timeout: timeoutMs }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk) => (body += chunk));
+      res.on("end", () => {
+        try {
+          resolve(res.statusCode === 200 ? JSON.parse(body) : undefined);
+        } catch {
+          resolve(undefined);
+        }
+      });
+    });
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve(undefined));
+  });
+}
+
+function vmRssMb(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1]);
+  if (!Number.isFinite(kb)) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return kb / 1024;
+}
+
+/**
+ * Starts `node apps/node/dist/cli.js node ...` on a free loopback port with the benchmark's
+ * plugin; resolves once GET /healthz answers. A port taken in between is retried on another.
+ */
+async function startShoalNode({ name, join: seeds = [], cpu, extraExecArgv = [], cwd }) {
+  for (let tries = 1; ; tries++) {
+    const port = await freePort();
+    const dataDir = join(tmpRoot, name);
+    const args = [
+      ...execArgv,
+      ...extraExecArgv,
+      "--import",
+      GUARD,
+      CLI,
+      "node",
+      ...["--name", name, "--host", "127.0.0.1", "--port", String(port), "--data-dir", dataDir],
+      ...["--slots", String(SETTINGS.slots), "--plugin", PLUGIN, "--log-level", "warn", "--drain-grace-ms", "1000"],
+      ...(seeds.length ? ["--join", seeds.join(",")] : []),
+    ];
+    const stdio = ["ignore", "pipe", "pipe", "ipc"];
+    const options = { stdio, ...(cwd && { cwd }) };
+    // The node binary itself (through taskset's exec), not a wrapper: child.pid is the process
+    // whose RSS we read.
+    const child = track(
+      pinning && cpu !== undefined ? spawn("taskset", ["-c", String(cpu), process.execPath, ...args], options) : spawn(process.execPath, args, options),
+      name,
+    );
+    child.isShoalNode = true;
+    let output = "";
+    const keep = (chunk) => (output = (output + chunk).slice(-4_000)); // also drains the pipes
+    child.stdout.on("data", keep);
+    child.stderr.on("data", keep);
+    child.on("message", () => {}); // nothing is expected; the channel is only for guard.mjs
+    const started = performance.now();
+    for (;;) {
+      if ((await getJson(port, "/healthz"))?.ok === true) return { name, child, port, pid: child.pid, address: `127.0.0.1:${port}` };
+      if (exited(child)) {
+        if (/PORT_IN_USE/.test(output) && tries < 5) break;
+        throw new Error(`shoal node ${name} exited (${child.signalCode ?? child.exitCode}) before it was ready:\n${output.trim()}`);
+      }
+      if (performance.now() - started > NODE_READY_TIMEOUT_MS) throw new Error(`shoal node ${name} not ready within ${NODE_READY_TIMEOUT_MS} ms:\n${output.trim()}`);
+      await sleep(20);
+    }
+    log(`${name}: port ${port} was taken, trying another`);
+  }
+}
+
+/** The largest event-loop delay of each node since the last ask (guard.mjs measures it). */
+async function eventLoopLag(nodes) {
+  return Promise.all(nodes.map(async (n) => ({ name: n.name, ...(await command(n.child, { type: "lag" }, 10_000)) })));
+}
+
+/** Waits until every node of `nodes` lists `count` members up (GET /v1/nodes). */
+async function converged(nodes, count = nodes.length) {
+  const end = performance.now() + NODE_READY_TIMEOUT_MS;
+  for (;;) {
+    const views = await Promise.all(nodes.map((n) => getJson(n.port, "/v1/nodes")));
+    if (views.every((v) => v?.nodes?.filter((m) => m.status === "up").length === count)) return;
+    for (const n of nodes) if (exited(n.child)) throw new Error(`shoal node ${n.name} exited while the mesh formed`);
+    if (performance.now() > end) throw new Error(`mesh ${nodes.map((n) => n.name).join(", ")} did not converge within ${NODE_READY_TIMEOUT_MS} ms`);
+    await sleep(50);
+  }
+}
+
+/** A mesh of `n` nodes: the first is the seed, the rest join it; resolves once converged. */
+async function startMesh(prefix, n, options = {}) {
+  const seed = await startShoalNode({ ...options, name: `${prefix}-1` });
+  const rest = await Promise.all(Array.from({ length: n - 1 }, (_, i) => startShoalNode({ ...options, name: `${prefix}-${i + 2}`, join: [seed.address] })));
+  const nodes = [seed, ...rest];
+  await converged(nodes);
+  return nodes;
+}
+
+/** Samples VmRSS of every node every `everyMs`; stop() gives each node's peak and last value. */
+function rssSampler(nodes, everyMs) {
+  const peak = new Map(nodes.map((n) => [n.name, 0]));
+  const last = new Map();
+  const sample = () => {
+    for (const n of nodes) {
+      if (exited(n.child)) continue;
+      try {
+        const mb = vmRssMb(n.pid);
+        last.set(n.name, mb);
+        if (mb > peak.get(n.name)) peak.set(n.name, mb);
+      } catch {
+        // the process is going away; its exit is reported elsewhere
+      }
+    }
+  };
+  sample();
+  const timer = setInterval(sample, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      return nodes.map((n) => ({ name: n.name, peakMb: peak.get(n.name), lastMb: last.get(n.name) }));
+    },
+  };
+}
+
+/**
+ * Asks every node for its view of the mesh (GET /v1/nodes) every `everyMs`, one request per node
+ * at a time, and remembers every peer it saw not `up`: a node whose event loop stalls misses
+ * heartbeats, and its peers may mark it suspect or down. stop() -> ["a saw b suspect", ...].
+ */
+function membershipWatcher(nodes, everyMs) {
+  const seen = new Set();
+  const busy = new Set();
+  const look = () => {
+    for (const n of nodes) {
+      if (busy.has(n.name) || exited(n.child)) continue;
+      busy.add(n.name);
+      getJson(n.port, "/v1/nodes", 30_000).then((view) => {
+        busy.delete(n.name);
+        for (const m of view?.nodes ?? []) if (m.status !== "up") seen.add(`${n.name} saw ${m.name} ${m.status}`);
+      });
+    }
+  };
+  const timer = setInterval(look, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      return [...seen].sort();
+    },
+  };
+}
+
+/** Has every node write a heap snapshot into heapDir (SIGUSR2, see --heapsnapshot-signal). */
+async function heapSnapshots(nodes) {
+  for (const n of nodes) {
+    const before = new Set(readdirSync(heapDir));
+    n.child.kill("SIGUSR2");
+    const end = performance.now() + 120_000;
+    // The snapshot is written on the node's main thread: once the file is there and the node
+    // answers again, it is complete.
+    for (;;) {
+      const file = readdirSync(heapDir).find((f) => !before.has(f) && f.includes(`.${n.pid}.`) && f.endsWith(".heapsnapshot"));
+      if (file && (await getJson(n.port, "/healthz", 5_000))) {
+        log(`heap snapshot of ${n.name}: ${join(heapDir, file)} (${(statSync(join(heapDir, file)).size / 2 ** 20).toFixed(0)} MB)`);
+        break;
+      }
+      if (performance.now() > end) throw new Error(`no heap snapshot from ${n.name} within 120 s`);
+      await sleep(200);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Throughput.
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function addTally(into, from) {
+  for (const [k, v] of Object.entries(from ?? {})) into[k] = (into[k] ?? 0) + v;
+}
+
+/**
+ * The one-node and the three-node configurations, both up for the whole measurement, their
+ * timed blocks alternating (in alternating order): background load on a shared box then hits
+ * both alike. Each block: `submitters` closed loops of POST /v1/workflows?wait=1.
+ */
+async function measureThroughput(loadgen, solo, mesh) {
+  const configs = [
+    { key: "solo", ports: [solo.port] },
+    { key: "mesh", ports: mesh.map((n) => n.port) },
+  ];
+  const run = (config, durationMs) =>
+    command(loadgen, { type: "closed", ports: config.ports, concurrency: SETTINGS.submitters, durationMs, spec: CHAIN3 });
+  for (const config of configs) {
+    const warm = await run(config, SETTINGS.throughputWarmupMs);
+    if (warm.count === 0) throw new Error(`no workflow completed on ${config.key} during warm-up: ${warm.firstError}`);
+  }
+  const out = Object.fromEntries(configs.map((c) => [c.key, { rates: [], p50: [], p99: [], count: 0, errors: 0, resent: 0, firstError: undefined, nodesUsed: {} }]));
+  for (let block = 0; block < SETTINGS.throughputBlocks; block++) {
+    for (const config of block % 2 ? [...configs].reverse() : configs) {
+      const r = await run(config, SETTINGS.throughputBlockMs);
+      const o = out[config.key];
+      o.rates.push(r.count / r.seconds);
+      o.p50.push(r.latency.p50);
+      o.p99.push(r.latency.p99);
+      o.count += r.count;
+      o.errors += r.errors;
+      o.firstError ??= r.firstError;
+      o.resent += r.resent;
+      addTally(o.nodesUsed, r.nodesUsed);
+    }
+  }
+  for (const o of Object.values(out)) {
+    o.rate = median(o.rates);
+    o.latencyP50 = median(o.p50);
+    o.latencyP99 = median(o.p99);
+  }
+  return out;
+}
+
+/** The same workflows submitted in process to one node that runs their steps itself. */
+async function measureInProcess(driver, driverName) {
+  const spec = { ...CHAIN3, steps: CHAIN3.steps.map((s) => ({ ...s, placement: { node: driverName } })) };
+  const run = (durationMs) => command(driver, { type: "throughput", concurrency: SETTINGS.submitters, durationMs, spec });
+  await run(SETTINGS.throughputWarmupMs);
+  const rates = [];
+  let errors = 0;
+  let firstError;
+  let maxLagMs = 0;
+  let rssMb = 0;
+  for (let block = 0; block < SETTINGS.inProcessBlocks; block++) {
+    const r = await run(SETTINGS.throughputBlockMs);
+    rates.push(r.count / r.seconds);
+    errors += r.errors;
+    firstError ??= r.firstError;
+    maxLagMs = Math.max(maxLagMs, r.maxLagMs);
+    rssMb = r.rssMb;
+  }
+  return { rate: median(rates), rates, errors, firstError, maxLagMs, rssMb };
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Overhead.
+
+async function measureOverhead(driver, remoteName, n, rounds) {
+  const r = await command(driver, { type: "overhead", remote: remoteName, steps: n, rounds, warmupRounds: SETTINGS.overheadWarmupRounds });
+  const workflowMs = median(r.workflowMs);
+  const directMs = median(r.directMs);
+  // Per round, so that a slow moment hits both halves of the difference.
+  const perRound = r.workflowMs.map((w, i) => (w - r.directMs[i]) / n);
+  return { n, workflowMs, directMs, perStepWorkflow: workflowMs / n, perCallDirect: directMs / n, overhead: median(perRound), rounds: r };
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Burst.
+
+async function measureBurst(loadgen) {
+  const gateFile = join(tmpRoot, "burst-gate");
+  const cwd = heapDir;
+  const extraExecArgv = heapDir ? ["--heapsnapshot-signal=SIGUSR2"] : [];
+  const nodes = await startMesh("burst", 3, { extraExecArgv, cwd });
+  if (execArgv.length) log(`pids: ${nodes.map((n) => `${n.name} ${n.pid}`).join(", ")}`);
+  try {
+    await sleep(1_000); // idle first: start-up work (lazy imports, first gossip) settles
+    const idle = nodes.map((n) => vmRssMb(n.pid));
+    await eventLoopLag(nodes);
+    const sampler = rssSampler(nodes, SETTINGS.rssEveryMs);
+    const watcher = membershipWatcher(nodes, 250);
+    let r;
+    let rss;
+    let notUp;
+    try {
+      r = await command(loadgen, {
+        type: "burst",
+        ports: nodes.map((n) => n.port),
+        total: SETTINGS.burstWorkflows,
+        httpConcurrency: SETTINGS.burstHttpConcurrency,
+        pollIntervalMs: SETTINGS.burstPollMs,
+        spec: burstSpec(gateFile),
+        gateFile,
+      });
+    } finally {
+      rss = sampler.stop();
+      notUp = watcher.stop();
+    }
+    for (const n of nodes) if (exited(n.child)) throw new Error(`shoal node ${n.name} died during the burst`);
+    const lag = await eventLoopLag(nodes);
+    if (heapDir) await heapSnapshots(nodes);
+    return { ...r, rss, idle, lag, notUp };
+  } finally {
+    await Promise.all(nodes.map((n) => stop(n.child)));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report.
+
+const fmt = (value, digits = 1) => (typeof value === "number" && Number.isFinite(value) ? value.toFixed(digits) : String(value ?? "-"));
+
+function table(rows) {
+  const widths = rows[0].map((_, col) => Math.max(...rows.map((row) => String(row[col] ?? "").length)));
+  return rows.map((row) => row.map((cell, col) => String(cell ?? "").padEnd(widths[col] + 3)).join("").trimEnd()).join("\n");
+}
+
+function verdict(name, ok, detail) {
+  return `${ok ? "PASS" : "FAIL"}  ${name}: ${detail}`;
+}
+
+const tally = (t) =>
+  Object.entries(t ?? {})
+    .sort()
+    .map(([k, v]) => `${k} ${v}`)
+    .join(", ");
+
+/** Rows, notes and PASS/FAIL lines of the parts that ran. */
+function report({ thr, inProc, over, burst }) {
+  const s = SETTINGS;
+  const rows = [["metric", "value", "detail", "target"]];
+  const notes = [];
+  const verdicts = [];
+  const firstErrors = [];
+  if (thr) {
+    rows.push(
+      [`1. 3-step no-op chains, ${s.submitters} submitters`, "", "", ""],
+      ["   1 node, HTTP ?wait=1: workflows/s", fmt(thr.solo.rate, 0), `p50 ${fmt(thr.solo.latencyP50)} ms, p99 ${fmt(thr.solo.latencyP99)} ms`, "-"],
+      ["   1 node, HTTP ?wait=1: steps/s", fmt(thr.solo.rate * STEPS_PER_CHAIN3, 0), `${thr.solo.errors} errors of ${thr.solo.count + thr.solo.errors}`, "-"],
+      ["   3 nodes, HTTP round robin: workflows/s", fmt(thr.mesh.rate, 0), `p50 ${fmt(thr.mesh.latencyP50)} ms, p99 ${fmt(thr.mesh.latencyP99)} ms`, "-"],
+      ["   3 nodes, HTTP round robin: steps/s", fmt(thr.mesh.rate * STEPS_PER_CHAIN3, 0), `${thr.mesh.errors} errors of ${thr.mesh.count + thr.mesh.errors}`, "-"],
+    );
+    notes.push(
+      `1: workflows that used each node (steps go to the least loaded): 1 node: ${tally(thr.solo.nodesUsed)}; 3 nodes: ${tally(thr.mesh.nodesUsed)}`,
+      `1: workflows/s per block: 1 node ${thr.solo.rates.map((x) => fmt(x, 0)).join(" ")}; 3 nodes ${thr.mesh.rates.map((x) => fmt(x, 0)).join(" ")}`,
+      `1: RSS of the 1-node process after part 1: ${fmt(thr.soloRssMb)} MB, holding ${thr.soloRetained} ended workflows (kept 1 h)`,
+    );
+    notes.push(`1: largest event-loop delay (ms): ${thr.lag.map((l) => `${l.name} ${fmt(l.maxMs, 0)}`).join(", ")}`);
+    if (thr.solo.resent + thr.mesh.resent > 0) notes.push(`1: requests resent after a keep-alive reset: 1 node ${thr.solo.resent}, 3 nodes ${thr.mesh.resent}`);
+    firstErrors.push(["1 node", thr.solo], ["3 nodes", thr.mesh]);
+  }
+  if (inProc) {
+    rows.push(["   1 node, in process (no HTTP): workflows/s", fmt(inProc.rate, 0), `steps/s ${fmt(inProc.rate * STEPS_PER_CHAIN3, 0)}, ${inProc.errors} errors`, "-"]);
+    notes.push(
+      `1: in process: workflows/s per block ${inProc.rates.map((x) => fmt(x, 0)).join(" ")}; event loop delay up to ${fmt(inProc.maxLagMs, 0)} ms; driver RSS after ${fmt(inProc.rssMb)} MB`,
+    );
+    firstErrors.push(["in process", inProc]);
+  }
+  if (over) {
+    rows.push(
+      [`2. ${over.n}-step chain vs ${over.n} direct spawns, remote node`, "", "", ""],
+      ["   direct spawn + .done, per call (ms)", fmt(over.perCallDirect, 3), `${fmt(over.directMs, 0)} ms per ${over.n}`, "-"],
+      ["   workflow, per step (ms)", fmt(over.perStepWorkflow, 3), `${fmt(over.workflowMs, 0)} ms per ${over.n}`, "-"],
+      ["   orchestration overhead per step (ms)", fmt(over.overhead, 3), "median over rounds", `< ${TARGETS.overheadMs}`],
+      [
+        `   same with ${over.small.n} steps: overhead per step (ms)`,
+        fmt(over.small.overhead, 3),
+        `direct ${fmt(over.small.perCallDirect, 3)}, workflow ${fmt(over.small.perStepWorkflow, 3)} ms per step`,
+        "-",
+      ],
+    );
+    notes.push(`2: ms per round (${over.n} steps), workflow: ${over.rounds.workflowMs.map((x) => fmt(x, 0)).join(" ")}; direct: ${over.rounds.directMs.map((x) => fmt(x, 0)).join(" ")}`);
+    verdicts.push(verdict("orchestration overhead per step", over.overhead < TARGETS.overheadMs, `${fmt(over.overhead, 3)} ms, target < ${TARGETS.overheadMs} ms`));
+  }
+  if (burst) {
+    rows.push(
+      [`3. ${s.burstWorkflows} x 5-step no-op workflows, all in flight, 3 nodes x ${s.slots} slots`, "", "", ""],
+      ["   submit all (ms)", fmt(burst.submitMs, 0), `${fmt((burst.submitted / burst.submitMs) * 1000, 0)} workflows/s accepted, first steps held`, "-"],
+      ["   time to finish all after release (ms)", fmt(burst.lastEndMs, 0), `last result read after ${fmt(burst.finishMs, 0)} ms`, "-"],
+      ["   peak workflows in flight", String(burst.peakInFlight), `workflow time p50 ${fmt(burst.totalTime.p50, 0)} ms, max ${fmt(burst.totalTime.max, 0)} ms`, `${s.burstWorkflows}`],
+      [
+        "   not complete (errors)",
+        String(burst.notComplete),
+        `${burst.ended}/${burst.submitted}/${s.burstWorkflows} ended/accepted/sent, ${burst.errors} HTTP errors`,
+        `${TARGETS.burstErrors}`,
+      ],
+      ...burst.rss.map((r, i) => [`   peak RSS ${r.name} (MB)`, fmt(r.peakMb), `idle ${fmt(burst.idle[i])} MB, after ${fmt(r.lastMb)} MB`, `< ${TARGETS.rssMb}`]),
+      ["   largest event-loop delay (ms)", fmt(Math.max(...burst.lag.map((l) => l.maxMs)), 0), burst.lag.map((l) => `${l.name} ${fmt(l.maxMs, 0)}`).join(", "), "-"],
+    );
+    notes.push(`3: workflows that used each node: ${tally(burst.nodesUsed)}; statuses: ${JSON.stringify(burst.statuses)}`);
+    notes.push(`3: peers seen not up during the burst (GET /v1/nodes every 250 ms): ${burst.notUp.length ? burst.notUp.join(", ") : "none"}`);
+    if (burst.resent > 0) notes.push(`3: ${burst.resent} requests resent after the node reset an idle keep-alive connection under them (not counted as errors)`);
+    firstErrors.push(["burst", burst]);
+    const maxRss = Math.max(...burst.rss.map((r) => r.peakMb));
+    const burstOk = burst.notComplete === 0 && burst.errors === 0 && burst.ended === s.burstWorkflows && burst.peakInFlight >= s.burstWorkflows;
+    verdicts.push(
+      verdict(
+        `${s.burstWorkflows} concurrent workflows without errors`,
+        burstOk,
+        `${burst.statuses.complete ?? 0} complete, ${burst.notComplete} not complete, ${burst.errors} HTTP errors; peak ${burst.peakInFlight} in flight`,
+      ),
+      verdict("RSS per node under the burst", maxRss < TARGETS.rssMb, `max ${fmt(maxRss)} MB, target < ${TARGETS.rssMb} MB`),
+    );
+  }
+  for (const [name, x] of firstErrors) if (x.firstError) notes.push(`first error (${name}): ${x.firstError}`);
+  console.log(table(rows));
+  console.log(`\n${notes.join("\n")}\n`);
+  for (const line of verdicts) console.log(line);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** 1 over HTTP: a single node (pinned) and a 3-node mesh, interleaved. */
+async function partThroughput(loadgen, pids) {
+  log("starting 1 + 3 node processes ...");
+  const [solo, mesh] = await Promise.all([startShoalNode({ name: "solo", cpu: 0 }), startMesh("mesh", 3)]);
+  pids.push(`solo ${solo.pid}`, ...mesh.map((n) => `${n.name} ${n.pid}`));
+  try {
+    const seconds = (SETTINGS.throughputWarmupMs * 2 + SETTINGS.throughputBlockMs * SETTINGS.throughputBlocks * 2) / 1000;
+    log(`1. throughput, 1 node and 3 nodes over HTTP, interleaved (~${seconds.toFixed(0)} s) ...`);
+    await eventLoopLag([solo, ...mesh]);
+    const thr = await measureThroughput(loadgen, solo, mesh);
+    for (const n of [solo, ...mesh]) if (exited(n.child)) throw new Error(`shoal node ${n.name} died during part 1`);
+    thr.lag = await eventLoopLag([solo, ...mesh]);
+    thr.soloRssMb = vmRssMb(solo.pid);
+    thr.soloRetained = (await getJson(solo.port, "/v1/workflows", 30_000))?.workflows?.length;
+    log(`   1 node ${fmt(thr.solo.rate, 0)}/s, 3 nodes ${fmt(thr.mesh.rate, 0)}/s`);
+    return thr;
+  } finally {
+    await Promise.all([solo, ...mesh].map((n) => stop(n.child)));
+  }
+}
+
+/**
+ * 2, then 1 in process. Fresh processes, so that part 1's heaps (every ended workflow is kept
+ * for an hour) do not weigh on it: the driver, a node in process on the measuring CPU, and the
+ * remote node that runs the steps, alone on CPU 0.
+ */
+async function partInProcess(parts, pids) {
+  const remote = await startShoalNode({ name: "remote", cpu: 0 });
+  const driverName = "driver";
+  const driver = forkScript(
+    "./driver.mjs",
+    [JSON.stringify({ name: driverName, join: [remote.address], dataDir: join(tmpRoot, driverName), plugin: PLUGIN, slots: SETTINGS.slots })],
+    lastCpu(),
+    driverName,
+  );
+  try {
+    await message(driver, "ready", NODE_READY_TIMEOUT_MS);
+    pids.push(`remote ${remote.pid}`, `driver ${driver.pid}`);
+    await command(driver, { type: "members", count: 2 });
+    await converged([remote], 2);
+    let over;
+    let inProc;
+    if (parts.has(2)) {
+      const n = SETTINGS.overheadSteps;
+      log(`2. overhead: ${n}-step chain vs ${n} direct spawns on ${remote.name}, ${SETTINGS.overheadRounds} rounds ...`);
+      over = await measureOverhead(driver, remote.name, n, SETTINGS.overheadRounds);
+      log(`   workflow ${fmt(over.workflowMs, 0)} ms, direct ${fmt(over.directMs, 0)} ms, overhead ${fmt(over.overhead, 3)} ms/step`);
+      over.small = await measureOverhead(driver, remote.name, SETTINGS.overheadSmallSteps, SETTINGS.overheadSmallRounds);
+      log(`   ${over.small.n} steps: workflow ${fmt(over.small.workflowMs, 1)} ms, direct ${fmt(over.small.directMs, 1)} ms, overhead ${fmt(over.small.overhead, 3)} ms/step`);
+    }
+    if (parts.has(1)) {
+      log("1. throughput, 1 node in process (after 2: it fills the driver's heap) ...");
+      inProc = await measureInProcess(driver, driverName);
+      log(`   in process ${fmt(inProc.rate, 0)}/s`);
+    }
+    return { over, inProc };
+  } finally {
+    await stop(driver);
+    await stop(remote.child);
+  }
+}
+
+async function partBurst(loadgen) {
+  log(`3. burst: ${SETTINGS.burstWorkflows} workflows on a fresh 3-node mesh ...`);
+  const b = await measureBurst(loadgen);
+  b.notComplete = SETTINGS.burstWorkflows - (b.statuses.complete ?? 0);
+  log(`   submitted in ${fmt(b.submitMs, 0)} ms, all ended ${fmt(b.lastEndMs, 0)} ms after the release, peak RSS ${b.rss.map((r) => fmt(r.peakMb)).join(" / ")} MB`);
+  return b;
+}
+
+function option(args, name) {
+  const i = args.indexOf(name);
+  return i < 0 ? undefined : (args[i + 1] ?? "");
+}
+
+async function main() {
+  const args = process.argv.slice(2);
+  const profDir = option(args, "--cpu-prof");
+  if (profDir !== undefined) {
+    // CPU profiles of every child (nodes, load generator, driver), for finding where the time
+    // goes (open in Chrome devtools or speedscope). Profiling slows everything: do not read the
+    // table then.
+    const dir = resolve(profDir || "bench-profiles");
+    await mkdir(dir, { recursive: true });
+    execArgv = ["--cpu-prof", `--cpu-prof-dir=${dir}`];
+    log(`writing CPU profiles to ${dir} (file names carry the pid; the pids are listed below)`);
+  }
+  const heap = option(args, "--heap-snapshot");
+  if (heap !== undefined) {
+    heapDir = resolve(heap || "bench-heap");
+    await mkdir(heapDir, { recursive: true });
+    log(`writing heap snapshots of the burst nodes to ${heapDir}, after the burst`);
+  }
+  const only = option(args, "--only");
+  const parts = new Set((only ?? "1,2,3").split(",").map(Number));
+  if (parts.size === 0 || [...parts].some((p) => ![1, 2, 3].includes(p))) throw new Error(`--only takes parts 1, 2, 3 separated by commas, not "${only}"`);
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing; build first (pnpm exec turbo run build)`);
+  pinning = !args.includes("--no-pin") && canPin();
+  log(`node ${process.version}, ${cpus().length} cpus, ${pinning ? `1-node side pinned to cpu 0, load generator and driver to cpu ${lastCpu()}, 3-node meshes not pinned` : "not pinned"}`);
+  log(JSON.stringify(SETTINGS));
+  tmpRoot = await mkdtemp(join(tmpdir(), "shoal-bench-wf-"));
+  const pids = [];
+  try {
+    const loadgen = forkScript("./loadgen.mjs", [], lastCpu(), "loadgen");
+    await message(loadgen, "ready", 15_000);
+    pids.push(`loadgen ${loadgen.pid}`);
+    const results = {};
+    if (parts.has(1)) results.thr = await partThroughput(loadgen, pids);
+    if (parts.has(1) || parts.has(2)) Object.assign(results, await partInProcess(parts, pids));
+    if (parts.has(3)) results.burst = await partBurst(loadgen);
+    await stop(loadgen);
+    if (execArgv.length) log(`pids: ${pids.join(", ")}`);
+    console.log("");
+    report(results);
+  } finally {
+    await Promise.all([...children].map((c) => stop(c)));
+    await rm(tmpRoot, { recursive: true, force: true });
+  }
+}
+
+main()
+  .catch((err) => {
+    console.error(`bench failed: ${err.stack ?? err}`);
+    process.exitCode = 1;
+  })
+  .finally(killAll);
