@@ -107,6 +107,17 @@ export class Runtime implements ActorRouter {
     return new ActorRef(this, record.id, record);
   }
 
+  /**
+   * Spawns like `spawn`, then waits for the first placement pass: resolves with the ref once the
+   * actor is placed or queued for a slot, rejects at once when nothing in the mesh can run it.
+   */
+  async start(logic: string, input: unknown, options: SpawnOptions = {}): Promise<ActorRef> {
+    const ref = this.spawn(logic, input, options);
+    await new Promise((resolve) => setImmediate(resolve));
+    if (ref.record?.status === "error") await ref.done;
+    return ref;
+  }
+
   /** A reference to any actor in the mesh by id. */
   ref(actorId: string): ActorRef {
     const record = this.supervisor.get(actorId);
@@ -182,19 +193,19 @@ export class Runtime implements ActorRouter {
   private readonly link: HostLink = {
     spawn: (nodeId, req) =>
       nodeId === this.transport.identity.id
-        ? Promise.resolve().then(() => this.host.spawn(structuredClone(req)))
+        ? nextTurn(() => this.host.spawn(structuredClone(req)))
         : (this.transport.request(nodeId, "host.spawn", req, { timeoutMs: this.requestTimeoutMs }) as Promise<{ node: string; since: number }>),
     send: (nodeId, actorId, event) =>
       nodeId === this.transport.identity.id
-        ? Promise.resolve().then(() => structuredClone(this.host.send(actorId, structuredClone(event))))
+        ? nextTurn(() => structuredClone(this.host.send(actorId, structuredClone(event))))
         : this.transport.request(nodeId, "host.send", { actorId, event }, { timeoutMs: this.requestTimeoutMs }).then((r) => parse(HostReplySchema, r)),
     ask: (nodeId, actorId, event, timeoutMs) =>
       nodeId === this.transport.identity.id
-        ? Promise.resolve().then(() => structuredClone(this.host.ask(actorId, structuredClone(event))))
+        ? nextTurn(() => structuredClone(this.host.ask(actorId, structuredClone(event))))
         : this.transport.request(nodeId, "host.ask", { actorId, event, timeoutMs }, { timeoutMs }).then((r) => parse(HostReplySchema, r)),
     stop: (nodeId, actorId, epoch) =>
       nodeId === this.transport.identity.id
-        ? Promise.resolve().then(() => void this.host.stop(actorId, epoch))
+        ? nextTurn(() => void this.host.stop(actorId, epoch))
         : this.transport.request(nodeId, "host.stop", { actorId, epoch }, { timeoutMs: this.requestTimeoutMs }).then(() => undefined),
   };
 
@@ -221,7 +232,7 @@ export class Runtime implements ActorRouter {
 
   /** Sends an outcome until its supervisor acknowledges it, or its node is down. */
   private async deliverOutcome(supervisorId: string, outcome: ActorOutcome): Promise<void> {
-    if (supervisorId === this.transport.identity.id) return this.supervisor.onOutcome(supervisorId, structuredClone(outcome));
+    if (supervisorId === this.transport.identity.id) return nextTurn(() => this.supervisor.onOutcome(supervisorId, structuredClone(outcome)));
     const backoff = createBackoff({ initialMs: 50, maxMs: 2_000 });
     for (;;) {
       try {
@@ -300,6 +311,23 @@ export class Runtime implements ActorRouter {
       throw err;
     }
   }
+}
+
+/**
+ * Runs `fn` on a later turn of the event loop. Local hand-offs (spawn, outcome) go through here
+ * so that a chain of local steps cannot keep the loop in microtasks and starve sockets, timers
+ * and heartbeats.
+ */
+function nextTurn<T>(fn: () => T): Promise<T> {
+  return new Promise((resolve, reject) =>
+    setImmediate(() => {
+      try {
+        resolve(fn());
+      } catch (err) {
+        reject(err);
+      }
+    }),
+  );
 }
 
 function describe(a: SupervisedActor): ActorDescription {

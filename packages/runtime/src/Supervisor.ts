@@ -149,6 +149,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   private readonly inflight = new Map<string, number>();
   private readonly log: Logger;
   private retryTimer: NodeJS.Timeout | undefined;
+  private pumpScheduled = false;
   private counter = 0;
   /** Updates and outcomes from placements that were already replaced: counted, then dropped. */
   staleMessages = 0;
@@ -251,8 +252,20 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
   }
 
-  /** Membership or load changed: waiting actors may fit now. */
+  /**
+   * Membership or load changed: waiting actors may fit now. Many triggers in one turn of the
+   * event loop (a burst of outcomes, load updates) lead to one placement pass.
+   */
   pump(): void {
+    if (this.pumpScheduled || this.queue.length === 0) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.place();
+    });
+  }
+
+  private place(): void {
     if (this.queue.length === 0) return;
     const members = this.options.members();
     const reserved = this.reservations(members);

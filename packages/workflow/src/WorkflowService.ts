@@ -16,8 +16,10 @@ export interface WorkflowServiceOptions {
   mesh: Mesh;
   transport: Transport;
   logger: Logger;
-  /** Ended workflows stay readable this long. */
+  /** Ended workflows stay readable this long... */
   retainMs?: number;
+  /** ...and at most this many of them (the oldest go first). */
+  maxRetained?: number;
 }
 
 interface OwnedWorkflow {
@@ -44,6 +46,8 @@ export interface WorkflowSummary {
 
 export class WorkflowService extends EventEmitter<{ changed: [workflowId: string] }> {
   private readonly owned = new Map<string, OwnedWorkflow>();
+  /** Ended workflows: only their final state and result, not the actors that ran them. */
+  private readonly ended = new Map<string, { state: WorkflowState; result: WorkflowResult }>();
   private readonly log: Logger;
   private readonly nodeName: string;
 
@@ -78,8 +82,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     });
     const ended = toPromise(actor).then(() => {
       const result = resultOf(actor.getSnapshot().context);
+      this.retire(id, result);
       notifier.notify(notice("workflow.finished", { status: result.status, total_time_ms: result.total_time_ms, failures: result.failures }));
-      setTimeout(() => this.owned.delete(id), this.options.retainMs ?? 60 * 60_000).unref();
       return result;
     });
     ended.catch((err: unknown) => log.error({ err }, "workflow actor failed"));
@@ -107,6 +111,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
 
   /** Resolves with the result once a workflow this node owns has ended. */
   wait(id: string): Promise<WorkflowResult> {
+    const done = this.ended.get(id);
+    if (done) return Promise.resolve(done.result);
     const wf = this.owned.get(id);
     if (!wf) return Promise.reject(new ShoalError("SHOAL_ERR_UNKNOWN_WORKFLOW", `${this.nodeName} does not own workflow ${id}`));
     return wf.ended;
@@ -114,8 +120,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
 
   /** Workflows this node owns, newest first. */
   list(): WorkflowSummary[] {
-    return [...this.owned.values()].reverse().map((wf) => {
-      const s = this.localState(wf.id);
+    return [...this.ended.keys(), ...this.owned.keys()].reverse().map((id) => {
+      const s = this.localState(id);
       return { workflow_id: s.workflow_id, name: s.name, status: s.status, owner: s.owner, started_at: s.started_at, progress: s.progress };
     });
   }
@@ -129,7 +135,20 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   }
 
   private here(id: string): boolean {
-    return this.owned.has(id);
+    return this.owned.has(id) || this.ended.has(id);
+  }
+
+  /** Keeps what an ended workflow said and lets its actors go. */
+  private retire(id: string, result: WorkflowResult): void {
+    this.ended.set(id, { state: this.localState(id), result });
+    this.owned.delete(id);
+    setTimeout(() => this.ended.delete(id), this.options.retainMs ?? 60 * 60_000).unref();
+    const max = this.options.maxRetained ?? 1_000;
+    for (const old of this.ended.keys()) {
+      if (this.ended.size <= max) break;
+      this.ended.delete(old);
+    }
+    this.emit("changed", id);
   }
 
   private require(id: string): OwnedWorkflow {
@@ -139,12 +158,16 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   }
 
   private localState(id: string): WorkflowState {
+    const done = this.ended.get(id);
+    if (done) return done.state;
     const wf = this.require(id);
     const snap = wf.actor.getSnapshot();
     return stateOf(snap.context as WorkflowContext, this.nodeName, (_instance, actorId) => this.detailsOf(actorId));
   }
 
   private localResult(id: string): WorkflowResult {
+    const done = this.ended.get(id);
+    if (done) return done.result;
     const wf = this.require(id);
     const ctx = wf.actor.getSnapshot().context as WorkflowContext;
     if (ctx.endedAt === null) throw new ShoalError("SHOAL_ERR_WORKFLOW_RUNNING", `workflow ${id} is still running`);
@@ -152,6 +175,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   }
 
   private localCancel(id: string): WorkflowState {
+    const done = this.ended.get(id);
+    if (done) return done.state;
     const wf = this.require(id);
     if (wf.actor.getSnapshot().status === "active") {
       this.log.info({ workflowId: id }, "cancelling workflow");

@@ -37,9 +37,8 @@ export function createHttpApi(options: HttpApiOptions): Router {
     .add("GET", "/v1/actors", () => ({ json: { node: options.nodeName, actors: runtime.list() satisfies ActorRow[] } }))
     .add("POST", "/v1/actors", async ({ body }) => {
       const req = await body(SpawnApiRequestSchema);
-      const ref = runtime.spawn(req.logic, req.input ?? {}, req.placement ? { placement: req.placement } : {});
       // Placement fails at once when nothing in the mesh can run it: answer with that error.
-      if (ref.record?.status === "error") await ref.done;
+      const ref = await runtime.start(req.logic, req.input ?? {}, req.placement ? { placement: req.placement } : {});
       return { status: 201, json: await runtime.describe(ref.id) };
     })
     .add("GET", "/v1/actors/:id", async ({ params }) => ({ json: await runtime.describe(params.id ?? "") }))
