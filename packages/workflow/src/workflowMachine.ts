@@ -29,7 +29,14 @@ export interface WorkflowContext {
   plan: Plan;
   startedAt: number;
   endedAt: number | null;
+  /**
+   * One record per instance. The records are updated in place (and `version` bumped) rather than
+   * copied: a copy per event made a long workflow quadratic.
+   */
   instances: Record<string, InstanceRecord>;
+  /** Instances that have ended: the workflow is over when all have. */
+  endedCount: number;
+  version: number;
   running: number;
   maxParallel: number;
 }
@@ -60,11 +67,12 @@ export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
     types: {} as { context: WorkflowContext; input: { workflowId: string }; events: WorkflowEvent; emitted: WorkflowEmitted },
     actors,
     delays: { deadline: ({ context }) => context.plan.spec.deadline_ms ?? NEVER },
-    guards: { allEnded: ({ context }) => Object.values(context.instances).every((r) => TERMINAL.has(r.status)) },
+    guards: { allEnded: ({ context }) => context.endedCount === context.plan.instances.length },
     actions: {
       schedule: enqueueActions(({ context, enqueue }) => {
-        const instances = { ...context.instances };
+        const instances = context.instances;
         let running = context.running;
+        let ended = context.endedCount;
         const now = Date.now();
         for (const inst of plan.instances) {
           const rec = instances[inst.id] as InstanceRecord;
@@ -76,13 +84,13 @@ export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
           if (running >= context.maxParallel) break;
           const missing = depRecords.filter((r) => r.status !== "complete");
           if (missing.length > 0 && step.spec.on_missing === "fail") {
-            instances[inst.id] = {
-              ...rec,
+            Object.assign(rec, {
               status: "failed",
               endedAt: now,
               error: { code: "SHOAL_ERR_MISSING_INPUT", message: `${inst.id} needs ${missing.map((r) => r.id).join(", ")}, which did not complete` },
-            };
-            enqueue.emit({ type: "step.failed", instance: inst.id, node: null, attempts: 0, error: instances[inst.id]?.error });
+            });
+            ended++;
+            enqueue.emit({ type: "step.failed", instance: inst.id, node: null, attempts: 0, error: rec.error });
             continue;
           }
           const input: StepInput = {
@@ -93,44 +101,45 @@ export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
             maxAttempts: 1 + (step.spec.retries ?? 1),
           };
           enqueue.spawnChild(`step:${inst.id}` as never, { id: inst.id, input } as never);
-          instances[inst.id] = { ...rec, spawned: true, attempts: 1, input: input.input };
+          Object.assign(rec, { spawned: true, attempts: 1, input: input.input });
           running++;
         }
-        enqueue.assign({ instances, running });
+        enqueue.assign({ running, endedCount: ended, version: context.version + 1 });
       }),
       record: enqueueActions(({ context, event, enqueue }) => {
         const done = event as DoneActorEvent<StepOutput>;
         const rec = context.instances[done.actorId];
-        if (!rec) return;
+        if (!rec || TERMINAL.has(rec.status)) return;
         const out = done.output;
-        const next: InstanceRecord = {
-          ...rec,
+        Object.assign(rec, {
           status: out.status,
           node: out.node ?? rec.node,
           attempts: out.attempts,
           endedAt: Date.now(),
           ...(out.status === "complete" ? { result: out.result } : { error: out.error }),
-        };
-        enqueue.assign({ instances: { ...context.instances, [rec.id]: next }, running: context.running - 1 });
+        });
+        enqueue.assign({ running: context.running - 1, endedCount: context.endedCount + 1, version: context.version + 1 });
+        // XState keeps an ended child among `children` until it is stopped; a long workflow would
+        // carry every finished step in each snapshot.
+        enqueue.stopChild(rec.id);
         enqueue.emit(
           out.status === "complete"
-            ? { type: "step.completed", instance: rec.id, node: next.node, attempts: next.attempts }
-            : { type: "step.failed", instance: rec.id, node: next.node, attempts: next.attempts, error: out.error },
+            ? { type: "step.completed", instance: rec.id, node: rec.node, attempts: rec.attempts }
+            : { type: "step.failed", instance: rec.id, node: rec.node, attempts: rec.attempts, error: out.error },
         );
       }),
       stopAll: enqueueActions(({ context, enqueue }, params: { code: string; message: string }) => {
-        const instances = { ...context.instances };
         const now = Date.now();
-        for (const rec of Object.values(instances)) {
+        for (const rec of Object.values(context.instances)) {
           if (TERMINAL.has(rec.status)) continue;
           if (rec.spawned) {
             enqueue.stopChild(rec.id);
-            instances[rec.id] = { ...rec, status: "failed", endedAt: now, error: { code: params.code, message: params.message } };
+            Object.assign(rec, { status: "failed", endedAt: now, error: { code: params.code, message: params.message } });
           } else {
-            instances[rec.id] = { ...rec, status: "skipped", endedAt: now, error: { code: params.code, message: `never ran: ${params.message}` } };
+            Object.assign(rec, { status: "skipped", endedAt: now, error: { code: params.code, message: `never ran: ${params.message}` } });
           }
         }
-        enqueue.assign({ instances, running: 0 });
+        enqueue.assign({ running: 0, endedCount: context.plan.instances.length, version: context.version + 1 });
       }),
       finish: assign({ endedAt: () => Date.now() }),
     },
@@ -142,6 +151,8 @@ export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
       startedAt: Date.now(),
       endedAt: null,
       running: 0,
+      endedCount: 0,
+      version: 0,
       maxParallel: plan.spec.max_parallel ?? 8,
       instances: Object.fromEntries(
         plan.instances.map((i) => [i.id, { id: i.id, step: i.step, logic: i.logic, status: "pending", node: null, attempts: 0, startedAt: null, endedAt: null, spawned: false, actor: null }]),
@@ -161,20 +172,14 @@ export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
               assign(({ context, event }) => {
                 const rec = context.instances[event.instance];
                 if (!rec || TERMINAL.has(rec.status)) return {};
-                const status: StepStatus = event.placed ? "running" : "pending";
-                return {
-                  instances: {
-                    ...context.instances,
-                    [rec.id]: {
-                      ...rec,
-                      status,
-                      node: event.node ?? rec.node,
-                      actor: event.actorId ?? rec.actor,
-                      attempts: event.attempt,
-                      startedAt: rec.startedAt ?? (event.placed ? Date.now() : null),
-                    },
-                  },
-                };
+                Object.assign(rec, {
+                  status: event.placed ? "running" : "pending",
+                  node: event.node ?? rec.node,
+                  actor: event.actorId ?? rec.actor,
+                  attempts: event.attempt,
+                  startedAt: rec.startedAt ?? (event.placed ? Date.now() : null),
+                });
+                return { version: context.version + 1 };
               }),
               enqueueActions(({ event, enqueue }) => {
                 if (event.placed) enqueue.emit({ type: "step.started", instance: event.instance, node: event.node, attempt: event.attempt });
