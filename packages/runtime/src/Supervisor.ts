@@ -39,9 +39,11 @@ export type SupervisedStatus = "pending" | "starting" | "running" | "moving" | "
 
 interface Delivery {
   event: ActorEvent;
-  ask: { timeoutMs: number } | undefined;
+  ask: { timeoutMs: number; deadline: number } | undefined;
   resolve(value: SnapshotView | undefined): void;
   reject(err: ShoalError): void;
+  /** Set once the delivery waits in a buffer: an ask must still end by its deadline. */
+  timer?: NodeJS.Timeout;
 }
 
 /** Errors after which a message is kept and sent again once the actor has moved. */
@@ -382,35 +384,49 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const actor = this.require(actorId);
     if (actor.finished) return Promise.reject(new ShoalError("SHOAL_ERR_ACTOR_STOPPED", `actor ${actorId} has ${actor.status === "done" ? "finished" : "stopped"}`));
     return new Promise((resolve, reject) => {
-      const delivery: Delivery = { event, ask, resolve, reject };
-      if (ask) {
-        const timer = setTimeout(() => {
-          const i = actor.buffer.indexOf(delivery);
-          if (i >= 0) actor.buffer.splice(i, 1);
-          reject(new ShoalError("SHOAL_ERR_ASK_TIMEOUT", `ask ${event.type} to ${actorId} got no answer within ${ask.timeoutMs} ms`));
-        }, ask.timeoutMs);
-        delivery.resolve = (v) => {
-          clearTimeout(timer);
+      const delivery: Delivery = {
+        event,
+        ask: ask && { timeoutMs: ask.timeoutMs, deadline: Date.now() + ask.timeoutMs },
+        resolve: (v) => {
+          clearTimeout(delivery.timer);
           resolve(v);
-        };
-        delivery.reject = (e) => {
-          clearTimeout(timer);
+        },
+        reject: (e) => {
+          clearTimeout(delivery.timer);
           reject(e);
-        };
-      }
+        },
+      };
+      // Sent at once, an ask is bounded by its request timeout; only a buffered one needs a timer.
       if (actor.status === "running" && actor.buffer.length === 0) void this.attempt(actor, delivery);
-      else actor.buffer.push(delivery);
+      else this.hold(actor, delivery);
     });
+  }
+
+  /** Keeps a delivery until the actor runs again; an ask still fails at its deadline. */
+  private hold(actor: SupervisedActor, d: Delivery): void {
+    actor.buffer.push(d);
+    if (!d.ask || d.timer) return;
+    const { timeoutMs, deadline } = d.ask;
+    d.timer = setTimeout(
+      () => {
+        const i = actor.buffer.indexOf(d);
+        if (i >= 0) actor.buffer.splice(i, 1);
+        d.reject(new ShoalError("SHOAL_ERR_ASK_TIMEOUT", `ask ${d.event.type} to ${actor.id} got no answer within ${timeoutMs} ms`));
+      },
+      Math.max(0, deadline - Date.now()),
+    );
   }
 
   private async attempt(actor: SupervisedActor, d: Delivery): Promise<void> {
     const { nodeId, epoch } = actor;
     if (!nodeId) {
-      actor.buffer.push(d);
+      this.hold(actor, d);
       return;
     }
     try {
-      const reply = d.ask ? await this.options.link.ask(nodeId, actor.id, d.event, d.ask.timeoutMs) : await this.options.link.send(nodeId, actor.id, d.event);
+      const reply = d.ask
+        ? await this.options.link.ask(nodeId, actor.id, d.event, Math.max(1, d.ask.deadline - Date.now()))
+        : await this.options.link.send(nodeId, actor.id, d.event);
       // The checkpoint that includes the event is applied before the caller hears it was taken.
       if (reply.update) this.onUpdate(nodeId, reply.update);
       d.resolve(reply.view);
@@ -420,7 +436,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         d.reject(new ShoalError("SHOAL_ERR_ASK_TIMEOUT", `${d.event.type} to ${actor.id} on ${actor.nodeName}: ${error.message}`));
       } else if (RETRY_AFTER_MOVE.has(error.code) && !actor.finished) {
         // The node is going or gone; the event goes out again once the actor runs elsewhere.
-        actor.buffer.push(d);
+        this.hold(actor, d);
         if (error.code === "SHOAL_ERR_UNKNOWN_ACTOR" && actor.status === "running" && actor.epoch === epoch && actor.nodeId === nodeId) {
           // Its host no longer has it (restarted, or froze it for a drain): run it elsewhere.
           actor.migrations++;
@@ -441,7 +457,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     void (async () => {
       for (const d of waiting) {
         if (actor.status !== "running") {
-          actor.buffer.push(d);
+          this.hold(actor, d);
           continue;
         }
         await this.attempt(actor, d);
