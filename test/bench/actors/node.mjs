@@ -4,29 +4,18 @@
 // inside the process that calls the runtime, not behind an HTTP client.
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
-import { assign, createMachine } from "xstate";
+import testActors from "../../fixtures/plugins/actors.mjs";
 
 /** Shoal's node defaults (packages/protocol/src/nodeConfig.ts): what a `shoal node` runs with. */
 export const DEFAULT_DETECTOR = { heartbeatMs: 500, suspectAfterMs: 1_200, downAfterMs: 2_000 };
 /** The fast settings a fleet on one LAN might choose (`--heartbeat-ms 100 --suspect-after-ms 300 --down-after-ms 600`). */
 export const FAST_DETECTOR = { heartbeatMs: 100, suspectAfterMs: 300, downAfterMs: 600 };
 
-/** The smallest useful machine: counts INC events, DONE ends it with the count. */
-export const counterMachine = createMachine({
-  id: "counter",
-  context: ({ input }) => ({ count: input?.start ?? 0 }),
-  initial: "counting",
-  states: {
-    counting: {
-      on: {
-        INC: { actions: assign({ count: ({ context }) => context.count + 1 }) },
-        DONE: "finished",
-      },
-    },
-    finished: { type: "final" },
-  },
-  output: ({ context }) => context.count,
-});
+/**
+ * The smallest useful machine: counts INC events, DONE ends it with the count. The one the
+ * runtime tests use (test/fixtures/plugins/actors.mjs), so the bench measures that very machine.
+ */
+export const counterMachine = testActors.find((def) => def.name === "counter").machine;
 
 /** The actor logic every bench node hosts (as a plugin would register it). */
 export const benchLogic = [

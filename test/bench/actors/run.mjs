@@ -7,11 +7,14 @@
 // Every node is a child process (worker.mjs) that assembles Transport + Mesh + Runtime in process
 // and takes commands over IPC; all timing happens inside the workers. Exits 0 whether or not the
 // targets are met (the output is a report); exits 1 when something actually broke.
-import { fork, spawnSync } from "node:child_process";
-import { mkdir } from "node:fs/promises";
 import { cpus } from "node:os";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { cpuProfiling } from "../lib/args.mjs";
+import { command, kill, message, runMain, stop, track } from "../lib/children.mjs";
+import { forkOn, wantPinning } from "../lib/pin.mjs";
+import { median, percentile } from "../lib/stats.mjs";
+import { ratio, table, verdict } from "../lib/table.mjs";
 import { DEFAULT_DETECTOR, FAST_DETECTOR } from "./node.mjs";
 
 const SETTINGS = {
@@ -33,99 +36,19 @@ const TARGETS = { askRatio: 1.5, failoverSlackMs: 200, heapKb: 12 };
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 
 // ---------------------------------------------------------------------------------------------
-// Child processes: every one is tracked so that none outlives the run, whatever happens.
-
-const children = new Set();
-
-function track(child) {
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  return child;
-}
-
-function killAll() {
-  // SIGKILL also ends a process that a failover run left stopped (SIGSTOP).
-  for (const child of children) child.kill("SIGKILL");
-}
-process.on("exit", killAll);
-for (const signal of ["SIGINT", "SIGTERM"]) {
-  process.on(signal, () => {
-    killAll();
-    process.exit(130);
-  });
-}
-
-const exited = (child) => child.exitCode !== null || child.signalCode !== null;
-
-/** Asks a worker to stop over IPC and waits for it to exit; SIGKILL after `graceMs`. */
-async function stop(child, graceMs = 5_000) {
-  if (exited(child)) return;
-  const gone = new Promise((resolve) => child.once("exit", resolve));
-  if (child.connected) child.send({ type: "stop" });
-  else child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
-  await gone;
-  clearTimeout(timer);
-}
-
-async function kill(child) {
-  if (exited(child)) return;
-  const gone = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGKILL");
-  await gone;
-}
-
-/** The next IPC message of `type` from a worker; rejects on its error message, exit or timeout. */
-function message(child, type, timeoutMs) {
-  return new Promise((resolve, reject) => {
-    const done = (fn, value) => {
-      clearTimeout(timer);
-      child.off("message", onMessage);
-      child.off("exit", onExit);
-      fn(value);
-    };
-    const onMessage = (msg) => {
-      if (msg?.type === type) done(resolve, msg);
-      else if (msg?.type === "error") done(reject, new Error(msg.message));
-    };
-    const onExit = (code, signal) => done(reject, new Error(`${child.benchName} exited (${signal ?? code}) before sending "${type}"`));
-    const timer = setTimeout(() => done(reject, new Error(`no "${type}" from ${child.benchName} within ${timeoutMs} ms`)), timeoutMs);
-    child.on("message", onMessage);
-    child.once("exit", onExit);
-  });
-}
-
-/** Sends a command to a worker and waits for its answer (same type). */
-function command(child, msg, timeoutMs = 120_000) {
-  const answer = message(child, msg.type, timeoutMs);
-  child.send(msg);
-  return answer;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Where the workers run. Loopback round trips are bimodal: a wake-up on the same CPU is a plain
 // context switch, a wake-up of an idle other CPU costs more. Left to the scheduler, the three
 // kinds of round trip could land in different modes. So on Linux with `taskset` and at least two
 // CPUs, the node that measures (the client/spawner/supervisor) runs on CPU 1 and the nodes it
-// talks to on CPU 0, as in test/bench/transport. `--no-pin` turns this off.
+// talks to on CPU 0, as in test/bench/transport. `--no-pin` turns this off. Every child is
+// tracked (../lib/children.mjs) so that none outlives the run; SIGKILL at the end also ends a
+// host that a failover run left stopped (SIGSTOP).
 
 let pinning = false;
 let execArgv = [];
 
-function canPin() {
-  return process.platform === "linux" && cpus().length >= 2 && spawnSync("taskset", ["-c", "0", process.execPath, "-e", "0"]).status === 0;
-}
-
 function forkScript(script, args, extraExecArgv, cpu, name) {
-  const path = here(script);
-  const argv = [...execArgv, ...extraExecArgv];
-  // taskset sets the affinity and execs node in place: the pid and the IPC channel stay the same.
-  const child =
-    pinning && cpu !== undefined
-      ? fork(path, args, { execPath: "taskset", execArgv: ["-c", String(cpu), process.execPath, ...argv] })
-      : fork(path, args, { execArgv: argv });
-  child.benchName = name;
-  return track(child);
+  return track(forkOn(pinning ? cpu : undefined, here(script), args, [...execArgv, ...extraExecArgv]), name);
 }
 
 /** A runtime node in a worker process, listening and ready for commands. */
@@ -187,8 +110,8 @@ async function measureAsk(log) {
   await stopCluster(nodes);
   const out = {};
   for (const mode of ASK_MODES) {
-    const sorted = samples[mode].sort((x, y) => x - y);
-    out[mode] = { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), n: sorted.length };
+    const all = samples[mode];
+    out[mode] = { p50: percentile(all, 0.5), p99: percentile(all, 0.99), n: all.length };
   }
   return out;
 }
@@ -298,29 +221,8 @@ async function measureHeap(snapshotDir) {
 // ---------------------------------------------------------------------------------------------
 // Report.
 
-/** Nearest-rank percentile of an ascending array. */
-function percentile(sorted, q) {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
 const fmt = (value, digits = 1) => (typeof value === "number" && Number.isFinite(value) ? value.toFixed(digits) : value === Number.POSITIVE_INFINITY ? "never" : String(value ?? "-"));
-const ratio = (a, b, digits = 2) => `${(a / b).toFixed(digits)}x`;
 const kb = (bytes, digits = 2) => fmt(bytes / 1024, digits);
-
-function table(rows) {
-  const widths = rows[0].map((_, col) => Math.max(...rows.map((row) => String(row[col]).length)));
-  return rows.map((row) => row.map((cell, col) => String(cell).padEnd(widths[col] + 3)).join("").trimEnd()).join("\n");
-}
-
-function verdict(name, ok, detail) {
-  return `${ok ? "PASS" : "FAIL"}  ${name}: ${detail}`;
-}
 
 function report({ ask, spawn, failover, heap }) {
   const rows = [["metric", "value", "compared with", "ratio", "target"]];
@@ -420,14 +322,12 @@ function shortWhy(why) {
 
 async function main() {
   const args = process.argv.slice(2);
-  const profIndex = args.indexOf("--cpu-prof");
-  if (profIndex >= 0) {
-    // CPU profiles of every worker (open in Chrome devtools or speedscope). Profiling slows
-    // everything down: do not read the table then.
-    const dir = resolve(args[profIndex + 1] ?? "bench-profiles");
-    await mkdir(dir, { recursive: true });
-    execArgv = ["--cpu-prof", `--cpu-prof-dir=${dir}`];
-    console.error(`writing CPU profiles to ${dir}`);
+  // CPU profiles of every worker (open in Chrome devtools or speedscope). Profiling slows
+  // everything down: do not read the table then.
+  const profiling = await cpuProfiling(args);
+  if (profiling) {
+    execArgv = profiling.execArgv;
+    console.error(`writing CPU profiles to ${profiling.dir}`);
   }
   const snapIndex = args.indexOf("--heap-snapshot");
   const snapshotDir = snapIndex >= 0 ? resolve(args[snapIndex + 1] ?? "bench-heap") : null;
@@ -435,7 +335,7 @@ async function main() {
   const onlyIndex = args.indexOf("--only");
   const parts = new Set(onlyIndex >= 0 ? (args[onlyIndex + 1] ?? "").split(",") : PARTS);
   for (const part of parts) if (!PARTS.includes(part)) throw new Error(`--only takes a comma-separated list of ${PARTS.join(", ")}; got "${part}"`);
-  pinning = !args.includes("--no-pin") && canPin();
+  pinning = wantPinning(args);
   const log = (line) => console.error(`[bench] ${line}`);
   log(`node ${process.version}, ${cpus().length} cpus, ${pinning ? "measuring node pinned to cpu 1, its peers to cpu 0" : "not pinned"}`);
   log(JSON.stringify(SETTINGS));
@@ -465,9 +365,4 @@ async function main() {
   report(results);
 }
 
-main()
-  .catch((err) => {
-    console.error(`bench failed: ${err.stack ?? err}`);
-    process.exitCode = 1;
-  })
-  .finally(killAll);
+runMain(main);

@@ -15,6 +15,8 @@ import { cpus } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
+import { median, percentile } from "../lib/stats.mjs";
+import { table } from "../lib/table.mjs";
 import { buildMesh, MIX, startFakeNode } from "./fake-node.mjs";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -208,26 +210,8 @@ function instrument() {
 // ---------------------------------------------------------------------------------------------
 // Helpers.
 
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-/** Nearest-rank percentile. */
-function percentile(values, q) {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
-}
-
 const fmt = (value, digits = 0) => (typeof value === "number" && Number.isFinite(value) ? value.toFixed(digits) : "-");
 const fmtRate = (r) => (Number.isFinite(r) ? Math.round(r).toLocaleString("en-US") : "-");
-
-function table(rows) {
-  const widths = rows[0].map((_, col) => Math.max(...rows.map((row) => String(row[col] ?? "").length)));
-  return rows.map((row) => row.map((cell, col) => String(cell ?? "").padEnd(widths[col] + 3)).join("").trimEnd()).join("\n");
-}
 
 // ---------------------------------------------------------------------------------------------
 // The runs.

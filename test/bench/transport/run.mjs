@@ -7,15 +7,18 @@
 // Every stack runs as two child processes (server.mjs, client.mjs) so that client and server do
 // not share an event loop, as two nodes would not. Exits 0 whether or not targets are met (the
 // output is a report); exits 1 when something actually broke.
-import { fork, spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { get } from "node:http";
-import { createServer } from "node:net";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
+import { cpuProfiling } from "../lib/args.mjs";
+import { exited, message, runMain, stop, track } from "../lib/children.mjs";
+import { forkOn, spawnOn, wantPinning } from "../lib/pin.mjs";
+import { freePort, healthy, outputTail, vmRssMb } from "../lib/shoal-node.mjs";
+import { median, percentile } from "../lib/stats.mjs";
+import { ratio, table, verdict } from "../lib/table.mjs";
 
 const SETTINGS = {
   warmup: 500, // sequential requests before timing starts
@@ -35,65 +38,6 @@ const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 const CLI = here("../../../apps/node/dist/cli.js");
 
 // ---------------------------------------------------------------------------------------------
-// Child processes: every one is tracked so that none outlives the run, whatever happens.
-
-const children = new Set();
-
-function track(child) {
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  return child;
-}
-
-function killAll() {
-  for (const child of children) child.kill("SIGKILL");
-}
-process.on("exit", killAll);
-for (const signal of ["SIGINT", "SIGTERM"]) {
-  process.on(signal, () => {
-    killAll();
-    process.exit(130);
-  });
-}
-
-const exited = (child) => child.exitCode !== null || child.signalCode !== null;
-
-/**
- * Asks a child to stop (an IPC "stop" to our workers, SIGTERM to a shoal node) and waits for it
- * to exit; SIGKILL after `graceMs`. Resolves to true when it exited on its own.
- */
-async function stop(child, graceMs = 5_000) {
-  if (exited(child)) return true;
-  const gone = new Promise((resolve) => child.once("exit", resolve));
-  if (child.connected) child.send({ type: "stop" });
-  else child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
-  await gone;
-  clearTimeout(timer);
-  return child.signalCode !== "SIGKILL";
-}
-
-/** The next IPC message of `type` from a worker; rejects on its error message, exit or timeout. */
-function message(child, type, timeoutMs) {
-  return new Promise((resolve, reject) => {
-    const done = (fn, value) => {
-      clearTimeout(timer);
-      child.off("message", onMessage);
-      child.off("exit", onExit);
-      fn(value);
-    };
-    const onMessage = (msg) => {
-      if (msg?.type === type) done(resolve, msg);
-      else if (msg?.type === "error") done(reject, new Error(msg.message));
-    };
-    const onExit = (code, signal) => done(reject, new Error(`${child.spawnargs.slice(-3).join(" ")} exited (${signal ?? code}) before sending "${type}"`));
-    const timer = setTimeout(() => done(reject, new Error(`no "${type}" from ${child.spawnargs.join(" ")} within ${timeoutMs} ms`)), timeoutMs);
-    child.on("message", onMessage);
-    child.once("exit", onExit);
-  });
-}
-
-// ---------------------------------------------------------------------------------------------
 // 1 and 2: the two transports.
 
 /**
@@ -106,15 +50,8 @@ function message(child, type, timeoutMs) {
  */
 let pinning = false;
 
-function canPin() {
-  return process.platform === "linux" && cpus().length >= 2 && spawnSync("taskset", ["-c", "0", process.execPath, "-e", "0"]).status === 0;
-}
-
 function forkWorker(script, args, execArgv, cpu) {
-  const path = here(script);
-  // taskset sets the affinity and execs node in place: the pid and the IPC channel stay the same.
-  if (pinning) return track(fork(path, args, { execPath: "taskset", execArgv: ["-c", String(cpu), process.execPath, ...execArgv] }));
-  return track(fork(path, args, { execArgv }));
+  return track(forkOn(pinning ? cpu : undefined, here(script), args, execArgv), `${script.slice(2)} ${args.join(" ")}`);
 }
 
 /** Every stack started, for stopping them: { kind, server, client }. */
@@ -187,9 +124,9 @@ async function measureTransports(execArgv) {
 
   await stopStacks();
   const summary = (kind) => {
-    const sorted = samples[kind].sort((a, b) => a - b);
+    const all = samples[kind];
     return {
-      roundTrip: { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), n: sorted.length },
+      roundTrip: { p50: percentile(all, 0.5), p99: percentile(all, 0.99), n: all.length },
       throughput: median(rates[kind]),
       rates: rates[kind],
     };
@@ -197,53 +134,8 @@ async function measureTransports(execArgv) {
   return { raw: summary("raw"), shoal: summary("shoal") };
 }
 
-/** Nearest-rank percentile of an ascending array. */
-function percentile(sorted, q) {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
-}
-
 // ---------------------------------------------------------------------------------------------
 // 3: a real `shoal node`, idle.
-
-/** A port nobody listens on right now (the kernel's pick; another process could take it first). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** True when GET /healthz answers 200 with `"ok": true`; false while the node is not up yet. */
-function healthy(port) {
-  return new Promise((resolve) => {
-    // agent: false: a fresh connection per poll, so no keep-alive socket is left on the node.
-    const req = get({ host: "127.0.0.1", port, path: "/healthz", agent: false, timeout: 1_000 }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (chunk) => (body += chunk));
-      res.on("end", () => {
-        try {
-          resolve(res.statusCode === 200 && JSON.parse(body).ok === true);
-        } catch {
-          resolve(false);
-        }
-      });
-    });
-    req.on("timeout", () => req.destroy());
-    req.on("error", () => resolve(false));
-  });
-}
-
-function vmRssMb(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1]);
-  if (!Number.isFinite(kb)) throw new Error(`no VmRSS in /proc/${pid}/status`);
-  return kb / 1024;
-}
 
 async function nodeOnce() {
   const port = await freePort();
@@ -251,21 +143,18 @@ async function nodeOnce() {
   const args = [CLI, "node", "--name", "bench-idle", "--host", "127.0.0.1", "--port", String(port), "--data-dir", dataDir, "--log-level", "warn"];
   const started = performance.now();
   // The node binary itself, not a pnpm wrapper: child.pid is then the process whose RSS we read.
-  const child = track(spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] }));
-  let output = "";
-  const keep = (chunk) => (output = (output + chunk).slice(-4_000)); // also drains the pipes
-  child.stdout.on("data", keep);
-  child.stderr.on("data", keep);
+  const child = track(spawnOn(undefined, args, { stdio: ["ignore", "pipe", "pipe"] }), "shoal node");
+  const output = outputTail(child);
   try {
     while (!(await healthy(port))) {
-      if (exited(child)) throw new Error(`shoal node exited (${child.signalCode ?? child.exitCode}) before it was ready:\n${output.trim()}`);
-      if (performance.now() - started > NODE_READY_TIMEOUT_MS) throw new Error(`shoal node not ready within ${NODE_READY_TIMEOUT_MS} ms:\n${output.trim()}`);
+      if (exited(child)) throw new Error(`shoal node exited (${child.signalCode ?? child.exitCode}) before it was ready:\n${output()}`);
+      if (performance.now() - started > NODE_READY_TIMEOUT_MS) throw new Error(`shoal node not ready within ${NODE_READY_TIMEOUT_MS} ms:\n${output()}`);
       await sleep(10);
     }
     const readyMs = performance.now() - started;
     // Idle means after start-up work (timers, first gossip rounds, lazy imports) has settled.
     await sleep(NODE_IDLE_MS);
-    if (exited(child)) throw new Error(`shoal node exited while idle:\n${output.trim()}`);
+    if (exited(child)) throw new Error(`shoal node exited while idle:\n${output()}`);
     const rssMb = vmRssMb(child.pid);
     const clean = await stop(child, 5_000);
     return { readyMs, rssMb, clean };
@@ -289,20 +178,7 @@ async function measureNode() {
 // ---------------------------------------------------------------------------------------------
 // Report.
 
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
 const fmt = (value, digits = 1) => (typeof value === "number" ? value.toFixed(digits) : value);
-const ratio = (a, b, digits = 2) => `${(a / b).toFixed(digits)}x`;
-
-function table(rows) {
-  const widths = rows[0].map((_, col) => Math.max(...rows.map((row) => String(row[col]).length)));
-  return rows.map((row) => row.map((cell, col) => String(cell).padEnd(widths[col] + 3)).join("").trimEnd()).join("\n");
-}
-
 function report(shoal, raw, node) {
   const rows = [
     ["metric", "shoal", "raw ws+msgpackr", "ratio", "target"],
@@ -336,25 +212,16 @@ function report(shoal, raw, node) {
   for (const line of verdicts) console.log(line);
 }
 
-function verdict(name, ok, detail) {
-  return `${ok ? "PASS" : "FAIL"}  ${name}: ${detail}`;
-}
-
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
   const args = process.argv.slice(2);
-  let execArgv = [];
-  const profIndex = args.indexOf("--cpu-prof");
-  if (profIndex >= 0) {
-    // CPU profiles of every transport worker, for finding where the time goes (open in Chrome
-    // devtools or speedscope). Profiling slows everything down: do not read the table then.
-    const dir = resolve(args[profIndex + 1] ?? "bench-profiles");
-    await mkdir(dir, { recursive: true });
-    execArgv = ["--cpu-prof", `--cpu-prof-dir=${dir}`];
-    console.error(`writing CPU profiles to ${dir}`);
-  }
-  pinning = !args.includes("--no-pin") && canPin();
+  // CPU profiles of every transport worker, for finding where the time goes (open in Chrome
+  // devtools or speedscope). Profiling slows everything down: do not read the table then.
+  const profiling = await cpuProfiling(args);
+  const execArgv = profiling?.execArgv ?? [];
+  if (profiling) console.error(`writing CPU profiles to ${profiling.dir}`);
+  pinning = wantPinning(args);
   const log = (line) => console.error(`[bench] ${line}`);
   log(`node ${process.version}, ${cpus().length} cpus, ${pinning ? "servers pinned to cpu 0, clients to cpu 1" : "not pinned"}`);
   log(JSON.stringify(SETTINGS));
@@ -380,7 +247,4 @@ async function main() {
   if (node.error) process.exitCode = 1;
 }
 
-main().catch((err) => {
-  console.error(`bench failed: ${err.stack ?? err}`);
-  process.exitCode = 1;
-}).finally(killAll);
+runMain(main);

@@ -18,6 +18,7 @@
 //   { type: "stop" } -> closes its connections and exits.
 import { writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
+import { percentile } from "../lib/stats.mjs";
 
 const agents = new Map();
 
@@ -94,12 +95,6 @@ function callOnce(port, method, path, body, sockets) {
   });
 }
 
-/** Nearest-rank percentile of an ascending array. */
-function percentile(sorted, q) {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
-}
-
 const describe = (res) => `HTTP ${res.status}: ${(res.text ?? "").slice(0, 300)}`;
 
 /** How many workflows used each node for at least one step. */
@@ -139,7 +134,6 @@ async function closed({ ports, concurrency, durationMs, spec }) {
   };
   await Promise.all(Array.from({ length: concurrency }, submitter));
   const seconds = (performance.now() - start) / 1_000;
-  latencies.sort((a, b) => a - b);
   const latency = { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) };
   return { count, errors, seconds, latency, nodesUsed, firstError, resent: resent - resentBefore };
 }

@@ -13,15 +13,18 @@
 //
 // Every node is a real child process; nothing but loopback is used. Exits 0 whether or not the
 // targets are met (the output is a report); exits 1 when something actually broke.
-import { fork, spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { get } from "node:http";
-import { createServer } from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
+import { cpuProfiling, option } from "../lib/args.mjs";
+import { atExit, childDefaults, children, command, exited, message, runMain, stop, track } from "../lib/children.mjs";
+import { forkOn, spawnOn, wantPinning } from "../lib/pin.mjs";
+import { freePort, getJson, outputTail, vmRssMb } from "../lib/shoal-node.mjs";
+import { median } from "../lib/stats.mjs";
+import { table, verdict } from "../lib/table.mjs";
 
 const SETTINGS = {
   slots: 64, // of every node
@@ -86,72 +89,13 @@ const log = (line) => console.error(`[bench] ${line}`);
 // `shoal node` children also carry guard.mjs, which stops them when our IPC channel closes, so
 // even a SIGKILL of this process leaves nothing behind.
 
-const children = new Set();
-
-function track(child, name) {
-  child.benchName = name;
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  return child;
-}
-
-function killAll() {
-  for (const child of children) child.kill("SIGKILL");
-}
-process.on("exit", () => {
-  killAll();
-  if (tmpRoot) rmSync(tmpRoot, { recursive: true, force: true }); // data dirs, the burst's gate
+let tmpRoot; // data dirs of the nodes, the burst's gate
+atExit(() => {
+  if (tmpRoot) rmSync(tmpRoot, { recursive: true, force: true });
 });
-for (const signal of ["SIGINT", "SIGTERM"]) {
-  process.on(signal, () => {
-    killAll();
-    process.exit(130);
-  });
-}
-
-const exited = (child) => child.exitCode !== null || child.signalCode !== null;
-
-/**
- * Asks a child to stop (IPC "stop" to our workers, SIGTERM to a shoal node) and waits for it to
- * exit; SIGKILL after `graceMs`. Resolves to true when it exited on its own.
- */
-async function stop(child, graceMs = 8_000) {
-  if (exited(child)) return true;
-  const gone = new Promise((resolve) => child.once("exit", resolve));
-  if (child.connected && !child.isShoalNode) child.send({ type: "stop" });
-  else child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
-  await gone;
-  clearTimeout(timer);
-  return child.signalCode !== "SIGKILL";
-}
-
-/** The next IPC message of `type` from a worker; rejects on its error message, exit or timeout. */
-function message(child, type, timeoutMs) {
-  return new Promise((resolve, reject) => {
-    const done = (fn, value) => {
-      clearTimeout(timer);
-      child.off("message", onMessage);
-      child.off("exit", onExit);
-      fn(value);
-    };
-    const onMessage = (msg) => {
-      if (msg?.type === type) done(resolve, msg);
-      else if (msg?.type === "error") done(reject, new Error(msg.message));
-    };
-    const onExit = (code, signal) => done(reject, new Error(`${child.benchName} exited (${signal ?? code}) before sending "${type}"`));
-    const timer = setTimeout(() => done(reject, new Error(`no "${type}" from ${child.benchName} within ${timeoutMs} ms`)), timeoutMs);
-    child.on("message", onMessage);
-    child.once("exit", onExit);
-  });
-}
-
-/** Sends a command to a worker and waits for its answer (same type). */
-function command(child, msg, timeoutMs = 180_000) {
-  const answer = message(child, msg.type, timeoutMs);
-  child.send(msg);
-  return answer;
-}
+// A shoal node drains for up to --drain-grace-ms before it exits, and the burst's commands take a
+// while: more time for both than ../lib/children.mjs gives by default.
+Object.assign(childDefaults, { stopGraceMs: 8_000, commandTimeoutMs: 180_000 });
 
 // ---------------------------------------------------------------------------------------------
 // Where processes run. As in test/bench/transport: on Linux with `taskset` and two or more CPUs,
@@ -165,64 +109,12 @@ let execArgv = []; // extra node flags for every child (--cpu-prof)
 let heapDir; // --heap-snapshot DIR
 const lastCpu = () => cpus().length - 1;
 
-function canPin() {
-  return process.platform === "linux" && cpus().length >= 2 && spawnSync("taskset", ["-c", "0", process.execPath, "-e", "0"]).status === 0;
-}
-
 function forkScript(script, args, cpu, name) {
-  const path = here(script);
-  // taskset sets the affinity and execs node in place: the pid and the IPC channel stay the same.
-  const child =
-    pinning && cpu !== undefined
-      ? fork(path, args, { execPath: "taskset", execArgv: ["-c", String(cpu), process.execPath, ...execArgv] })
-      : fork(path, args, { execArgv });
-  return track(child, name);
+  return track(forkOn(pinning ? cpu : undefined, here(script), args, execArgv), name);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Real `shoal node` processes.
-
-let tmpRoot;
-
-/** A port nobody listens on right now (the kernel's pick; another process could take it first). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** GET a JSON path of 127.0.0.1:port; resolves undefined on any failure (node not up yet). */
-function getJson(port, path, timeoutMs = 1_000) {
-  return new Promise((resolve) => {
-    // agent: false: a fresh connection per poll, so no keep-alive socket is left on the node.
-    const req = get({ host: "127.0.0.1", port, path, agent: false, timeout: timeoutMs }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (chunk) => (body += chunk));
-      res.on("end", () => {
-        try {
-          resolve(res.statusCode === 200 ? JSON.parse(body) : undefined);
-        } catch {
-          resolve(undefined);
-        }
-      });
-    });
-    req.on("timeout", () => req.destroy());
-    req.on("error", () => resolve(undefined));
-  });
-}
-
-function vmRssMb(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1]);
-  if (!Number.isFinite(kb)) throw new Error(`no VmRSS in /proc/${pid}/status`);
-  return kb / 1024;
-}
 
 /**
  * Starts `node apps/node/dist/cli.js node ...` on a free loopback port with the benchmark's
@@ -247,24 +139,18 @@ async function startShoalNode({ name, join: seeds = [], cpu, extraExecArgv = [],
     const options = { stdio, ...(cwd && { cwd }) };
     // The node binary itself (through taskset's exec), not a wrapper: child.pid is the process
     // whose RSS we read.
-    const child = track(
-      pinning && cpu !== undefined ? spawn("taskset", ["-c", String(cpu), process.execPath, ...args], options) : spawn(process.execPath, args, options),
-      name,
-    );
-    child.isShoalNode = true;
-    let output = "";
-    const keep = (chunk) => (output = (output + chunk).slice(-4_000)); // also drains the pipes
-    child.stdout.on("data", keep);
-    child.stderr.on("data", keep);
+    // Its IPC channel is only for guard.mjs: stop() ends it with SIGTERM.
+    const child = track(spawnOn(pinning ? cpu : undefined, args, options), name, { sigterm: true });
+    const output = outputTail(child);
     child.on("message", () => {}); // nothing is expected; the channel is only for guard.mjs
     const started = performance.now();
     for (;;) {
       if ((await getJson(port, "/healthz"))?.ok === true) return { name, child, port, pid: child.pid, address: `127.0.0.1:${port}` };
       if (exited(child)) {
-        if (/PORT_IN_USE/.test(output) && tries < 5) break;
-        throw new Error(`shoal node ${name} exited (${child.signalCode ?? child.exitCode}) before it was ready:\n${output.trim()}`);
+        if (/PORT_IN_USE/.test(output()) && tries < 5) break;
+        throw new Error(`shoal node ${name} exited (${child.signalCode ?? child.exitCode}) before it was ready:\n${output()}`);
       }
-      if (performance.now() - started > NODE_READY_TIMEOUT_MS) throw new Error(`shoal node ${name} not ready within ${NODE_READY_TIMEOUT_MS} ms:\n${output.trim()}`);
+      if (performance.now() - started > NODE_READY_TIMEOUT_MS) throw new Error(`shoal node ${name} not ready within ${NODE_READY_TIMEOUT_MS} ms:\n${output()}`);
       await sleep(20);
     }
     log(`${name}: port ${port} was taken, trying another`);
@@ -373,12 +259,6 @@ async function heapSnapshots(nodes) {
 
 // ---------------------------------------------------------------------------------------------
 // 1. Throughput.
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 function addTally(into, from) {
   for (const [k, v] of Object.entries(from ?? {})) into[k] = (into[k] ?? 0) + v;
@@ -501,15 +381,6 @@ async function measureBurst(loadgen) {
 // Report.
 
 const fmt = (value, digits = 1) => (typeof value === "number" && Number.isFinite(value) ? value.toFixed(digits) : String(value ?? "-"));
-
-function table(rows) {
-  const widths = rows[0].map((_, col) => Math.max(...rows.map((row) => String(row[col] ?? "").length)));
-  return rows.map((row) => row.map((cell, col) => String(cell ?? "").padEnd(widths[col] + 3)).join("").trimEnd()).join("\n");
-}
-
-function verdict(name, ok, detail) {
-  return `${ok ? "PASS" : "FAIL"}  ${name}: ${detail}`;
-}
 
 const tally = (t) =>
   Object.entries(t ?? {})
@@ -672,22 +543,15 @@ async function partBurst(loadgen) {
   return b;
 }
 
-function option(args, name) {
-  const i = args.indexOf(name);
-  return i < 0 ? undefined : (args[i + 1] ?? "");
-}
-
 async function main() {
   const args = process.argv.slice(2);
-  const profDir = option(args, "--cpu-prof");
-  if (profDir !== undefined) {
-    // CPU profiles of every child (nodes, load generator, driver), for finding where the time
-    // goes (open in Chrome devtools or speedscope). Profiling slows everything: do not read the
-    // table then.
-    const dir = resolve(profDir || "bench-profiles");
-    await mkdir(dir, { recursive: true });
-    execArgv = ["--cpu-prof", `--cpu-prof-dir=${dir}`];
-    log(`writing CPU profiles to ${dir} (file names carry the pid; the pids are listed below)`);
+  // CPU profiles of every child (nodes, load generator, driver), for finding where the time
+  // goes (open in Chrome devtools or speedscope). Profiling slows everything: do not read the
+  // table then.
+  const profiling = await cpuProfiling(args);
+  if (profiling) {
+    execArgv = profiling.execArgv;
+    log(`writing CPU profiles to ${profiling.dir} (file names carry the pid; the pids are listed below)`);
   }
   const heap = option(args, "--heap-snapshot");
   if (heap !== undefined) {
@@ -699,7 +563,7 @@ async function main() {
   const parts = new Set((only ?? "1,2,3").split(",").map(Number));
   if (parts.size === 0 || [...parts].some((p) => ![1, 2, 3].includes(p))) throw new Error(`--only takes parts 1, 2, 3 separated by commas, not "${only}"`);
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing; build first (pnpm exec turbo run build)`);
-  pinning = !args.includes("--no-pin") && canPin();
+  pinning = wantPinning(args);
   log(`node ${process.version}, ${cpus().length} cpus, ${pinning ? `1-node side pinned to cpu 0, load generator and driver to cpu ${lastCpu()}, 3-node meshes not pinned` : "not pinned"}`);
   log(JSON.stringify(SETTINGS));
   tmpRoot = await mkdtemp(join(tmpdir(), "shoal-bench-wf-"));
@@ -722,9 +586,4 @@ async function main() {
   }
 }
 
-main()
-  .catch((err) => {
-    console.error(`bench failed: ${err.stack ?? err}`);
-    process.exitCode = 1;
-  })
-  .finally(killAll);
+runMain(main);
