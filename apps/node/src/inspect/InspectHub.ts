@@ -178,19 +178,22 @@ export class InspectHub {
     if (chosen.length > 0) sink.send(this.limit(chosen));
   }
 
-  /**
-   * Keeps a batch under the limit: first only the newest snapshot per actor survives, then the
-   * oldest events go, and a `dropped` event says how many.
-   */
   private limit(events: InspectEvent[]): InspectEvent[] {
-    const max = this.options.maxPerFlush ?? 2_000;
-    if (events.length <= max) return events;
-    const newest = new Map<string, number>();
-    events.forEach((e, i) => {
-      if (e.kind === "actor" && e.type === "@xstate.snapshot") newest.set(e.actorId, i);
-    });
-    let kept = events.filter((e, i) => !(e.kind === "actor" && e.type === "@xstate.snapshot") || newest.get(e.actorId) === i);
-    if (kept.length > max) kept = kept.slice(kept.length - max + 1);
-    return [...kept, { kind: "dropped", at: Date.now(), node: this.self, count: events.length - kept.length }];
+    return coalesce(events, this.options.maxPerFlush ?? 2_000, this.self);
   }
+}
+
+/**
+ * Keeps a batch under `max` events: first only the newest snapshot per actor survives, then the
+ * oldest events go, and a `dropped` event (from `node`) says how many were left out.
+ */
+export function coalesce(events: InspectEvent[], max: number, node: string): InspectEvent[] {
+  if (events.length <= max) return events;
+  const newest = new Map<string, number>();
+  events.forEach((e, i) => {
+    if (e.kind === "actor" && e.type === "@xstate.snapshot") newest.set(e.actorId, i);
+  });
+  let kept = events.filter((e, i) => !(e.kind === "actor" && e.type === "@xstate.snapshot") || newest.get(e.actorId) === i);
+  if (kept.length > max) kept = kept.slice(kept.length - max + 1);
+  return [...kept, { kind: "dropped", at: Date.now(), node, count: events.length - kept.length }];
 }
