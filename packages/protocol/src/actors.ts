@@ -78,7 +78,11 @@ export const AskRequestSchema = z.object({ actorId: ActorIdSchema, event: EventS
 export const StopRequestSchema = z.object({ actorId: ActorIdSchema, epoch: z.number().int().min(1).optional(), reason: z.string().max(500).optional() });
 export const ActorQuerySchema = z.object({ actorId: ActorIdSchema });
 
-/** `actor.update` (cast): host -> supervisor, coalesced; the latest snapshot and checkpoint. */
+/**
+ * `actor.update` (cast): host -> supervisor, coalesced; the latest snapshot and checkpoint. With a
+ * checkpoint (machine actors) `snapshot` carries only the status: value and context are read from
+ * the checkpoint, so they cross the wire once.
+ */
 export const ActorUpdateSchema = z.object({
   actorId: ActorIdSchema,
   epoch: z.number().int().min(1),

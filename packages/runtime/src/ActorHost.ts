@@ -122,7 +122,8 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
   ask(actorId: string, event: ActorEvent): HostReply {
     const reply = this.send(actorId, event);
     const hosted = this.actors.get(actorId);
-    return { ...reply, view: reply.update?.snapshot ?? viewOf((hosted?.actor ?? this.live(actorId).actor).getSnapshot()) };
+    // With an update the caller derives the view from it; without one (the event ended the actor) it gets the view.
+    return reply.update ? reply : { view: viewOf((hosted?.actor ?? this.live(actorId).actor).getSnapshot()) };
   }
 
   view(actorId: string): SnapshotView {
@@ -283,11 +284,8 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
     const snapshot = hosted.actor.getSnapshot();
     if (snapshot.status !== "active") return undefined;
     if (!isAgent(hosted.logic)) return { actorId: hosted.req.actorId, epoch: hosted.req.epoch, snapshot: viewOf(snapshot) };
-    // The checkpoint already holds a plain copy of value and context: the view shares it.
-    const checkpoint = checkpointOf(hosted.actor, ++hosted.seq);
-    const persisted = checkpoint.persisted as { value?: unknown; context?: unknown };
-    const view: SnapshotView = { status: "active", value: persisted.value, ...(persisted.context !== undefined && { context: persisted.context }) };
-    return { actorId: hosted.req.actorId, epoch: hosted.req.epoch, snapshot: view, checkpoint };
+    // The checkpoint holds value and context; the snapshot says only the status (see ActorUpdateSchema).
+    return { actorId: hosted.req.actorId, epoch: hosted.req.epoch, snapshot: { status: "active" }, checkpoint: checkpointOf(hosted.actor, ++hosted.seq) };
   }
 
   private finish(hosted: Hosted, result: Pick<ActorOutcome, "status" | "output" | "error">): void {

@@ -28,6 +28,7 @@ import { ActorRef, type ActorRouter } from "./ActorRef.js";
 import type { LogicRegistry } from "./LogicRegistry.js";
 import type { PlacementDecision } from "./placement.js";
 import { type RemoteLogicOptions, type RemoteSnapshot, remoteLogic } from "./remoteLogic.js";
+import { plain } from "./snapshots.js";
 import { type HostLink, type SpawnOptions, type SupervisedActor, Supervisor } from "./Supervisor.js";
 
 export interface RuntimeOptions {
@@ -176,7 +177,7 @@ export class Runtime implements ActorRouter {
     for (const { actorId, supervisor, epoch } of this.host.machines()) {
       const checkpoint = this.host.freeze(actorId);
       try {
-        if (supervisor === this.transport.identity.id) this.supervisor.onHandoff(supervisor, actorId, epoch, checkpoint);
+        if (supervisor === this.transport.identity.id) this.supervisor.onHandoff(supervisor, actorId, epoch, plain(checkpoint));
         else await this.transport.request(supervisor, "sup.handoff", { actorId, epoch, checkpoint }, { timeoutMs: this.requestTimeoutMs });
         handedOff++;
       } catch (err) {
@@ -197,11 +198,11 @@ export class Runtime implements ActorRouter {
         : (this.transport.request(nodeId, "host.spawn", req, { timeoutMs: this.requestTimeoutMs }) as Promise<{ node: string; since: number }>),
     send: (nodeId, actorId, event) =>
       nodeId === this.transport.identity.id
-        ? nextTurn(() => structuredClone(this.host.send(actorId, structuredClone(event))))
+        ? nextTurn(() => plain(this.host.send(actorId, structuredClone(event))))
         : this.transport.request(nodeId, "host.send", { actorId, event }, { timeoutMs: this.requestTimeoutMs }).then((r) => parse(HostReplySchema, r)),
     ask: (nodeId, actorId, event, timeoutMs) =>
       nodeId === this.transport.identity.id
-        ? nextTurn(() => structuredClone(this.host.ask(actorId, structuredClone(event))))
+        ? nextTurn(() => plain(this.host.ask(actorId, structuredClone(event))))
         : this.transport.request(nodeId, "host.ask", { actorId, event, timeoutMs }, { timeoutMs }).then((r) => parse(HostReplySchema, r)),
     stop: (nodeId, actorId, epoch) =>
       nodeId === this.transport.identity.id
@@ -212,7 +213,7 @@ export class Runtime implements ActorRouter {
   private wireHost(): void {
     const selfId = this.transport.identity.id;
     this.host.on("update", (supervisorId, update) => {
-      if (supervisorId === selfId) return this.supervisor.onUpdate(selfId, structuredClone(update));
+      if (supervisorId === selfId) return this.supervisor.onUpdate(selfId, plain(update));
       try {
         // Droppable: the next update replaces it, and the outcome is sent reliably anyway.
         this.transport.cast(supervisorId, "sup.update", update, { droppable: true });

@@ -14,6 +14,7 @@ import {
   isShoalError,
 } from "@shoal/protocol";
 import { type PlacementDecision, choosePlacement } from "./placement.js";
+import { viewOfUpdate } from "./snapshots.js";
 
 /** How a supervisor reaches hosts: in process for this node, through the mesh for others. */
 export interface HostLink {
@@ -209,7 +210,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   onUpdate(fromNodeId: string, update: ActorUpdate): void {
     const actor = this.current(fromNodeId, update.actorId, update.epoch);
     if (!actor) return;
-    actor.view = update.snapshot;
+    actor.view = viewOfUpdate(update);
     if (update.checkpoint && (!actor.checkpoint || update.checkpoint.seq > actor.checkpoint.seq || actor.checkpoint.takenAt < update.checkpoint.takenAt)) {
       actor.checkpoint = update.checkpoint;
     }
@@ -429,7 +430,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         : await this.options.link.send(nodeId, actor.id, d.event);
       // The checkpoint that includes the event is applied before the caller hears it was taken.
       if (reply.update) this.onUpdate(nodeId, reply.update);
-      d.resolve(reply.view);
+      d.resolve(reply.view ?? (reply.update && viewOfUpdate(reply.update)));
     } catch (err) {
       const error = isShoalError(err) ? err : new ShoalError("SHOAL_ERR_ACTOR_FAILED", String(err));
       if (error.code === "SHOAL_ERR_REQUEST_TIMEOUT") {

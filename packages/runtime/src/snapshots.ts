@@ -1,4 +1,4 @@
-import type { Checkpoint, SnapshotView, Timer } from "@shoal/protocol";
+import type { ActorUpdate, Checkpoint, SnapshotView, Timer } from "@shoal/protocol";
 import type { AnyActorRef, Snapshot } from "xstate";
 
 /** JSON-safe copy: what crosses the wire must not carry actor refs, functions or cycles. */
@@ -46,7 +46,9 @@ export function checkpointOf(actor: AnyActorRef & { getPersistedSnapshot(): unkn
     if (source === undefined || target === undefined) continue; // deeper descendants: not restorable here
     timers.push({ id: s.id, source, target, event: plain(s.event), dueAt: s.startedAt + s.delay });
   }
-  return { persisted: plain(actor.getPersistedSnapshot()), timers, seq, takenAt: Date.now() };
+  // XState's persisted snapshot is plain data by contract (refs in context already replaced), so
+  // it is not copied here: the codec copies it on the wire, `plain` on the in-process path.
+  return { persisted: actor.getPersistedSnapshot(), timers, seq, takenAt: Date.now() };
 }
 
 /** Schedules a checkpoint's timers again on a restored actor, for the time they had left. */
@@ -59,4 +61,11 @@ export function restoreTimers(actor: AnyActorRef, timers: Timer[], now = Date.no
     if (!source || !target) continue;
     actor.system.scheduler.schedule(source, target, t.event, Math.max(0, t.dueAt - now), t.id);
   }
+}
+
+/** The view an update stands for: a machine's value and context come from its checkpoint. */
+export function viewOfUpdate(update: ActorUpdate): SnapshotView {
+  if (!update.checkpoint) return update.snapshot;
+  const persisted = update.checkpoint.persisted as { value?: unknown; context?: unknown };
+  return { status: update.snapshot.status, value: persisted.value, ...(persisted.context !== undefined && { context: persisted.context }) };
 }
