@@ -103,4 +103,25 @@ describe("devtools in a real browser against a real 3-node mesh", () => {
     expect(await page.locator(".state.active").count()).toBe(2); // the machine and its final state
     await shot("07-actor-finished");
   });
+
+  it("follows an actor to its new node when its node drops, state intact", async () => {
+    // Bring the node killed earlier back, so there are two hosts again.
+    for (const n of nodes.slice(1)) {
+      if ((await a().statusOf(n.name)) !== "up") await n.restart().ready();
+    }
+    await until(async () => (await a().nodes()).filter((r) => r.status === "up").length === 3, 10_000);
+    const id = (await a().post("/v1/actors", { logic: "counter" })).json.id as string;
+    for (let i = 0; i < 2; i++) await a().post(`/v1/actors/${id}/ask`, { event: { type: "INC" } });
+    await page.goto(`http://${a().address}/devtools#/actors/${id}`);
+    await page.waitForSelector('.state.active[data-state-id="counter.counting"]');
+    const first = (await page.textContent("#actor-host")) as string;
+    expect(first).toMatch(/^ui-[bc]$/);
+    await nodes.find((n) => n.name === first)?.kill("SIGKILL");
+    const other = first === "ui-b" ? "ui-c" : "ui-b";
+    await page.waitForFunction(`document.querySelector("#actor-host")?.textContent === "${other}"`, undefined, { timeout: 10_000 });
+    await a().post(`/v1/actors/${id}/events`, { event: { type: "INC" } });
+    await until(async () => (await page.textContent("pre"))?.includes('"count": 3') ?? false, 5_000);
+    expect(await page.textContent("main")).toContain(`moved: ${first}`);
+    await shot("08-actor-moved");
+  });
 });

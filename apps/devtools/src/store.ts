@@ -72,6 +72,8 @@ export class Store {
           break;
         case "placement": {
           const a = this.actor(e.actorId);
+          // Supervisors report every update; the log shows only what moved the actor.
+          const news = a.status !== e.status || a.host !== e.host || a.epoch !== e.epoch;
           a.logic = e.logic;
           a.status = e.status;
           a.epoch = e.epoch;
@@ -79,7 +81,7 @@ export class Store {
           if (e.workflowId) a.workflowId = e.workflowId;
           if (e.host && e.host !== a.host) a.hosts.push({ node: e.host, epoch: e.epoch });
           a.host = e.host;
-          this.log(a, { at: e.at, node: e.node, type: "placement", text: `${e.status}${e.host ? ` on ${e.host}` : ""} (epoch ${e.epoch})${e.why ? `: ${e.why}` : ""}` });
+          if (news) this.log(a, { at: e.at, node: e.node, type: "placement", text: `${e.status}${e.host ? ` on ${e.host}` : ""} (epoch ${e.epoch})${e.why ? `: ${e.why}` : ""}` });
           break;
         }
         case "actor": {
