@@ -46,8 +46,10 @@ interface Hosted {
   flushTimer: NodeJS.Timeout | undefined;
   /** Set once its outcome is out, or it was handed off or abandoned: no more updates. */
   ended: boolean;
-  /** Its inspection feed while someone listens. */
+  /** Its inspection feed, attached when a listener came after the actor started. */
   inspection: { unsubscribe(): void } | undefined;
+  /** Created with XState's `inspect` option (a listener was there): it reports for its whole life. */
+  inspectedFromStart: boolean;
 }
 
 /**
@@ -70,7 +72,9 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
     const self = this as unknown as NodeJS.EventEmitter;
     self.on("newListener", (name: string | symbol) => {
       if (name !== "inspect" || this.listenerCount("inspect") > 0) return;
-      for (const h of this.actors.values()) h.inspection ??= h.actor.system.inspect((event) => this.inspect(h.req, event));
+      for (const h of this.actors.values()) {
+        if (!h.inspectedFromStart) h.inspection ??= h.actor.system.inspect((event) => this.inspect(h.req, event));
+      }
     });
     self.on("removeListener", (name: string | symbol) => {
       if (name !== "inspect" || this.listenerCount("inspect") > 0) return;
@@ -240,7 +244,8 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
       seq: req.checkpoint?.seq ?? 0,
       flushTimer: undefined,
       ended: false,
-      inspection: this.listenerCount("inspect") > 0 ? { unsubscribe() {} } : undefined,
+      inspection: undefined,
+      inspectedFromStart: this.listenerCount("inspect") > 0,
     };
     this.actors.set(req.actorId, hosted);
     actor.subscribe({

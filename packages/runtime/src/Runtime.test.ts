@@ -269,12 +269,22 @@ describe("Runtime: drain and inspection", () => {
   it("publishes XState inspection events of hosted actors and lists them", async () => {
     const [a, b] = await cluster([{ name: "a", slots: 0 }, { name: "b" }]);
     const seen: string[] = [];
-    b!.runtime.inspect((r) => seen.push(`${r.type}:${r.node}`));
+    const off = b!.runtime.inspect((r) => seen.push(`${r.type}:${r.node}`));
     const ref = a!.runtime.spawn("counter", {});
     await ref.ask({ type: "INC" });
     expect(seen).toContain("@xstate.actor:b");
     expect(seen).toContain("@xstate.event:b");
     expect(seen).toContain("@xstate.snapshot:b");
+    // Listeners that leave and come back get each event once, for actors of either age.
+    off();
+    const late = a!.runtime.spawn("counter", {});
+    await late.ask({ type: "INC" });
+    const again: string[] = [];
+    b!.runtime.inspect((r) => r.type === "@xstate.event" && again.push(`${r.actorId}:${(r.event as { type: string }).type}`));
+    await ref.ask({ type: "INC" });
+    await late.ask({ type: "INC" });
+    expect(again).toEqual([`${ref.id}:INC`, `${late.id}:INC`]);
+    await late.stop();
     expect(b!.runtime.list()).toEqual([
       expect.objectContaining({ id: ref.id, logic: "counter", kind: "machine", state: "counting", status: "active", supervisor: a!.node.identity.id }),
     ]);
