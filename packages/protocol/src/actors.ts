@@ -51,7 +51,7 @@ export const SnapshotViewSchema = z.object({
 });
 export type SnapshotView = z.infer<typeof SnapshotViewSchema>;
 
-/** `actor.spawn`: supervisor -> host. */
+/** `host.spawn`: supervisor -> host. */
 export const SpawnRequestSchema = z.object({
   actorId: ActorIdSchema,
   logic: NameSchema,
@@ -72,14 +72,14 @@ export type SpawnRequest = z.infer<typeof SpawnRequestSchema>;
 
 export const SpawnReplySchema = z.object({ node: z.string(), since: z.number() });
 
-/** `actor.send` and `actor.ask`: anyone -> host (or -> supervisor, which routes). */
+/** `host.send` / `host.ask`: supervisor -> host; `actor.send` / `actor.ask`: anyone -> supervisor, which routes. */
 export const SendRequestSchema = z.object({ actorId: ActorIdSchema, event: EventSchema });
 export const AskRequestSchema = z.object({ actorId: ActorIdSchema, event: EventSchema, timeoutMs: z.number().int().min(1).max(600_000) });
 export const StopRequestSchema = z.object({ actorId: ActorIdSchema, epoch: z.number().int().min(1).optional(), reason: z.string().max(500).optional() });
 export const ActorQuerySchema = z.object({ actorId: ActorIdSchema });
 
 /**
- * `actor.update` (cast): host -> supervisor, coalesced; the latest snapshot and checkpoint. With a
+ * `sup.update` (cast): host -> supervisor, coalesced; the latest snapshot and checkpoint. With a
  * checkpoint (machine actors) `snapshot` carries only the status: value and context are read from
  * the checkpoint, so they cross the wire once.
  */
@@ -92,14 +92,16 @@ export const ActorUpdateSchema = z.object({
 export type ActorUpdate = z.infer<typeof ActorUpdateSchema>;
 
 /**
- * What a host answers to `host.send` / `host.ask`: the snapshot right after the event (asks) and
- * the update it caused, in the same frame, so the supervisor holds the checkpoint that includes
- * the event before anyone hears the event was taken.
+ * What a host answers to `host.send` / `host.ask`. For a machine actor still running: the
+ * checkpoint right after the event, in the same frame, so the supervisor holds the checkpoint that
+ * includes the event before anyone hears the event was taken; an ask's snapshot is read from it.
+ * Otherwise, for an ask: the snapshot right after the event. The supervisor knows which actor and
+ * placement it asked, so neither is repeated here: this frame is on every round trip.
  */
-export const HostReplySchema = z.object({ view: SnapshotViewSchema.optional(), update: ActorUpdateSchema.optional() });
+export const HostReplySchema = z.object({ view: SnapshotViewSchema.optional(), checkpoint: CheckpointSchema.optional() });
 export type HostReply = z.infer<typeof HostReplySchema>;
 
-/** `actor.outcome` (request, retried until answered): host -> supervisor, once per placement. */
+/** `sup.outcome` (request, retried until answered): host -> supervisor, once per placement. */
 export const ActorOutcomeSchema = z.object({
   actorId: ActorIdSchema,
   epoch: z.number().int().min(1),
@@ -109,7 +111,7 @@ export const ActorOutcomeSchema = z.object({
 });
 export type ActorOutcome = z.infer<typeof ActorOutcomeSchema>;
 
-/** `actor.handoff` (request): a draining host gives a machine actor back with a fresh checkpoint. */
+/** `sup.handoff` (request): a draining host gives a machine actor back with a fresh checkpoint. */
 export const HandoffRequestSchema = z.object({ actorId: ActorIdSchema, epoch: z.number().int().min(1), checkpoint: CheckpointSchema });
 
 /** One row of `GET /v1/actors`. */

@@ -44,6 +44,8 @@ interface Hosted {
   since: number;
   seq: number;
   flushTimer: NodeJS.Timeout | undefined;
+  /** While an event from the supervisor is processed: its answer carries the checkpoint, no timer needed. */
+  delivering: boolean;
   /** Set once its outcome is out, or it was handed off or abandoned: no more updates. */
   ended: boolean;
   /** Its inspection feed, attached when a listener came after the actor started. */
@@ -111,23 +113,19 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
   }
 
   /**
-   * Delivers an event and returns the update it caused (snapshot and checkpoint), for the caller
-   * to hand to the supervisor with its answer; none when the event ended the actor (its outcome
-   * follows).
+   * Delivers an event and answers with the checkpoint it led to, for the caller to hand to the
+   * supervisor with its answer; none when the event ended the actor (its outcome follows) or the
+   * actor is not a machine.
    */
   send(actorId: string, event: ActorEvent): HostReply {
-    const hosted = this.live(actorId);
-    hosted.actor.send(event);
-    const update = this.takeUpdate(hosted);
-    return update ? { update } : {};
+    return this.deliver(this.live(actorId), event);
   }
 
-  /** Delivers an event and answers with the snapshot right after it, and the update it caused. */
+  /** Delivers an event and answers with the checkpoint it led to, or else the snapshot right after it. */
   ask(actorId: string, event: ActorEvent): HostReply {
-    const reply = this.send(actorId, event);
-    const hosted = this.actors.get(actorId);
-    // With an update the caller derives the view from it; without one (the event ended the actor) it gets the view.
-    return reply.update ? reply : { view: viewOf((hosted?.actor ?? this.live(actorId).actor).getSnapshot()) };
+    const hosted = this.live(actorId);
+    const reply = this.deliver(hosted, event);
+    return reply.checkpoint ? reply : { view: viewOf(hosted.actor.getSnapshot()) };
   }
 
   view(actorId: string): SnapshotView {
@@ -243,6 +241,7 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
       since: Date.now(),
       seq: req.checkpoint?.seq ?? 0,
       flushTimer: undefined,
+      delivering: false,
       ended: false,
       inspection: undefined,
       inspectedFromStart: this.listenerCount("inspect") > 0,
@@ -261,6 +260,23 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
     return hosted;
   }
 
+  private deliver(hosted: Hosted, event: ActorEvent): HostReply {
+    if (!isAgent(hosted.logic)) {
+      hosted.actor.send(event);
+      return {};
+    }
+    hosted.delivering = true;
+    try {
+      hosted.actor.send(event);
+    } finally {
+      hosted.delivering = false;
+    }
+    if (hosted.ended || hosted.actor.getSnapshot().status !== "active") return {};
+    // This checkpoint also covers a coalesced update still due for earlier transitions.
+    this.cancelFlush(hosted);
+    return { checkpoint: checkpointOf(hosted.actor, ++hosted.seq) };
+  }
+
   private live(actorId: string): Hosted {
     const hosted = this.actors.get(actorId);
     if (!hosted) throw new ShoalError("SHOAL_ERR_UNKNOWN_ACTOR", `no actor ${actorId} on ${this.options.nodeName}`);
@@ -271,7 +287,7 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
   }
 
   private scheduleFlush(hosted: Hosted): void {
-    if (hosted.flushTimer || hosted.ended) return;
+    if (hosted.flushTimer || hosted.delivering || hosted.ended) return;
     hosted.flushTimer = setTimeout(() => this.flush(hosted), this.options.updateIntervalMs ?? 10);
   }
 
@@ -283,8 +299,7 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
 
   /** The actor's current snapshot and checkpoint; a pending coalesced update is no longer needed. */
   private takeUpdate(hosted: Hosted): ActorUpdate | undefined {
-    clearTimeout(hosted.flushTimer);
-    hosted.flushTimer = undefined;
+    this.cancelFlush(hosted);
     if (hosted.ended) return undefined;
     const snapshot = hosted.actor.getSnapshot();
     if (snapshot.status !== "active") return undefined;
@@ -293,10 +308,15 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
     return { actorId: hosted.req.actorId, epoch: hosted.req.epoch, snapshot: { status: "active" }, checkpoint: checkpointOf(hosted.actor, ++hosted.seq) };
   }
 
+  private cancelFlush(hosted: Hosted): void {
+    clearTimeout(hosted.flushTimer);
+    hosted.flushTimer = undefined;
+  }
+
   private finish(hosted: Hosted, result: Pick<ActorOutcome, "status" | "output" | "error">): void {
     if (hosted.ended) return;
     hosted.ended = true;
-    clearTimeout(hosted.flushTimer);
+    this.cancelFlush(hosted);
     this.actors.delete(hosted.req.actorId);
     const outcome: ActorOutcome = { actorId: hosted.req.actorId, epoch: hosted.req.epoch, ...result };
     this.log.info({ actorId: hosted.req.actorId, status: result.status, error: result.error }, "actor finished");
@@ -308,7 +328,7 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
   private end(hosted: Hosted, why: string): void {
     if (hosted.ended) return;
     hosted.ended = true;
-    clearTimeout(hosted.flushTimer);
+    this.cancelFlush(hosted);
     this.actors.delete(hosted.req.actorId);
     hosted.actor.stop();
     this.log.info({ actorId: hosted.req.actorId, epoch: hosted.req.epoch, why }, "actor stopped");

@@ -14,7 +14,7 @@ import {
   isShoalError,
 } from "@shoal/protocol";
 import { type PlacementDecision, choosePlacement } from "./placement.js";
-import { viewOfUpdate } from "./snapshots.js";
+import { viewOfCheckpoint, viewOfUpdate } from "./snapshots.js";
 
 /** How a supervisor reaches hosts: in process for this node, through the mesh for others. */
 export interface HostLink {
@@ -209,10 +209,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** A host's coalesced snapshot and checkpoint. */
   onUpdate(fromNodeId: string, update: ActorUpdate): void {
     const actor = this.current(fromNodeId, update.actorId, update.epoch);
-    if (!actor) return;
-    actor.view = viewOfUpdate(update);
-    if (update.checkpoint && (!actor.checkpoint || update.checkpoint.seq > actor.checkpoint.seq || actor.checkpoint.takenAt < update.checkpoint.takenAt)) {
-      actor.checkpoint = update.checkpoint;
+    if (actor) this.mirror(actor, viewOfUpdate(update), update.checkpoint);
+  }
+
+  private mirror(actor: SupervisedActor, view: SnapshotView, checkpoint: Checkpoint | undefined): void {
+    actor.view = view;
+    if (checkpoint && (!actor.checkpoint || checkpoint.seq > actor.checkpoint.seq || actor.checkpoint.takenAt < checkpoint.takenAt)) {
+      actor.checkpoint = checkpoint;
     }
     this.changed(actor);
   }
@@ -429,8 +432,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         ? await this.options.link.ask(nodeId, actor.id, d.event, Math.max(1, d.ask.deadline - Date.now()))
         : await this.options.link.send(nodeId, actor.id, d.event);
       // The checkpoint that includes the event is applied before the caller hears it was taken.
-      if (reply.update) this.onUpdate(nodeId, reply.update);
-      d.resolve(reply.view ?? (reply.update && viewOfUpdate(reply.update)));
+      if (reply.checkpoint) {
+        const view = viewOfCheckpoint(reply.checkpoint);
+        const current = this.current(nodeId, actor.id, epoch);
+        if (current) this.mirror(current, view, reply.checkpoint);
+        d.resolve(view);
+      } else d.resolve(reply.view);
     } catch (err) {
       const error = isShoalError(err) ? err : new ShoalError("SHOAL_ERR_ACTOR_FAILED", String(err));
       if (error.code === "SHOAL_ERR_REQUEST_TIMEOUT") {

@@ -32,6 +32,45 @@ function nameOf(root: AnyActorRef, ref: AnyActorRef): string | undefined {
   return undefined;
 }
 
+interface MachineSnapshotFields {
+  status: string;
+  value?: unknown;
+  context?: unknown;
+  output?: unknown;
+  error?: unknown;
+  children?: Record<string, unknown>;
+  historyValue?: Record<string, unknown>;
+}
+
+const isEmpty = (record: Record<string, unknown> | undefined): boolean => {
+  for (const _ in record) return false;
+  return true;
+};
+
+/** Whether plain data holds an actor ref anywhere (what XState's persistContext looks for). */
+function holdsActorRef(value: unknown): boolean {
+  if (!value || typeof value !== "object") return false;
+  if ("sessionId" in value && "send" in value && "ref" in value) return true;
+  for (const key in value) if (holdsActorRef((value as Record<string, unknown>)[key])) return true;
+  return false;
+}
+
+/**
+ * XState's persisted snapshot of a machine actor. Its own `getPersistedSnapshot` copies the
+ * snapshot through an object rest and rebuilds children and history on every call: a cost every
+ * acknowledged event pays, since a checkpoint rides on each answer. A machine with no children, no
+ * history and no actor ref in its context persists as exactly these fields, built here directly;
+ * any other goes through XState. snapshots.test.ts checks that both restore the same machine.
+ */
+export function persistedSnapshotOf(actor: AnyActorRef & { getPersistedSnapshot(): unknown }): unknown {
+  const s = actor.getSnapshot() as MachineSnapshotFields;
+  if (!isEmpty(s.children) || !isEmpty(s.historyValue) || holdsActorRef(s.context)) return actor.getPersistedSnapshot();
+  const persisted: MachineSnapshotFields = { status: s.status, value: s.value, historyValue: {}, context: s.context, children: {} };
+  if (s.output !== undefined) persisted.output = s.output;
+  if (s.error !== undefined) persisted.error = s.error;
+  return persisted;
+}
+
 /**
  * A checkpoint of a machine actor: XState's persisted snapshot, plus the delayed events it has
  * scheduled. XState keeps those in the actor system, not in the persisted snapshot, so a restored
@@ -48,7 +87,7 @@ export function checkpointOf(actor: AnyActorRef & { getPersistedSnapshot(): unkn
   }
   // XState's persisted snapshot is plain data by contract (refs in context already replaced), so
   // it is not copied here: the codec copies it on the wire, `plain` on the in-process path.
-  return { persisted: actor.getPersistedSnapshot(), timers, seq, takenAt: Date.now() };
+  return { persisted: persistedSnapshotOf(actor), timers, seq, takenAt: Date.now() };
 }
 
 /** Schedules a checkpoint's timers again on a restored actor, for the time they had left. */
@@ -65,7 +104,11 @@ export function restoreTimers(actor: AnyActorRef, timers: Timer[], now = Date.no
 
 /** The view an update stands for: a machine's value and context come from its checkpoint. */
 export function viewOfUpdate(update: ActorUpdate): SnapshotView {
-  if (!update.checkpoint) return update.snapshot;
-  const persisted = update.checkpoint.persisted as { value?: unknown; context?: unknown };
-  return { status: update.snapshot.status, value: persisted.value, ...(persisted.context !== undefined && { context: persisted.context }) };
+  return update.checkpoint ? viewOfCheckpoint(update.checkpoint, update.snapshot.status) : update.snapshot;
+}
+
+/** The view of a running machine as of a checkpoint. */
+export function viewOfCheckpoint(checkpoint: Checkpoint, status: SnapshotView["status"] = "active"): SnapshotView {
+  const persisted = checkpoint.persisted as { value?: unknown; context?: unknown };
+  return { status, value: persisted.value, ...(persisted.context !== undefined && { context: persisted.context }) };
 }
