@@ -48,6 +48,8 @@ interface Hosted {
   delivering: boolean;
   /** Set once its outcome is out, or it was handed off or abandoned: no more updates. */
   ended: boolean;
+  /** Set once a checkpoint failed (and was logged): later failures are not logged again. */
+  uncheckpointable: boolean;
   /** Its inspection feed, attached when a listener came after the actor started. */
   inspection: { unsubscribe(): void } | undefined;
   /** Created with XState's `inspect` option (a listener was there): it reports for its whole life. */
@@ -165,11 +167,14 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
       .map((h) => ({ actorId: h.req.actorId, supervisor: h.req.supervisor, epoch: h.req.epoch }));
   }
 
-  /** Takes a final checkpoint and stops the actor without an outcome: it continues elsewhere. */
-  freeze(actorId: string): Checkpoint {
+  /**
+   * Takes a final checkpoint and stops the actor without an outcome: it continues elsewhere. An
+   * actor that cannot be checkpointed is left running (undefined).
+   */
+  freeze(actorId: string): Checkpoint | undefined {
     const hosted = this.live(actorId);
-    const checkpoint = checkpointOf(hosted.actor, ++hosted.seq);
-    this.end(hosted, "handed off");
+    const checkpoint = this.checkpoint(hosted);
+    if (checkpoint) this.end(hosted, "handed off");
     return checkpoint;
   }
 
@@ -243,6 +248,7 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
       flushTimer: undefined,
       delivering: false,
       ended: false,
+      uncheckpointable: false,
       inspection: undefined,
       inspectedFromStart: this.listenerCount("inspect") > 0,
     };
@@ -272,9 +278,33 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
       hosted.delivering = false;
     }
     if (hosted.ended || hosted.actor.getSnapshot().status !== "active") return {};
+    const checkpoint = this.checkpoint(hosted);
+    if (!checkpoint) {
+      this.scheduleFlush(hosted); // its snapshot still goes to the supervisor, coalesced
+      return {};
+    }
     // This checkpoint also covers a coalesced update still due for earlier transitions.
     this.cancelFlush(hosted);
-    return { checkpoint: checkpointOf(hosted.actor, ++hosted.seq) };
+    return { checkpoint };
+  }
+
+  /**
+   * The actor's checkpoint, or none when XState cannot persist it (a child spawned from inline
+   * logic rather than by name, for one). Such an actor keeps running and reporting its snapshot;
+   * if its node goes down, it starts again from the last checkpoint its supervisor has.
+   */
+  private checkpoint(hosted: Hosted): Checkpoint | undefined {
+    try {
+      const checkpoint = checkpointOf(hosted.actor, hosted.seq + 1);
+      hosted.seq++;
+      return checkpoint;
+    } catch (err) {
+      if (!hosted.uncheckpointable) {
+        hosted.uncheckpointable = true;
+        this.log.warn({ actorId: hosted.req.actorId, logic: hosted.req.logic, err: (err as Error)?.message ?? String(err) }, "actor cannot be checkpointed; if its node goes down it starts again from its last checkpoint");
+      }
+      return undefined;
+    }
   }
 
   private live(actorId: string): Hosted {
@@ -303,9 +333,10 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
     if (hosted.ended) return undefined;
     const snapshot = hosted.actor.getSnapshot();
     if (snapshot.status !== "active") return undefined;
-    if (!isAgent(hosted.logic)) return { actorId: hosted.req.actorId, epoch: hosted.req.epoch, snapshot: viewOf(snapshot) };
+    const checkpoint = isAgent(hosted.logic) ? this.checkpoint(hosted) : undefined;
+    if (!checkpoint) return { actorId: hosted.req.actorId, epoch: hosted.req.epoch, snapshot: viewOf(snapshot) };
     // The checkpoint holds value and context; the snapshot says only the status (see ActorUpdateSchema).
-    return { actorId: hosted.req.actorId, epoch: hosted.req.epoch, snapshot: { status: "active" }, checkpoint: checkpointOf(hosted.actor, ++hosted.seq) };
+    return { actorId: hosted.req.actorId, epoch: hosted.req.epoch, snapshot: { status: "active" }, checkpoint };
   }
 
   private cancelFlush(hosted: Hosted): void {

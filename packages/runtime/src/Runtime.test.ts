@@ -1,7 +1,16 @@
 import { eventually } from "@shoal/transport/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { assign, createActor, createMachine, toPromise } from "xstate";
+import type { Logger } from "@shoal/protocol";
 import { type RuntimeNode, converged, releaseSlow, releaseSlowOn, runs, startRuntimeNode } from "./testing/cluster.js";
+
+/** Keeps warnings (and worse) in memory; drops the rest. */
+function recordingLogger(sink: { obj: unknown; msg: string | undefined }[]): Logger {
+  const keep = (obj: unknown, msg?: string) => void sink.push({ obj, msg });
+  const drop = () => {};
+  const logger = { fatal: keep, error: keep, warn: keep, info: drop, debug: drop, trace: drop, child: () => logger };
+  return logger as unknown as Logger;
+}
 
 const nodes: RuntimeNode[] = [];
 async function cluster(specs: { name: string; capabilities?: string[]; slots?: number }[]) {
@@ -147,6 +156,46 @@ describe("Runtime: failure and migration", () => {
     expect(firedAfter).toBeLessThan(1_500); // not restarted from zero either, nor lost
     expect(ref.address.startsWith(`${host.name}/`)).toBe(false);
     void b;
+  });
+
+  it("restores spawned children with their state, their systemIds and their own pending timers", async () => {
+    const [a, b] = await cluster([{ name: "a", slots: 0 }, { name: "b" }, { name: "c" }]);
+    const ref = a!.runtime.spawn("family", {}, { placement: { node: "b" } });
+    expect((await ref.ask({ type: "INC" })).context).toMatchObject({ childCount: 1 });
+    expect((await ref.ask({ type: "INC" })).context).toMatchObject({ childCount: 2, kidTicked: false });
+    // What the new node starts from: the child's count, and its tick still to come.
+    const checkpoint = ref.record!.checkpoint!;
+    const kidTimer = checkpoint.timers.find((t) => t.source === "kid" && t.target === "kid");
+    expect(kidTimer).toBeDefined();
+    expect(checkpoint.persisted).toMatchObject({ children: { kid: { src: "kid", systemId: "kid-counter", snapshot: { context: { count: 2 } } } } });
+    (ref.record as { placement: object }).placement = {};
+    await b!.crash();
+    await eventually(() => ref.address.startsWith("c/"), 5_000);
+    // INC reaches the child through the system by its systemId, and the child counts on from 2.
+    expect((await ref.ask({ type: "INC" })).context).toMatchObject({ childCount: 3 });
+    // The child's own `after` fires on the new node (XState alone would drop it), not before it was due.
+    await eventually(() => (ref.getSnapshot()?.context as { kidTicked?: boolean }).kidTicked === true, 5_000);
+    expect(Date.now()).toBeGreaterThanOrEqual(kidTimer!.dueAt - 5);
+  });
+
+  it("an actor XState cannot checkpoint keeps running, says why once, and its node keeps working", async () => {
+    const warnings: { obj: unknown; msg: string | undefined }[] = [];
+    const logger = recordingLogger(warnings);
+    const a = await startRuntimeNode("a", { slots: 0 });
+    const b = await startRuntimeNode("b", { seeds: [a.node.address], logger });
+    nodes.push(a, b);
+    await converged([a, b]);
+    const ref = a.runtime.spawn("inline-family", {}, { placement: { node: "b" } });
+    expect((await ref.ask({ type: "INC" })).context).toMatchObject({ childCount: 1 });
+    expect((await ref.ask({ type: "INC" })).context).toMatchObject({ childCount: 2 });
+    expect(ref.record!.checkpoint).toBeUndefined();
+    await eventually(() => (ref.getSnapshot()?.context as { childCount?: number }).childCount === 2);
+    const why = warnings.filter((w) => w.msg?.includes("cannot be checkpointed"));
+    expect(why).toHaveLength(1);
+    expect(why[0]!.obj).toMatchObject({ actorId: ref.id, logic: "inline-family", err: expect.stringMatching(/inline/i) });
+    const counter = a.runtime.spawn("counter", {}, { placement: { node: "b" } });
+    expect((await counter.ask({ type: "INC" })).context).toMatchObject({ count: 1 });
+    expect(counter.record!.checkpoint).toBeDefined();
   });
 
   it("runs a promise actor again, once, elsewhere, with the same idempotency key", async () => {

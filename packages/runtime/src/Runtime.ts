@@ -176,6 +176,7 @@ export class Runtime implements ActorRouter {
     let handedOff = 0;
     for (const { actorId, supervisor, epoch } of this.host.machines()) {
       const checkpoint = this.host.freeze(actorId);
+      if (!checkpoint) continue; // it stays until the drain ends, then its supervisor moves it
       try {
         if (supervisor === this.transport.identity.id) this.supervisor.onHandoff(supervisor, actorId, epoch, plain(checkpoint));
         else await this.transport.request(supervisor, "sup.handoff", { actorId, epoch, checkpoint }, { timeoutMs: this.requestTimeoutMs });

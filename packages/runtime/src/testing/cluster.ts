@@ -1,7 +1,7 @@
 import { Mesh } from "@shoal/mesh";
-import { silentLogger } from "@shoal/protocol";
+import { type Logger, silentLogger } from "@shoal/protocol";
 import { type TestNode, startTransport } from "@shoal/transport/testing";
-import { assign, createMachine, setup } from "xstate";
+import { type AnyActorRef, assign, createMachine, sendParent, sendTo, setup } from "xstate";
 import { z } from "zod";
 import { type HostedLogic, LogicRegistry } from "../LogicRegistry.js";
 import { Runtime } from "../Runtime.js";
@@ -34,6 +34,42 @@ export const delayed = createMachine({
   },
 });
 
+/** How long `kid` waits before it ticks. */
+export const KID_TICK_MS = 1_500;
+
+/** A child machine: counts INC and reports each count to its parent; ticks once, KID_TICK_MS after it starts. */
+const kid = setup({ types: { context: {} as { count: number } } }).createMachine({
+  id: "kid",
+  context: { count: 0 },
+  initial: "idle",
+  states: { idle: { after: { [KID_TICK_MS]: "ticked" } }, ticked: { entry: sendParent({ type: "TICKED" }) } },
+  on: { INC: { actions: [assign({ count: ({ context }) => context.count + 1 }), sendParent(({ context }) => ({ type: "COUNTED", count: context.count }))] } },
+});
+
+/**
+ * A parent that spawns `kid` with a systemId, forwards INC to it (found through the system by
+ * that systemId) and mirrors what it reports. Spawned by name, XState can persist it; spawned
+ * from inline logic, it cannot.
+ */
+function familyMachine(spawnKid: "by-name" | "inline") {
+  return setup({
+    types: { context: {} as { kid: AnyActorRef; childCount: number; kidTicked: boolean }, events: {} as { type: "INC" } | { type: "COUNTED"; count: number } | { type: "TICKED" } },
+    actors: { kid },
+  }).createMachine({
+    id: "family",
+    context: ({ spawn }) => ({
+      kid: spawnKid === "by-name" ? spawn("kid", { id: "kid", systemId: "kid-counter" }) : spawn(kid, { systemId: "kid-counter" }),
+      childCount: 0,
+      kidTicked: false,
+    }),
+    on: {
+      INC: { actions: sendTo(({ system }) => system.get("kid-counter"), { type: "INC" }) },
+      COUNTED: { actions: assign({ childCount: ({ event }) => event.count }) },
+      TICKED: { actions: assign({ kidTicked: true }) },
+    },
+  });
+}
+
 /** Every run of `slow`, across the whole test cluster: proves re-runs happen and how often. */
 export const runs: { node: string; key: string; attempt: number; migration: boolean }[] = [];
 const releases = new Map<string, () => void>();
@@ -45,6 +81,8 @@ export const releaseSlowOn = (node: string) => releases.get(node)?.();
 export const testLogic: HostedLogic[] = [
   { name: "counter", machine: counter },
   { name: "delayed", machine: delayed },
+  { name: "family", machine: familyMachine("by-name") },
+  { name: "inline-family", machine: familyMachine("inline") },
   {
     name: "double",
     input: z.object({ n: z.number() }),
@@ -92,7 +130,7 @@ export const FAST = { heartbeatMs: 50, suspectAfterMs: 200, downAfterMs: 400 };
 
 export async function startRuntimeNode(
   name: string,
-  options: { seeds?: string[]; capabilities?: string[]; slots?: number; logic?: HostedLogic[] } = {},
+  options: { seeds?: string[]; capabilities?: string[]; slots?: number; logic?: HostedLogic[]; logger?: Logger } = {},
 ): Promise<RuntimeNode> {
   const registry = new LogicRegistry();
   for (const def of options.logic ?? testLogic) registry.register(def);
@@ -105,7 +143,7 @@ export async function startRuntimeNode(
     identity: { capabilities, tools: registry.hostable(capabilities), slots },
   });
   const mesh = new Mesh({ transport: node.transport, seeds: options.seeds ?? [], ...FAST, logger: silentLogger });
-  const runtime = new Runtime({ transport: node.transport, mesh, registry, slots, logger: silentLogger, updateIntervalMs: 5 });
+  const runtime = new Runtime({ transport: node.transport, mesh, registry, slots, logger: options.logger ?? silentLogger, updateIntervalMs: 5 });
   mesh.setSlots(slots);
   mesh.start();
   let closed = false;
