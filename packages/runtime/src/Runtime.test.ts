@@ -174,7 +174,7 @@ describe("Runtime: failure and migration", () => {
     // INC reaches the child through the system by its systemId, and the child counts on from 2.
     expect((await ref.ask({ type: "INC" })).context).toMatchObject({ childCount: 3 });
     // The child's own `after` fires on the new node (XState alone would drop it), not before it was due.
-    await eventually(() => (ref.getSnapshot()?.context as { kidTicked?: boolean }).kidTicked === true, 5_000);
+    await eventually(() => (ref.getSnapshot()?.context as { kidTicked?: boolean } | undefined)?.kidTicked === true, 5_000);
     expect(Date.now()).toBeGreaterThanOrEqual(kidTimer!.dueAt - 5);
   });
 
@@ -189,7 +189,7 @@ describe("Runtime: failure and migration", () => {
     expect((await ref.ask({ type: "INC" })).context).toMatchObject({ childCount: 1 });
     expect((await ref.ask({ type: "INC" })).context).toMatchObject({ childCount: 2 });
     expect(ref.record!.checkpoint).toBeUndefined();
-    await eventually(() => (ref.getSnapshot()?.context as { childCount?: number }).childCount === 2);
+    await eventually(() => (ref.getSnapshot()?.context as { childCount?: number } | undefined)?.childCount === 2);
     const why = warnings.filter((w) => w.msg?.includes("cannot be checkpointed"));
     expect(why).toHaveLength(1);
     expect(why[0]!.obj).toMatchObject({ actorId: ref.id, logic: "inline-family", err: expect.stringMatching(/inline/i) });
