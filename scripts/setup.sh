@@ -14,5 +14,13 @@ if ! command -v pnpm >/dev/null 2>&1; then
   fi
 fi
 
+# better-sqlite3 builds SQLite with node-gyp when it cannot fetch a prebuilt binary. node-gyp
+# then wants Node's headers; it would download them, so point it at the ones installed with Node
+# (npm's own `nodedir` setting, which pnpm does not read, says the same on such machines).
+if [ -z "${npm_config_nodedir:-}" ]; then
+  node_prefix=$(dirname "$(dirname "$(command -v node)")")
+  if [ -f "$node_prefix/include/node/node.h" ]; then export npm_config_nodedir="$node_prefix"; fi
+fi
+
 pnpm install --frozen-lockfile >&2
 pnpm exec turbo run build --output-logs=errors-only >&2

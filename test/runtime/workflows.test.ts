@@ -1,48 +1,19 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { type Server, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { WorkflowResultSchema, WorkflowStateSchema } from "@shoal/protocol";
 import { afterEach, describe, expect, it } from "vitest";
-import { type NodeProcess, startMesh, stopAll, tempDir, until } from "../support/shoalProcess.js";
+import { type NodeProcess, stopAll, until } from "../support/shoalProcess.js";
+import { type WorkflowNodeSpec, resultOf, stepsLog, submit, workflowMesh } from "../support/workflowMesh.js";
 
-const PLUGIN = resolve(import.meta.dirname, "../fixtures/plugins/actors.mjs");
-const FAST = ["--heartbeat-ms", "100", "--suspect-after-ms", "300", "--down-after-ms", "600"];
 const started: NodeProcess[] = [];
 const servers: Server[] = [];
 afterEach(async () => {
   await stopAll(started.splice(0));
   await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
 });
-
-async function mesh(specs: { name: string; slots?: number; capabilities?: string }[]) {
-  const dir = tempDir("wf-");
-  const nodes: NodeProcess[] = [];
-  for (const s of specs) {
-    const m = await startMesh([s.name], {
-      extra: ["--plugin", PLUGIN, "--slots", String(s.slots ?? 4), ...(s.capabilities ? ["--capabilities", s.capabilities] : []), ...FAST, ...(nodes[0] ? ["--join", nodes[0].address] : [])],
-      env: { SHOAL_TEST_DIR: dir },
-    });
-    nodes.push(...m.nodes);
-    started.push(...m.nodes);
-  }
-  for (const n of nodes) await until(async () => (await n.nodes()).filter((r) => r.status === "up").length === nodes.length, 10_000);
-  return { nodes, dir };
-}
-const submit = async (node: NodeProcess, spec: object) => {
-  const r = await node.post("/v1/workflows", spec);
-  expect(r.status, JSON.stringify(r.json)).toBe(202);
-  return r.json.workflow_id as string;
-};
-const resultOf = async (node: NodeProcess, id: string) => {
-  await until(async () => (await node.get(`/v1/workflows/${id}`)).json.status !== "running", 20_000, () => `workflow ${id} never ended`);
-  return WorkflowResultSchema.parse((await node.get(`/v1/workflows/${id}/result`)).json);
-};
-const stepsLog = (dir: string) =>
-  readFileSync(join(dir, "steps.log"), "utf8")
-    .trim()
-    .split("\n")
-    .map((l) => JSON.parse(l));
+const mesh = (specs: WorkflowNodeSpec[]) => workflowMesh(specs, started);
 
 describe("workflows across real node processes", () => {
   it("runs independent steps in parallel and dependent ones after, in the seed's formats, from any node", async () => {

@@ -1,11 +1,12 @@
 import { type Server, createServer } from "node:http";
 import { hostname } from "node:os";
+import { join } from "node:path";
 import { Mesh } from "@shoal/mesh";
 import { type Logger, type NodeConfig, type NodeIdentity, ShoalError } from "@shoal/protocol";
 import { LogicRegistry, Runtime } from "@shoal/runtime";
 import { builtinTools, loadPlugins } from "@shoal/tools";
 import { Transport } from "@shoal/transport";
-import { WorkflowService } from "@shoal/workflow";
+import { WorkflowService, WorkflowStore } from "@shoal/workflow";
 import { z } from "zod";
 import { readSecretFile } from "./config.js";
 import { openDataDir } from "./dataDir.js";
@@ -14,6 +15,8 @@ import { InspectHub } from "./inspect/InspectHub.js";
 import { createInspectSocket } from "./inspect/inspectSocket.js";
 import type { Handler } from "./http/Router.js";
 import { createMetrics } from "./metrics.js";
+import { loadKnownPeers, rememberPeers } from "./knownPeers.js";
+import { peersSettled } from "./peersSettled.js";
 
 export interface RunningNode {
   identity: NodeIdentity;
@@ -45,9 +48,17 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
   const dataDir = openDataDir(config["data-dir"]);
   const log = logger.child({ node: config.name });
   const server = createServer();
+  let store: WorkflowStore;
+  try {
+    store = WorkflowStore.open(join(dataDir.path, "workflows.db"));
+  } catch (err) {
+    dataDir.release();
+    throw err;
+  }
   try {
     await listen(server, config.host, config.port);
   } catch (err) {
+    store.close();
     dataDir.release();
     throw err;
   }
@@ -71,16 +82,17 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
     heartbeatMs: config["heartbeat-ms"],
     deadAfterMs: config["down-after-ms"],
   });
+  const knownPeers = loadKnownPeers(dataDir.path, log).filter((p) => p.address !== identity.address);
   const mesh = new Mesh({
     transport,
-    seeds: config.join,
+    seeds: [...new Set([...config.join, ...knownPeers.map((p) => p.address)])],
     heartbeatMs: config["heartbeat-ms"],
     suspectAfterMs: config["suspect-after-ms"],
     downAfterMs: config["down-after-ms"],
     logger: log,
   });
   const runtime = new Runtime({ transport, mesh, registry, slots: config.slots, logger: log });
-  const workflows = new WorkflowService({ runtime, mesh, transport, logger: log });
+  const workflows = new WorkflowService({ runtime, mesh, transport, logger: log, store });
   const api = createHttpApi({
     nodeName: config.name,
     mesh,
@@ -100,12 +112,23 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
     }
   });
   mesh.start();
+  const forgetPeers = rememberPeers(mesh, dataDir.path, log);
+  let stopping: Promise<void> | undefined;
+  // Workflows this node owned before it stopped run on once it is back among the peers it knew.
+  const settled = { expect: knownPeers.map((p) => p.address), quietMs: 2 * config["heartbeat-ms"], maxMs: Math.max(5_000, 2 * config["down-after-ms"]) };
+  void peersSettled(mesh, settled).then(() => {
+    if (stopping) return;
+    try {
+      workflows.resume();
+    } catch (err) {
+      log.error({ err }, "could not resume the workflows in the store");
+    }
+  });
   log.info(
     { id: identity.id, address: identity.address, seeds: config.join, dataDir: dataDir.path, secured: secret !== undefined, tools: identity.tools },
     "node started",
   );
 
-  let stopping: Promise<void> | undefined;
   return {
     identity,
     mesh,
@@ -115,12 +138,16 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
     server,
     stop() {
       stopping ??= (async () => {
+        // First, so that steps stopped by the drain do not end workflows that should run on after a restart.
+        workflows.close();
         await runtime.drain(config["drain-grace-ms"]);
         inspect.close();
         hub.close();
+        forgetPeers();
         await mesh.leave();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        store.close();
         dataDir.release();
         log.info("node stopped");
       })();

@@ -8,8 +8,9 @@ import { type Actor, createActor, toPromise } from "xstate";
 import { z } from "zod";
 import { type StepDetails, resultOf, stateOf } from "./formats.js";
 import { Notifier, type WorkflowNotice } from "./Notifier.js";
-import { type Plan, planWorkflow } from "./planWorkflow.js";
-import { type WorkflowContext, createWorkflowMachine } from "./workflowMachine.js";
+import { type Plan, planWorkflow, restorePlan } from "./planWorkflow.js";
+import type { WorkflowStore } from "./WorkflowStore.js";
+import { type InstanceRecord, type WorkflowContext, createWorkflowMachine } from "./workflowMachine.js";
 
 export interface WorkflowServiceOptions {
   runtime: Runtime;
@@ -20,6 +21,8 @@ export interface WorkflowServiceOptions {
   retainMs?: number;
   /** ...and at most this many of them (the oldest go first). */
   maxRetained?: number;
+  /** Where owned workflows are kept across restarts; without one they live in memory only. */
+  store?: WorkflowStore;
 }
 
 interface OwnedWorkflow {
@@ -27,7 +30,12 @@ interface OwnedWorkflow {
   plan: Plan;
   actor: Actor<ReturnType<typeof createWorkflowMachine>>;
   ended: Promise<WorkflowResult>;
+  /** What the store holds of each instance record (see `persist`). */
+  stored: Map<string, string>;
 }
+
+/** The fields of an instance record whose change means it must be stored again (result, error and input change with them). */
+const fingerprint = (r: InstanceRecord) => `${r.status}|${r.attempts}|${r.node}|${r.actor}|${r.spawned}|${r.startedAt}|${r.endedAt}`;
 
 const IdBody = z.object({ id: z.string().max(64) });
 
@@ -50,6 +58,11 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private readonly ended = new Map<string, { state: WorkflowState; result: WorkflowResult }>();
   private readonly log: Logger;
   private readonly nodeName: string;
+  /** Owned workflows that changed since the store last heard of them. */
+  private readonly unsaved = new Set<string>();
+  private saveScheduled = false;
+  /** Set by `close`: workflows stop here without ending. */
+  private closing = false;
 
   constructor(private readonly options: WorkflowServiceOptions) {
     super();
@@ -66,9 +79,52 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   submit(spec: unknown): { workflow_id: string } {
     const plan = planWorkflow(spec, this.options.mesh.table.all());
     const id = `wf_${randomBytes(9).toString("base64url").toLowerCase().replace(/[^a-z0-9]/g, "").padEnd(12, "0").slice(0, 12)}`;
+    const startedAt = Date.now();
+    this.options.store?.started({ id, spec: plan.spec, instances: plan.instances, startedAt });
+    this.launch(id, plan, startedAt);
+    return { workflow_id: id };
+  }
+
+  /**
+   * After a restart: takes back what the store kept. Ended workflows are readable again (within
+   * the retention); unfinished ones run again from their stored records: steps that ended keep
+   * their outcome, the others run again with the same key, at the attempt they had reached.
+   * Call it once the node is back in the mesh, or its steps find no node to run on.
+   */
+  resume(): { resumed: number; ended: number } {
+    const store = this.options.store;
+    if (!store) return { resumed: 0, ended: 0 };
+    const retainMs = this.options.retainMs ?? 60 * 60_000;
+    const now = Date.now();
+    let ended = 0;
+    for (const wf of store.endedWorkflows()) {
+      if (this.here(wf.id)) continue;
+      if (now - wf.endedAt >= retainMs) {
+        store.forget(wf.id);
+        continue;
+      }
+      this.keepEnded(wf.id, wf.state, wf.result, retainMs - (now - wf.endedAt));
+      ended++;
+    }
+    let resumed = 0;
+    for (const wf of store.unfinished()) {
+      if (this.here(wf.id)) continue;
+      try {
+        const plan = restorePlan(wf.spec, wf.instances);
+        this.launch(wf.id, plan, wf.startedAt, wf.records);
+        resumed++;
+      } catch (err) {
+        this.log.error({ err, workflowId: wf.id }, "could not resume a stored workflow; it stays in the store");
+      }
+    }
+    this.log.info({ resumed, ended }, "workflows taken back from the store");
+    return { resumed, ended };
+  }
+
+  private launch(id: string, plan: Plan, startedAt: number, restored?: Record<string, InstanceRecord>): void {
     const log = this.log.child({ workflowId: id, workflow: plan.spec.name });
     const notifier = new Notifier(plan.spec.notify, log);
-    const actor = createActor(createWorkflowMachine(plan, this.options.runtime), { input: { workflowId: id } });
+    const actor = createActor(createWorkflowMachine(plan, this.options.runtime), { input: { workflowId: id, startedAt, ...(restored && { restored }) } });
     const notice = (event: WorkflowNotice["event"], extra: Record<string, unknown> = {}): WorkflowNotice => ({
       event,
       workflow_id: id,
@@ -81,17 +137,76 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       notifier.notify(notice(type, rest));
     });
     const ended = toPromise(actor).then(() => {
+      // Stopped by `close`, not ended: the store keeps it unfinished for the next start.
+      if (this.closing) throw new ShoalError("SHOAL_ERR_DRAINING", `${this.nodeName} is stopping; workflow ${id} runs on when it starts again`);
       const result = resultOf(actor.getSnapshot().context);
       this.retire(id, result);
       notifier.notify(notice("workflow.finished", { status: result.status, total_time_ms: result.total_time_ms, failures: result.failures }));
       return result;
     });
-    ended.catch((err: unknown) => log.error({ err }, "workflow actor failed"));
-    this.owned.set(id, { id, plan, actor, ended });
-    actor.subscribe({ next: () => this.emit("changed", id), error: () => this.emit("changed", id) });
-    notifier.notify(notice("workflow.started", { steps: plan.instances.length, owner: this.nodeName }));
+    ended.catch((err: unknown) => {
+      if (!isShoalError(err, "SHOAL_ERR_DRAINING")) log.error({ err }, "workflow actor failed");
+    });
+    const stored = new Map(Object.values(restored ?? {}).map((r) => [r.id, fingerprint(r)]));
+    this.owned.set(id, { id, plan, actor, ended, stored });
+    const changed = () => {
+      this.emit("changed", id);
+      this.persistSoon(id);
+    };
+    actor.subscribe({ next: changed, error: changed });
+    if (restored) log.info({ steps: plan.instances.length }, "workflow resumed");
+    else notifier.notify(notice("workflow.started", { steps: plan.instances.length, owner: this.nodeName }));
     actor.start();
-    return { workflow_id: id };
+  }
+
+  /**
+   * For a shutdown: stores what the workflows did so far and stops them here without ending them
+   * (their running steps are stopped too); `resume` on the next start runs them on. Without a
+   * store they are lost, as before.
+   */
+  close(): void {
+    if (this.closing) return;
+    this.persist();
+    this.closing = true;
+    for (const wf of this.owned.values()) wf.actor.stop();
+    this.log.info({ workflows: this.owned.size, stored: this.options.store !== undefined }, "workflows stopped for shutdown");
+    this.owned.clear();
+  }
+
+  /** Stores the changed instance records of a workflow, with every other change in this turn of the event loop. */
+  private persistSoon(id: string): void {
+    if (!this.options.store || this.closing) return;
+    this.unsaved.add(id);
+    if (this.saveScheduled) return;
+    this.saveScheduled = true;
+    setImmediate(() => {
+      this.saveScheduled = false;
+      this.persist();
+    });
+  }
+
+  private persist(): void {
+    const store = this.options.store;
+    if (!store || this.unsaved.size === 0) return;
+    const changes: { workflowId: string; record: InstanceRecord }[] = [];
+    for (const id of this.unsaved) {
+      const wf = this.owned.get(id);
+      if (!wf) continue; // ended: the store has its final state
+      const ctx = wf.actor.getSnapshot().context as WorkflowContext;
+      for (const record of Object.values(ctx.instances)) {
+        const print = fingerprint(record);
+        if (wf.stored.get(record.id) === print) continue;
+        wf.stored.set(record.id, print);
+        changes.push({ workflowId: id, record });
+      }
+    }
+    this.unsaved.clear();
+    try {
+      store.saveRecords(changes);
+    } catch (err) {
+      // The workflows go on; what they did since is lost if this node restarts.
+      this.log.error({ err, records: changes.length }, "could not store workflow progress");
+    }
   }
 
   /** The seed's state format, from whichever node owns the workflow. */
@@ -140,15 +255,36 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
 
   /** Keeps what an ended workflow said and lets its actors go. */
   private retire(id: string, result: WorkflowResult): void {
-    this.ended.set(id, { state: this.localState(id), result });
+    const state = this.localState(id);
     this.owned.delete(id);
-    setTimeout(() => this.ended.delete(id), this.options.retainMs ?? 60 * 60_000).unref();
+    this.unsaved.delete(id);
+    try {
+      this.options.store?.ended({ id, endedAt: Date.now(), state, result });
+    } catch (err) {
+      this.log.error({ err, workflowId: id }, "could not store the end of a workflow");
+    }
+    this.keepEnded(id, state, result, this.options.retainMs ?? 60 * 60_000);
+    this.emit("changed", id);
+  }
+
+  /** An ended workflow stays readable for `forMs`, among the newest `maxRetained`. */
+  private keepEnded(id: string, state: WorkflowState, result: WorkflowResult, forMs: number): void {
+    this.ended.set(id, { state, result });
+    setTimeout(() => this.forget(id), forMs).unref();
     const max = this.options.maxRetained ?? 1_000;
     for (const old of this.ended.keys()) {
       if (this.ended.size <= max) break;
-      this.ended.delete(old);
+      this.forget(old);
     }
-    this.emit("changed", id);
+  }
+
+  private forget(id: string): void {
+    if (!this.ended.delete(id)) return;
+    try {
+      this.options.store?.forget(id);
+    } catch (err) {
+      this.log.warn({ err, workflowId: id }, "could not drop an ended workflow from the store");
+    }
   }
 
   private require(id: string): OwnedWorkflow {

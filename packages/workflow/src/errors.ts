@@ -9,6 +9,7 @@ export const WorkflowErrors = {
   SHOAL_ERR_DEADLINE: { status: 504, doc: "the workflow's deadline_ms passed while the step was running or waiting" },
   SHOAL_ERR_CANCELLED: { status: 409, doc: "the workflow was cancelled while the step was running or waiting" },
   SHOAL_ERR_MISSING_INPUT: { status: 424, doc: "a step with on_missing: fail needs a step that failed" },
+  SHOAL_ERR_STORE: { status: 503, doc: "the workflow store (SQLite in the data dir) could not be opened, read or written" },
 } as const satisfies ErrorCatalog;
 
 export type WorkflowErrorCode = keyof typeof WorkflowErrors;

@@ -1,9 +1,11 @@
 export { WorkflowService } from "./WorkflowService.js";
 export type { WorkflowServiceOptions, WorkflowSummary } from "./WorkflowService.js";
-export { planWorkflow } from "./planWorkflow.js";
+export { planWorkflow, restorePlan } from "./planWorkflow.js";
+export { WorkflowStore } from "./WorkflowStore.js";
+export type { EndedWorkflow, StoredWorkflow } from "./WorkflowStore.js";
 export type { Plan, PlannedInstance, PlannedStep } from "./planWorkflow.js";
 export { createWorkflowMachine } from "./workflowMachine.js";
-export type { InstanceRecord, WorkflowContext, WorkflowEmitted } from "./workflowMachine.js";
+export type { InstanceRecord, WorkflowContext, WorkflowEmitted, WorkflowInput } from "./workflowMachine.js";
 export { createStepMachine } from "./stepMachine.js";
 export type { StepContext, StepError, StepInput, StepOutput } from "./stepMachine.js";
 export { resultOf, stateOf, workflowStatus } from "./formats.js";

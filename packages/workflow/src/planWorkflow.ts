@@ -40,6 +40,28 @@ export interface Plan {
 
 const bad = (message: string, path: (string | number)[]) => new ShoalError("SHOAL_ERR_BAD_SPEC", message, { path });
 
+/** The steps a step waits for: its `needs` and every step a `$from` in its input points to. */
+function dependenciesOf(step: StepSpec, froms = collectFromRefs(step.input ?? null, [])): string[] {
+  return [...new Set([...(step.needs ?? []), ...froms.map((f) => f.ref.step)])];
+}
+
+/**
+ * The plan of a workflow accepted earlier (by a node that restarted since): its spec and the
+ * instances planned then, without checking them against the mesh of now. A fan-out over nodes
+ * stays over the nodes it had.
+ */
+export function restorePlan(rawSpec: unknown, instances: PlannedInstance[]): Plan {
+  const spec = WorkflowSpecSchema.parse(rawSpec);
+  const deps = new Map(spec.steps.map((s) => [s.id, dependenciesOf(s)]));
+  const needed = new Set([...deps.values()].flat());
+  const steps = new Map<string, PlannedStep>();
+  for (const s of spec.steps) {
+    const logic = (s.tool ?? s.agent) as string;
+    steps.set(s.id, { spec: s, logic, deps: deps.get(s.id) ?? [], instances: instances.filter((i) => i.step === s.id), final: !needed.has(s.id), fanOut: s.for_each !== undefined });
+  }
+  return { spec, steps, instances };
+}
+
 /**
  * Checks a workflow spec before anything runs and expands it into instances. Every problem is
  * a SHOAL_ERR_BAD_SPEC naming the step: schema errors (unknown fields included), duplicate ids,
@@ -78,7 +100,7 @@ export function planWorkflow(raw: unknown, members: Member[]): Plan {
       if (!ids.has(ref.step)) throw bad(`step ${s.id}: $from "${[ref.step, ...ref.path].join(".")}" points to no step`, [...at, "$from"]);
       if (ref.step === s.id) throw bad(`step ${s.id}: $from points to the step itself`, [...at, "$from"]);
     }
-    deps.set(s.id, [...new Set([...needs, ...froms.map((f) => f.ref.step)])]);
+    deps.set(s.id, dependenciesOf(s, froms));
   });
   const sorted = topologicalOrder(deps);
   if ("cycle" in sorted) {

@@ -8,6 +8,8 @@ export interface StepInput {
   timeoutMs: number | undefined;
   /** Tries in all: 1 + retries. */
   maxAttempts: number;
+  /** The try it starts at: above 1 when a resumed workflow runs it again. */
+  firstAttempt?: number;
 }
 
 export interface StepError {
@@ -73,7 +75,7 @@ export function createStepMachine(tool: AnyActorLogic) {
     },
   }).createMachine({
     id: "step",
-    context: ({ input }) => ({ ...input, attempt: 1, node: null, actorId: null, placed: false, errors: [] }),
+    context: ({ input }) => ({ ...input, attempt: input.firstAttempt ?? 1, node: null, actorId: null, placed: false, errors: [] }),
     initial: "running",
     states: {
       running: {

@@ -51,6 +51,23 @@ export type WorkflowEmitted =
 type WorkflowEvent = StepUpdateEvent | { type: "step.retrying"; instance: string; error?: StepError; attempt: number } | { type: "CANCEL" } | DoneActorEvent<StepOutput>;
 
 const TERMINAL = new Set<StepStatus>(["complete", "failed", "skipped"]);
+
+export interface WorkflowInput {
+  workflowId: string;
+  startedAt: number;
+  /**
+   * The records of a workflow that ran before its node restarted. Ended instances keep their
+   * outcome; the others start again, at the attempt they had reached (with the same key).
+   */
+  restored?: Record<string, InstanceRecord>;
+}
+
+/** An instance's record as a resumed workflow starts it: ended ones as they were, others to run again. */
+function resumedRecord(rec: InstanceRecord): InstanceRecord {
+  if (TERMINAL.has(rec.status)) return rec;
+  const { result: _result, error: _error, input: _input, ...rest } = rec;
+  return { ...rest, status: "pending", node: null, spawned: false, actor: null, startedAt: null, endedAt: null };
+}
 const NEVER = 2 ** 31 - 1;
 
 /**
@@ -64,9 +81,10 @@ export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
     actors[`step:${inst.id}`] = createStepMachine(runtime.remote(inst.logic, { placement: inst.placement, envelope: true }));
   }
   return setup({
-    types: {} as { context: WorkflowContext; input: { workflowId: string }; events: WorkflowEvent; emitted: WorkflowEmitted },
+    types: {} as { context: WorkflowContext; input: WorkflowInput; events: WorkflowEvent; emitted: WorkflowEmitted },
     actors,
-    delays: { deadline: ({ context }) => context.plan.spec.deadline_ms ?? NEVER },
+    // From when it was accepted, so a resumed workflow keeps its deadline.
+    delays: { deadline: ({ context }) => (context.plan.spec.deadline_ms === undefined ? NEVER : Math.max(0, context.startedAt + context.plan.spec.deadline_ms - Date.now())) },
     guards: { allEnded: ({ context }) => context.endedCount === context.plan.instances.length },
     actions: {
       schedule: enqueueActions(({ context, enqueue }) => {
@@ -99,9 +117,10 @@ export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
             input: stepInput(inst, step.spec.input, outputsOf(step.deps, instances)),
             timeoutMs: step.spec.timeout_ms,
             maxAttempts: 1 + (step.spec.retries ?? 1),
+            firstAttempt: Math.max(1, rec.attempts),
           };
           enqueue.spawnChild(`step:${inst.id}` as never, { id: inst.id, input } as never);
-          Object.assign(rec, { spawned: true, attempts: 1, input: input.input });
+          Object.assign(rec, { spawned: true, attempts: input.firstAttempt, input: input.input });
           running++;
         }
         enqueue.assign({ running, endedCount: ended, version: context.version + 1 });
@@ -145,19 +164,26 @@ export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
     },
   }).createMachine({
     id: "workflow",
-    context: ({ input }) => ({
-      workflowId: input.workflowId,
-      plan,
-      startedAt: Date.now(),
-      endedAt: null,
-      running: 0,
-      endedCount: 0,
-      version: 0,
-      maxParallel: plan.spec.max_parallel ?? 8,
-      instances: Object.fromEntries(
-        plan.instances.map((i) => [i.id, { id: i.id, step: i.step, logic: i.logic, status: "pending", node: null, attempts: 0, startedAt: null, endedAt: null, spawned: false, actor: null }]),
-      ),
-    }),
+    context: ({ input }) => {
+      const instances: Record<string, InstanceRecord> = Object.fromEntries(
+        plan.instances.map((i) => {
+          const before = input.restored?.[i.id];
+          const fresh: InstanceRecord = { id: i.id, step: i.step, logic: i.logic, status: "pending", node: null, attempts: 0, startedAt: null, endedAt: null, spawned: false, actor: null };
+          return [i.id, before ? resumedRecord(before) : fresh];
+        }),
+      );
+      return {
+        workflowId: input.workflowId,
+        plan,
+        startedAt: input.startedAt,
+        endedAt: null,
+        running: 0,
+        endedCount: Object.values(instances).filter((r) => TERMINAL.has(r.status)).length,
+        version: 0,
+        maxParallel: plan.spec.max_parallel ?? 8,
+        instances,
+      };
+    },
     initial: "running",
     states: {
       running: {

@@ -1,0 +1,102 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { WorkflowResult, WorkflowState } from "@shoal/protocol";
+import Database from "better-sqlite3";
+import { afterEach, describe, expect, it } from "vitest";
+import { WorkflowStore } from "./WorkflowStore.js";
+import type { InstanceRecord } from "./workflowMachine.js";
+
+const open: WorkflowStore[] = [];
+afterEach(() => {
+  for (const s of open.splice(0)) s.close();
+});
+const fileIn = (dir = mkdtempSync(join(tmpdir(), "shoal-store-"))) => join(dir, "workflows.db");
+const storeAt = (file: string) => {
+  const store = WorkflowStore.open(file);
+  open.push(store);
+  return store;
+};
+
+const spec = { name: "t", steps: [{ id: "a", tool: "echo" }, { id: "b", tool: "echo", needs: ["a"] }] };
+const instances = [
+  { id: "a", step: "a", logic: "echo", placement: {} },
+  { id: "b", step: "b", logic: "echo", placement: {} },
+];
+const record = (id: string, extra: Partial<InstanceRecord> = {}): InstanceRecord => ({
+  id,
+  step: id,
+  logic: "echo",
+  status: "pending",
+  node: null,
+  attempts: 0,
+  startedAt: null,
+  endedAt: null,
+  spawned: false,
+  actor: null,
+  ...extra,
+});
+
+describe("WorkflowStore", () => {
+  it("keeps a workflow's spec, plan and latest records across a reopen of the file", () => {
+    const file = fileIn();
+    const first = storeAt(file);
+    first.started({ id: "wf_1", spec, instances, startedAt: 1_000 });
+    first.saveRecords([{ workflowId: "wf_1", record: record("a", { status: "running", attempts: 1, node: "n1" }) }]);
+    first.saveRecords([
+      { workflowId: "wf_1", record: record("a", { status: "complete", attempts: 1, node: "n1", result: { v: 1 }, endedAt: 2_000 }) },
+      { workflowId: "wf_1", record: record("b", { status: "running", attempts: 2, node: "n2" }) },
+    ]);
+    first.close();
+    const again = storeAt(file);
+    expect(again.unfinished()).toEqual([
+      {
+        id: "wf_1",
+        spec,
+        instances,
+        startedAt: 1_000,
+        records: {
+          a: record("a", { status: "complete", attempts: 1, node: "n1", result: { v: 1 }, endedAt: 2_000 }),
+          b: record("b", { status: "running", attempts: 2, node: "n2" }),
+        },
+      },
+    ]);
+    expect(again.endedWorkflows()).toEqual([]);
+  });
+
+  it("an ended workflow keeps its final state and result instead of its records, until forgotten", () => {
+    const store = storeAt(fileIn());
+    store.started({ id: "wf_1", spec, instances, startedAt: 1 });
+    store.started({ id: "wf_2", spec, instances, startedAt: 2 });
+    store.saveRecords([{ workflowId: "wf_1", record: record("a", { status: "complete" }) }]);
+    const state = { workflow_id: "wf_1", status: "complete" } as unknown as WorkflowState;
+    const result = { workflow_id: "wf_1", status: "complete" } as unknown as WorkflowResult;
+    store.ended({ id: "wf_1", endedAt: 5, state, result });
+    expect(store.endedWorkflows()).toEqual([{ id: "wf_1", endedAt: 5, state, result }]);
+    expect(store.unfinished().map((w) => w.id)).toEqual(["wf_2"]);
+    store.forget("wf_1");
+    expect(store.endedWorkflows()).toEqual([]);
+    expect(store.unfinished().map((w) => w.id)).toEqual(["wf_2"]);
+  });
+
+  it("refuses a file it cannot use with SHOAL_ERR_STORE and a clear reason", () => {
+    const dir = mkdtempSync(join(tmpdir(), "shoal-store-"));
+    const junk = join(dir, "junk.db");
+    writeFileSync(junk, "this is not a database, just some text that is long enough to look like a header...".repeat(20));
+    expect(() => WorkflowStore.open(junk)).toThrow(expect.objectContaining({ code: "SHOAL_ERR_STORE", message: expect.stringContaining("junk.db") }));
+    const newer = join(dir, "newer.db");
+    const db = new Database(newer);
+    db.pragma("user_version = 99");
+    db.close();
+    expect(() => WorkflowStore.open(newer)).toThrow(expect.objectContaining({ code: "SHOAL_ERR_STORE", message: expect.stringMatching(/version 99.*reads version 1/) }));
+  });
+
+  it("a write that fails is a SHOAL_ERR_STORE saying what could not be stored", () => {
+    const store = storeAt(fileIn());
+    store.started({ id: "wf_1", spec, instances, startedAt: 1 });
+    // The same id twice: SQLite's constraint error, as the caller sees it.
+    expect(() => store.started({ id: "wf_1", spec, instances, startedAt: 1 })).toThrow(
+      expect.objectContaining({ code: "SHOAL_ERR_STORE", message: expect.stringContaining("could not store a new workflow") }),
+    );
+  });
+});
