@@ -26,6 +26,9 @@ describe("workflows survive their owner's restart (SQLite in --data-dir)", () =>
       ],
     });
     await until(() => existsSync(join(dir, "steps.log")) && runsOf(dir, "second").length === 1, 10_000, () => "second never started");
+    // Outcomes are stored in batches, up to 20 ms after they happen: wait until first's is.
+    const stored = (l: Record<string, unknown>) => l.msg === "stored workflow progress" && (l.stored as string[]).includes(`${id}/first`);
+    await until(() => a.logsMatching(stored).length > 0, 5_000, () => "first's outcome was never stored");
     await a.kill("SIGKILL");
     // Its steps' hosts see their supervisor gone and stop what it started.
     await until(() => stepsLog(dir).some((l) => l.step === "second" && l.end && l.aborted), 10_000, () => "the orphaned run of second was never stopped");

@@ -23,6 +23,12 @@ export interface WorkflowServiceOptions {
   maxRetained?: number;
   /** Where owned workflows are kept across restarts; without one they live in memory only. */
   store?: WorkflowStore;
+  /**
+   * Step outcomes are stored at most this long after they happen, many in one transaction (a
+   * commit per step would cost more than the rest of the orchestration). A crash loses at most
+   * this much: those steps run again on resume. 20 ms by default.
+   */
+  saveIntervalMs?: number;
 }
 
 interface OwnedWorkflow {
@@ -34,8 +40,13 @@ interface OwnedWorkflow {
   stored: Map<string, string>;
 }
 
-/** The fields of an instance record whose change means it must be stored again (result, error and input change with them). */
-const fingerprint = (r: InstanceRecord) => `${r.status}|${r.attempts}|${r.node}|${r.actor}|${r.spawned}|${r.startedAt}|${r.endedAt}`;
+const ENDED = new Set(["complete", "failed", "skipped"]);
+/**
+ * What a resume needs of an instance record: the outcome once it has ended, else only the attempt
+ * it has reached (a record that has not ended is run again from scratch). Stored when it changes,
+ * which is about once per step: where a running step is placed is not worth a write.
+ */
+const fingerprint = (r: InstanceRecord) => (ENDED.has(r.status) ? `${r.status}|${r.attempts}` : `open|${Math.max(1, r.attempts)}`);
 
 const IdBody = z.object({ id: z.string().max(64) });
 
@@ -58,9 +69,9 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private readonly ended = new Map<string, { state: WorkflowState; result: WorkflowResult }>();
   private readonly log: Logger;
   private readonly nodeName: string;
-  /** Owned workflows that changed since the store last heard of them. */
-  private readonly unsaved = new Set<string>();
-  private saveScheduled = false;
+  /** Instances (by workflow) whose outcome or attempt changed since the store last heard of them. */
+  private readonly unsaved = new Map<string, Set<string>>();
+  private saveTimer: NodeJS.Timeout | undefined;
   /** Set by `close`: workflows stop here without ending. */
   private closing = false;
 
@@ -135,6 +146,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     actor.on("*", (ev) => {
       const { type, ...rest } = ev;
       notifier.notify(notice(type, rest));
+      // What a resume needs changes exactly when one of these is emitted (see `fingerprint`).
+      if (type === "step.completed" || type === "step.failed" || type === "step.retrying") this.persistSoon(id, ev.instance);
     });
     const ended = toPromise(actor).then(() => {
       // Stopped by `close`, not ended: the store keeps it unfinished for the next start.
@@ -149,10 +162,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     });
     const stored = new Map(Object.values(restored ?? {}).map((r) => [r.id, fingerprint(r)]));
     this.owned.set(id, { id, plan, actor, ended, stored });
-    const changed = () => {
-      this.emit("changed", id);
-      this.persistSoon(id);
-    };
+    const changed = () => this.emit("changed", id);
     actor.subscribe({ next: changed, error: changed });
     if (restored) log.info({ steps: plan.instances.length }, "workflow resumed");
     else notifier.notify(notice("workflow.started", { steps: plan.instances.length, owner: this.nodeName }));
@@ -173,27 +183,28 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     this.owned.clear();
   }
 
-  /** Stores the changed instance records of a workflow, with every other change in this turn of the event loop. */
-  private persistSoon(id: string): void {
+  /** Stores an instance's record soon, with every other change until then (see `saveIntervalMs`). */
+  private persistSoon(id: string, instance: string): void {
     if (!this.options.store || this.closing) return;
-    this.unsaved.add(id);
-    if (this.saveScheduled) return;
-    this.saveScheduled = true;
-    setImmediate(() => {
-      this.saveScheduled = false;
-      this.persist();
-    });
+    const instances = this.unsaved.get(id) ?? new Set<string>();
+    instances.add(instance);
+    this.unsaved.set(id, instances);
+    this.saveTimer ??= setTimeout(() => this.persist(), this.options.saveIntervalMs ?? 20);
   }
 
   private persist(): void {
+    clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
     const store = this.options.store;
     if (!store || this.unsaved.size === 0) return;
     const changes: { workflowId: string; record: InstanceRecord }[] = [];
-    for (const id of this.unsaved) {
+    for (const [id, instances] of this.unsaved) {
       const wf = this.owned.get(id);
       if (!wf) continue; // ended: the store has its final state
       const ctx = wf.actor.getSnapshot().context as WorkflowContext;
-      for (const record of Object.values(ctx.instances)) {
+      for (const instance of instances) {
+        const record = ctx.instances[instance];
+        if (!record) continue;
         const print = fingerprint(record);
         if (wf.stored.get(record.id) === print) continue;
         wf.stored.set(record.id, print);
@@ -201,8 +212,10 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       }
     }
     this.unsaved.clear();
+    if (changes.length === 0) return;
     try {
       store.saveRecords(changes);
+      this.log.debug({ stored: changes.map((c) => `${c.workflowId}/${c.record.id}`) }, "stored workflow progress");
     } catch (err) {
       // The workflows go on; what they did since is lost if this node restarts.
       this.log.error({ err, records: changes.length }, "could not store workflow progress");

@@ -30,7 +30,8 @@ const SCHEMA_VERSION = 1;
  * The workflows a node owns, in SQLite (a file in `--data-dir`): each workflow's spec and plan
  * once, then a row per instance rewritten when that instance changes, then the final state and
  * result. Writes are synchronous, so what `save*` returned is on disk (WAL, synchronous=NORMAL:
- * a process crash loses nothing, a power cut may lose the last transactions).
+ * a process crash loses nothing, a power cut may lose the last transactions). The node holds the
+ * file exclusively while it runs: read it with other tools only when the node is stopped.
  */
 export class WorkflowStore {
   private readonly db: Database.Database;
@@ -46,6 +47,9 @@ export class WorkflowStore {
     try {
       if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
       const db = new Database(file);
+      // One process per data dir (its lock file says so): holding SQLite's lock for good saves
+      // the lock calls of every transaction, and with WAL it needs no shared-memory file.
+      db.pragma("locking_mode = EXCLUSIVE");
       db.pragma("journal_mode = WAL");
       db.pragma("synchronous = NORMAL");
       const version = db.pragma("user_version", { simple: true }) as number;
@@ -87,21 +91,12 @@ export class WorkflowStore {
   /** The latest records of instances that changed, for any number of workflows, in one transaction. */
   saveRecords(changes: { workflowId: string; record: InstanceRecord }[]): void {
     if (changes.length === 0) return;
-    this.guarded("store workflow progress", () =>
-      this.db.transaction(() => {
-        for (const { workflowId, record } of changes) this.stmts.upsertRecord.run(workflowId, record.id, JSON.stringify(record));
-      })(),
-    );
+    this.guarded("store workflow progress", () => this.stmts.upsertRecords(changes));
   }
 
   /** A workflow ended: its final state and result replace its instance rows. */
   ended(wf: EndedWorkflow): void {
-    this.guarded("store the end of a workflow", () =>
-      this.db.transaction(() => {
-        this.stmts.endWorkflow.run(wf.endedAt, JSON.stringify(wf.state), JSON.stringify(wf.result), wf.id);
-        this.stmts.deleteRecords.run(wf.id);
-      })(),
-    );
+    this.guarded("store the end of a workflow", () => this.stmts.end(wf));
   }
 
   /** Workflows that had not ended, oldest first, with their latest records. */
@@ -122,12 +117,7 @@ export class WorkflowStore {
 
   /** Drops a workflow (an ended one past its retention). */
   forget(id: string): void {
-    this.guarded("drop a workflow", () =>
-      this.db.transaction(() => {
-        this.stmts.deleteRecords.run(id);
-        this.stmts.deleteWorkflow.run(id);
-      })(),
-    );
+    this.guarded("drop a workflow", () => this.stmts.forget(id));
   }
 
   close(): void {
@@ -145,12 +135,24 @@ export class WorkflowStore {
 }
 
 function prepare(db: Database.Database) {
+  const endWorkflow = db.prepare("UPDATE workflows SET ended_at = ?, state = ?, result = ? WHERE id = ?");
+  const deleteRecords = db.prepare("DELETE FROM instances WHERE workflow_id = ?");
+  const deleteWorkflow = db.prepare("DELETE FROM workflows WHERE id = ?");
+  const upsertRecord = db.prepare("INSERT INTO instances (workflow_id, id, record) VALUES (?, ?, ?) ON CONFLICT (workflow_id, id) DO UPDATE SET record = excluded.record");
   return {
     insertWorkflow: db.prepare("INSERT INTO workflows (id, spec, instances, started_at) VALUES (?, ?, ?, ?)"),
-    upsertRecord: db.prepare("INSERT INTO instances (workflow_id, id, record) VALUES (?, ?, ?) ON CONFLICT (workflow_id, id) DO UPDATE SET record = excluded.record"),
-    endWorkflow: db.prepare("UPDATE workflows SET ended_at = ?, state = ?, result = ? WHERE id = ?"),
-    deleteRecords: db.prepare("DELETE FROM instances WHERE workflow_id = ?"),
-    deleteWorkflow: db.prepare("DELETE FROM workflows WHERE id = ?"),
+    // Made once: better-sqlite3 prepares BEGIN and COMMIT for each transaction function.
+    upsertRecords: db.transaction((changes: { workflowId: string; record: InstanceRecord }[]) => {
+      for (const { workflowId, record } of changes) upsertRecord.run(workflowId, record.id, JSON.stringify(record));
+    }),
+    end: db.transaction((wf: EndedWorkflow) => {
+      endWorkflow.run(wf.endedAt, JSON.stringify(wf.state), JSON.stringify(wf.result), wf.id);
+      deleteRecords.run(wf.id);
+    }),
+    forget: db.transaction((id: string) => {
+      deleteRecords.run(id);
+      deleteWorkflow.run(id);
+    }),
     selectUnfinished: db.prepare("SELECT id, spec, instances, started_at FROM workflows WHERE ended_at IS NULL ORDER BY started_at, id"),
     selectRecords: db.prepare("SELECT id, record FROM instances WHERE workflow_id = ?"),
     selectEnded: db.prepare("SELECT id, ended_at, state, result FROM workflows WHERE ended_at IS NOT NULL ORDER BY ended_at, id"),
