@@ -72,6 +72,24 @@ describe("workflows survive their owner's restart (SQLite in --data-dir)", () =>
     expect(runsOf(dir, "long").length).toBeGreaterThanOrEqual(1);
   });
 
+  it("the whole mesh killed and started again: each owner finishes its own workflows", async () => {
+    const { nodes, dir } = await workflowMesh([{ name: "m-a" }, { name: "m-b" }, { name: "m-c" }], started);
+    const step = (ms: number) => ({ name: "everyone", steps: [{ id: "long", tool: "sleep_tool", input: { ms } }, { id: "after", tool: "sleep_tool", needs: ["long"], input: { ms: 10 } }] });
+    const ids = await Promise.all(nodes.map((n) => submit(n, step(1_500))));
+    await until(() => existsSync(join(dir, "steps.log")) && runsOf(dir, "long").length === 3, 10_000, () => "not every workflow started");
+    await Promise.all(nodes.map((n) => n.kill("SIGKILL")));
+    // In the opposite order, so the seed (m-a) comes back last: the others find each other through peers.json, not only --join.
+    for (const n of [...nodes].reverse()) n.restart();
+    await Promise.all(nodes.map((n) => n.ready()));
+    for (const [i, n] of nodes.entries()) {
+      const result = await resultOf(n, ids[i] as string, 30_000);
+      expect(result).toMatchObject({ status: "complete", steps_completed: 2 });
+      const state = WorkflowStateSchema.parse((await n.get(`/v1/workflows/${ids[i]}`)).json);
+      expect(state.owner).toBe(n.name);
+    }
+    expect(runsOf(dir, "after")).toHaveLength(3);
+  });
+
   it("a store file that cannot be opened stops the node at start with one clear line", async () => {
     const { nodes } = await workflowMesh([{ name: "s-a" }], started);
     const [a] = nodes as [NodeProcess];
