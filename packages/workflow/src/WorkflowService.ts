@@ -50,10 +50,7 @@ const fingerprint = (r: InstanceRecord) => (ENDED.has(r.status) ? `${r.status}|$
 
 const IdBody = z.object({ id: z.string().max(64) });
 
-/**
- * The orchestrator of a node: checks and starts workflows submitted here (this node owns them),
- * and answers for any workflow in the mesh by asking its owner.
- */
+/** One row of `list()`. */
 export interface WorkflowSummary {
   workflow_id: string;
   name: string;
@@ -63,6 +60,11 @@ export interface WorkflowSummary {
   progress: { done: number; total: number };
 }
 
+/**
+ * The orchestrator of a node: checks and starts workflows submitted here (this node owns them),
+ * keeps them in its store if it has one, and answers for any workflow in the mesh by asking its
+ * owner.
+ */
 export class WorkflowService extends EventEmitter<{ changed: [workflowId: string] }> {
   private readonly owned = new Map<string, OwnedWorkflow>();
   /** Ended workflows: only their final state and result, not the actors that ran them. */

@@ -8,7 +8,7 @@ import type { InstanceRecord } from "./workflowMachine.js";
 /** What a node needs to run a workflow again after it restarted. */
 export interface StoredWorkflow {
   id: string;
-  /** The spec as submitted. */
+  /** The spec, as checked when it was accepted. */
   spec: unknown;
   /** The planned instances: a fan-out over nodes is fixed when the workflow is accepted. */
   instances: PlannedInstance[];
