@@ -1,6 +1,11 @@
-import { WorkflowResultSchema, WorkflowStateSchema } from "@shoal/protocol";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { WorkflowResultSchema, WorkflowStateSchema, silentLogger } from "@shoal/protocol";
 import { afterEach, describe, expect, it } from "vitest";
-import { type WorkflowNode, resetRecords, startWorkflowCluster, timeline } from "./testing/workflowCluster.js";
+import { type WorkflowNode, attemptLog, resetRecords, startWorkflowCluster, timeline } from "./testing/workflowCluster.js";
+import { WorkflowService } from "./WorkflowService.js";
+import { WorkflowStore } from "./WorkflowStore.js";
 
 const nodes: WorkflowNode[] = [];
 async function cluster(specs: Parameters<typeof startWorkflowCluster>[0]) {
@@ -8,8 +13,10 @@ async function cluster(specs: Parameters<typeof startWorkflowCluster>[0]) {
   nodes.push(...started);
   return started;
 }
+const stores: WorkflowStore[] = [];
 afterEach(async () => {
   await Promise.all(nodes.splice(0).map((n) => n.close()));
+  for (const s of stores.splice(0)) s.close();
   resetRecords();
 });
 const cameras = () => cluster([{ name: "edge-01", capabilities: ["camera"] }, { name: "edge-02", capabilities: ["camera"] }, { name: "gpu-01", capabilities: ["gpu"] }]);
@@ -194,5 +201,72 @@ describe("workflows end to end (in process)", () => {
     const result = await a!.workflows.wait(workflow_id);
     expect(result.result).toEqual({ all: { got: [{ tag: 1, item: "x" }, { tag: 1, item: "y" }, { tag: 1, item: "z" }] } });
     expect(result.steps_completed).toBe(4);
+  });
+});
+
+describe("workflows with a store, stopped and resumed (in process)", () => {
+  /** The orchestrator of `node` with a store in `file`, as a restarted node would build it. */
+  const orchestrator = (node: WorkflowNode, file: string) => {
+    const store = WorkflowStore.open(file);
+    stores.push(store);
+    return { store, workflows: new WorkflowService({ runtime: node.runtime, mesh: node.mesh, transport: node.node.transport, logger: silentLogger, store, saveIntervalMs: 1 }) };
+  };
+  const storeFile = () => join(mkdtempSync(join(tmpdir(), "shoal-resume-")), "workflows.db");
+
+  it("a step resumes at the attempt it had reached, with the same key; a step that ended is not run again", async () => {
+    const [a] = await cluster([{ name: "a" }, { name: "b" }]);
+    const file = storeFile();
+    const before = orchestrator(a!, file);
+    const { workflow_id } = before.workflows.submit({
+      name: "resume-attempts",
+      steps: [
+        { id: "first", tool: "sleep", input: { ms: 1, out: "first done" } },
+        { id: "second", tool: "fail_first", needs: ["first"], input: { ms: 300 }, retries: 2 },
+      ],
+    });
+    await expect.poll(async () => (await before.workflows.state(workflow_id)).steps.second?.attempts, { timeout: 5_000 }).toBe(2);
+    before.workflows.close();
+    before.store.close();
+    const after = orchestrator(a!, file);
+    expect(after.workflows.resume()).toEqual({ resumed: 1, ended: 0 });
+    const result = await after.workflows.wait(workflow_id);
+    expect(result).toMatchObject({ status: "complete", result: { second: { attempt: 2, key: `${workflow_id}/second` } } });
+    const state = await after.workflows.state(workflow_id);
+    expect(state.steps.second).toMatchObject({ status: "complete", attempts: 2 });
+    expect(timeline.filter((t) => t.step === "first")).toHaveLength(1);
+    // 1 failed, 2 stopped by the shutdown, 2 again after the resume: not back to 1.
+    expect(attemptLog.map((r) => r.attempt)).toEqual([1, 2, 2]);
+  });
+
+  it("the deadline still counts from when the workflow was accepted", async () => {
+    const [a] = await cluster([{ name: "a" }]);
+    const file = storeFile();
+    const before = orchestrator(a!, file);
+    const { workflow_id } = before.workflows.submit({ name: "resume-deadline", deadline_ms: 800, steps: [{ id: "long", tool: "sleep", input: { ms: 10_000 } }] });
+    await expect.poll(async () => (await before.workflows.state(workflow_id)).steps.long?.status).toBe("running");
+    before.workflows.close();
+    before.store.close();
+    await new Promise((r) => setTimeout(r, 300)); // down for a while, as a restart would be
+    const after = orchestrator(a!, file);
+    after.workflows.resume();
+    const result = await after.workflows.wait(workflow_id);
+    expect(result.failures).toEqual([{ step: "long", node: expect.any(String), error: { code: "SHOAL_ERR_DEADLINE", message: expect.any(String) }, attempts: 1 }]);
+    // Not 800 ms after the resume: 800 ms after it was accepted.
+    expect(result.total_time_ms).toBeGreaterThanOrEqual(800);
+    expect(result.total_time_ms).toBeLessThan(1_400);
+  });
+
+  it("resume without a store, or twice, takes nothing back twice", async () => {
+    const [a] = await cluster([{ name: "a" }]);
+    const file = storeFile();
+    const first = orchestrator(a!, file);
+    const { workflow_id } = first.workflows.submit({ name: "quick", steps: [{ id: "only", tool: "echo", input: { v: 1 } }] });
+    await first.workflows.wait(workflow_id);
+    first.store.close();
+    const again = orchestrator(a!, file);
+    expect(again.workflows.resume()).toEqual({ resumed: 0, ended: 1 });
+    expect(again.workflows.resume()).toEqual({ resumed: 0, ended: 0 });
+    expect((await again.workflows.result(workflow_id)).status).toBe("complete");
+    expect(a!.workflows.resume()).toEqual({ resumed: 0, ended: 0 });
   });
 });

@@ -6,6 +6,8 @@ import { WorkflowService } from "../WorkflowService.js";
 /** Every start and end of `sleep`, for overlap and concurrency checks. */
 export const timeline: { step: string; node: string; start: number; end: number; aborted: boolean }[] = [];
 const tries = new Map<string, number>();
+/** Every run of `fail_first`: which attempt each was. */
+export const attemptLog: { step: string; attempt: number }[] = [];
 
 export const workflowTestLogic: Definition[] = [
   { name: "echo", run: (input: unknown) => input },
@@ -41,6 +43,18 @@ export const workflowTestLogic: Definition[] = [
     },
   },
   {
+    // Throws on its first attempt; later attempts sleep `ms` and say which attempt they were.
+    name: "fail_first",
+    run: (input: { ms: number }, ctx) => {
+      attemptLog.push({ step: ctx.stepId ?? "", attempt: ctx.attempt });
+      if (ctx.attempt === 1) throw new Error("first attempt fails on purpose");
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => resolve({ attempt: ctx.attempt, key: ctx.key }), input.ms);
+        ctx.signal.addEventListener("abort", () => clearTimeout(timer));
+      });
+    },
+  },
+  {
     name: "boom",
     run: () => {
       throw new Error("tool exploded");
@@ -67,5 +81,6 @@ export async function startWorkflowCluster(specs: { name: string; capabilities?:
 
 export function resetRecords(): void {
   timeline.length = 0;
+  attemptLog.length = 0;
   tries.clear();
 }
