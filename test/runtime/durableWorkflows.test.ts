@@ -11,12 +11,18 @@ afterEach(async () => {
 });
 
 const runsOf = (dir: string, step: string) => stepsLog(dir).filter((l) => l.step === step && !l.end);
+/** What the node said of its store when it (re)started, after its first `skip` log lines. */
+const takenBack = async (node: NodeProcess, skip: number) => {
+  const said = () => node.logs.slice(skip).filter((l) => l.msg === "workflows taken back from the store");
+  await until(() => said().length > 0, 10_000, () => `${node.name} never looked at its store`);
+  return said()[0];
+};
 
 describe("workflows survive their owner's restart (SQLite in --data-dir)", () => {
-  it("an owner SIGKILLed mid-workflow takes it back on restart: ended steps keep their outcome, the running one runs again", async () => {
-    // The owner runs no steps itself (0 slots): killing it kills only the orchestration.
-    const { nodes, dir } = await workflowMesh([{ name: "d-a", slots: 0 }, { name: "d-b" }, { name: "d-c" }], started);
-    const [a, b] = nodes as [NodeProcess, NodeProcess];
+  it("a lone node SIGKILLed mid-workflow takes it back on restart: ended steps keep their outcome, the running one runs again", async () => {
+    // Alone, it has no backup to take the workflow over: its restart is what brings it back.
+    const { nodes, dir } = await workflowMesh([{ name: "d-a" }], started);
+    const [a] = nodes as [NodeProcess];
     const id = await submit(a, {
       name: "durable",
       steps: [
@@ -30,9 +36,8 @@ describe("workflows survive their owner's restart (SQLite in --data-dir)", () =>
     const stored = (l: Record<string, unknown>) => l.msg === "stored workflow progress" && (l.stored as string[]).includes(`${id}/first`);
     await until(() => a.logsMatching(stored).length > 0, 5_000, () => "first's outcome was never stored");
     await a.kill("SIGKILL");
-    // Its steps' hosts see their supervisor gone and stop what it started.
-    await until(() => stepsLog(dir).some((l) => l.step === "second" && l.end && l.aborted), 10_000, () => "the orphaned run of second was never stopped");
 
+    const logged = a.logs.length;
     a.restart();
     await a.ready();
     const result = await resultOf(a, id, 30_000);
@@ -41,13 +46,12 @@ describe("workflows survive their owner's restart (SQLite in --data-dir)", () =>
     const second = runsOf(dir, "second");
     expect(second.map((r) => r.key)).toEqual([`${id}/second`, `${id}/second`]);
     expect(runsOf(dir, "third")).toHaveLength(1);
-    const state = WorkflowStateSchema.parse((await b.get(`/v1/workflows/${id}`)).json);
+    const state = WorkflowStateSchema.parse((await a.get(`/v1/workflows/${id}`)).json);
     expect(state).toMatchObject({ status: "complete", owner: "d-a" });
-    // Not a retry: the owner's restart is like a node going down under the step.
+    // Not a retry: the restart is like a node going down under the step.
     expect(state.steps.second).toMatchObject({ status: "complete", attempts: 1 });
     expect(state.steps.first?.ended_at).toBeDefined();
-    const resumed = a.logsMatching((l) => l.msg === "workflows taken back from the store");
-    expect(resumed.at(-1)).toMatchObject({ resumed: 1 });
+    expect(await takenBack(a, logged)).toMatchObject({ resumed: 1, handedOver: 0 });
 
     // Ended, it stays readable across another restart.
     await a.kill("SIGKILL");
@@ -58,18 +62,22 @@ describe("workflows survive their owner's restart (SQLite in --data-dir)", () =>
     expect(runsOf(dir, "third")).toHaveLength(1);
   });
 
-  it("a SIGTERM'd owner keeps its unfinished workflows and runs them on when it starts again", async () => {
+  it("a SIGTERM'd owner hands its running workflows to its backup, and leaves them there when it starts again", async () => {
     const { nodes, dir } = await workflowMesh([{ name: "t-a", slots: 0 }, { name: "t-b" }], started);
-    const [a] = nodes as [NodeProcess];
-    const id = await submit(a, { name: "graceful", steps: [{ id: "long", tool: "sleep_tool", input: { ms: 1_000 } }] });
+    const [a, b] = nodes as [NodeProcess, NodeProcess];
+    const id = await submit(a, { name: "graceful", steps: [{ id: "long", tool: "sleep_tool", input: { ms: 1_000 } }, { id: "after", tool: "sleep_tool", needs: ["long"], input: { ms: 10 } }] });
     await until(() => existsSync(join(dir, "steps.log")), 10_000);
     a.signal("SIGTERM");
     expect(await a.exit()).toBe(0);
+    // Stopped there without ending: its backup (the only peer) takes it over and finishes it.
+    const result = await resultOf(b, id, 30_000);
+    expect(result).toMatchObject({ status: "complete", steps_completed: 2 });
+    expect(WorkflowStateSchema.parse((await b.get(`/v1/workflows/${id}`)).json).owner).toBe("t-b");
+    const logged = a.logs.length;
     a.restart();
     await a.ready();
-    const result = await resultOf(a, id, 30_000);
-    expect(result).toMatchObject({ status: "complete", steps_completed: 1 });
-    expect(runsOf(dir, "long").length).toBeGreaterThanOrEqual(1);
+    expect(await takenBack(a, logged)).toMatchObject({ resumed: 0, handedOver: 1 });
+    expect(runsOf(dir, "after")).toHaveLength(1);
   });
 
   it("the whole mesh killed and started again: each owner finishes its own workflows", async () => {
@@ -88,6 +96,44 @@ describe("workflows survive their owner's restart (SQLite in --data-dir)", () =>
       expect(state.owner).toBe(n.name);
     }
     expect(runsOf(dir, "after")).toHaveLength(3);
+  });
+
+  it("an owner that stays down: its backup peer takes the workflow over; back again, the old owner leaves it there", async () => {
+    const { nodes, dir } = await workflowMesh([{ name: "p-a", slots: 0 }, { name: "p-b" }, { name: "p-c" }], started);
+    const [a, b, c] = nodes as [NodeProcess, NodeProcess, NodeProcess];
+    const id = await submit(a, {
+      name: "taken-over",
+      steps: [
+        { id: "first", tool: "sleep_tool", input: { ms: 10 } },
+        { id: "second", tool: "sleep_tool", needs: ["first"], input: { ms: 1_500 } },
+        { id: "third", tool: "sleep_tool", needs: ["second"], input: { ms: 10 } },
+      ],
+    });
+    await until(() => existsSync(join(dir, "steps.log")) && runsOf(dir, "second").length === 1, 10_000, () => "second never started");
+    // first's outcome has reached the backup's copy.
+    const copied = (l: Record<string, unknown>) => l.msg === "kept a copy of a workflow" && l.workflowId === id && l.op === "records" && l.answer === "stored";
+    await until(() => b.logsMatching(copied).length + c.logsMatching(copied).length > 0, 5_000, () => "no backup got first's outcome");
+    const backup = b.logsMatching(copied).length > 0 ? b : c;
+    const other = backup === b ? c : b;
+    await a.kill("SIGKILL");
+
+    const result = await resultOf(other, id, 30_000);
+    expect(result).toMatchObject({ workflow_id: id, status: "complete", steps_completed: 3, result: { third: { step: "third" } } });
+    const state = WorkflowStateSchema.parse((await other.get(`/v1/workflows/${id}`)).json);
+    expect(state.owner).toBe(backup.name);
+    expect(state.steps.second).toMatchObject({ status: "complete", attempts: 1 });
+    expect(backup.logsMatching((l) => l.msg === "took over a workflow whose owner is down" && l.workflowId === id)).toMatchObject([{ from: "p-a", epoch: 2 }]);
+    expect(runsOf(dir, "first")).toHaveLength(1);
+    expect(runsOf(dir, "second").map((r) => r.key)).toEqual([`${id}/second`, `${id}/second`]);
+    expect(runsOf(dir, "third")).toHaveLength(1);
+
+    // The old owner comes back: it finds the workflow taken over and does not run it again.
+    const logged = a.logs.length;
+    a.restart();
+    await a.ready();
+    expect(await takenBack(a, logged)).toMatchObject({ resumed: 0, handedOver: 1 });
+    expect(WorkflowStateSchema.parse((await a.get(`/v1/workflows/${id}`)).json)).toMatchObject({ status: "complete", owner: backup.name });
+    expect(runsOf(dir, "third")).toHaveLength(1);
   });
 
   it("a store file that cannot be opened stops the node at start with one clear line", async () => {

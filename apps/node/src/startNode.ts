@@ -118,11 +118,7 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
   const settled = { expect: knownPeers.map((p) => p.address), quietMs: 2 * config["heartbeat-ms"], maxMs: Math.max(5_000, 2 * config["down-after-ms"]) };
   void peersSettled(mesh, settled).then(() => {
     if (stopping) return;
-    try {
-      workflows.resume();
-    } catch (err) {
-      log.error({ err }, "could not resume the workflows in the store");
-    }
+    workflows.resume().catch((err: unknown) => log.error({ err }, "could not resume the workflows in the store"));
   });
   log.info(
     { id: identity.id, address: identity.address, seeds: config.join, dataDir: dataDir.path, secured: secret !== undefined, tools: identity.tools },

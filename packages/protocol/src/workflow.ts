@@ -112,3 +112,70 @@ export const WorkflowResultSchema = z.object({
 export type WorkflowResult = z.infer<typeof WorkflowResultSchema>;
 
 export const WorkflowIdSchema = z.string().regex(/^wf_[a-z0-9]{6,32}$/, "expected wf_<id>");
+
+/** One runnable piece of a step as planned when the workflow was accepted: the step, or one instance of a fan-out. */
+export const PlannedInstanceSchema = z.object({
+  id: z.string(),
+  step: StepIdSchema,
+  logic: NameSchema,
+  placement: PlacementSchema,
+  /** The for_each item handed over as `input.item`. */
+  item: z.unknown().optional(),
+});
+export type PlannedInstance = z.infer<typeof PlannedInstanceSchema>;
+
+/** The owner's record of one instance: what the state format shows of it, and what a restart or takeover resumes from. */
+export const InstanceRecordSchema = z.object({
+  id: z.string(),
+  step: StepIdSchema,
+  logic: NameSchema,
+  status: StepStatusSchema,
+  node: z.string().nullable(),
+  attempts: z.number().int().min(0),
+  result: z.unknown().optional(),
+  error: ErrorSchema.optional(),
+  startedAt: z.number().nullable(),
+  endedAt: z.number().nullable(),
+  /** Spawned as a step actor (it may still wait for a slot). */
+  spawned: z.boolean(),
+  /** The runtime actor of its latest attempt. */
+  actor: z.string().nullable(),
+  /** Its input once it started, `$from` resolved. */
+  input: z.unknown().optional(),
+});
+export type InstanceRecord = z.infer<typeof InstanceRecordSchema>;
+
+const ReplicaBase = {
+  workflow_id: WorkflowIdSchema,
+  /** Node id of the owner that sends it. */
+  owner: z.string(),
+  /** Ownership epoch: 1 when accepted, +1 at each takeover. A lower one than the receiver knows is fenced. */
+  epoch: z.number().int().min(1),
+};
+
+/**
+ * `workflow.replica` (request): an owner -> its backup peer, the same writes as its own store.
+ * `started` carries everything (sent first, and again whenever the backup changes); `records`
+ * the instance records that changed; `ended` says the backup can let the copy go.
+ */
+export const WorkflowReplicaSchema = z.discriminatedUnion("op", [
+  z.object({ op: z.literal("started"), ...ReplicaBase, spec: z.unknown(), instances: z.array(PlannedInstanceSchema), started_at: z.number(), records: z.array(InstanceRecordSchema) }),
+  z.object({ op: z.literal("records"), ...ReplicaBase, records: z.array(InstanceRecordSchema) }),
+  z.object({ op: z.literal("ended"), ...ReplicaBase }),
+]);
+export type WorkflowReplica = z.infer<typeof WorkflowReplicaSchema>;
+
+/** `workflow.claimed` (cast): a node took a workflow over at `epoch`; an owner at a lower epoch stops its copy. */
+export const WorkflowClaimSchema = z.object({ workflow_id: WorkflowIdSchema, owner: z.string(), owner_name: z.string(), epoch: z.number().int().min(1) });
+export type WorkflowClaim = z.infer<typeof WorkflowClaimSchema>;
+
+/** `workflow.claims` (request): which of these workflows has the receiver taken over? Answered with WorkflowClaim[]. */
+export const WorkflowClaimsQuerySchema = z.object({ workflow_ids: z.array(WorkflowIdSchema).max(100_000) });
+
+/** The backup's answer to `workflow.replica`: stored; unknown (send `started` first); or fenced (someone owns it at a higher epoch). */
+export const WorkflowReplicaAnswerSchema = z.union([
+  z.object({ stored: z.literal(true) }),
+  z.object({ unknown: z.literal(true) }),
+  z.object({ fenced: WorkflowClaimSchema }),
+]);
+export type WorkflowReplicaAnswer = z.infer<typeof WorkflowReplicaAnswerSchema>;

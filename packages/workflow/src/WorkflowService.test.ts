@@ -228,7 +228,7 @@ describe("workflows with a store, stopped and resumed (in process)", () => {
     before.workflows.close();
     before.store.close();
     const after = orchestrator(a!, file);
-    expect(after.workflows.resume()).toEqual({ resumed: 1, ended: 0 });
+    expect(await after.workflows.resume()).toEqual({ resumed: 1, ended: 0, handedOver: 0 });
     const result = await after.workflows.wait(workflow_id);
     expect(result).toMatchObject({ status: "complete", result: { second: { attempt: 2, key: `${workflow_id}/second` } } });
     const state = await after.workflows.state(workflow_id);
@@ -248,7 +248,7 @@ describe("workflows with a store, stopped and resumed (in process)", () => {
     before.store.close();
     await new Promise((r) => setTimeout(r, 300)); // down for a while, as a restart would be
     const after = orchestrator(a!, file);
-    after.workflows.resume();
+    await after.workflows.resume();
     const result = await after.workflows.wait(workflow_id);
     expect(result.failures).toEqual([{ step: "long", node: expect.any(String), error: { code: "SHOAL_ERR_DEADLINE", message: expect.any(String) }, attempts: 1 }]);
     // Not 800 ms after the resume: 800 ms after it was accepted.
@@ -264,9 +264,9 @@ describe("workflows with a store, stopped and resumed (in process)", () => {
     await first.workflows.wait(workflow_id);
     first.store.close();
     const again = orchestrator(a!, file);
-    expect(again.workflows.resume()).toEqual({ resumed: 0, ended: 1 });
-    expect(again.workflows.resume()).toEqual({ resumed: 0, ended: 0 });
+    expect(await again.workflows.resume()).toEqual({ resumed: 0, ended: 1, handedOver: 0 });
+    expect(await again.workflows.resume()).toEqual({ resumed: 0, ended: 0, handedOver: 0 });
     expect((await again.workflows.result(workflow_id)).status).toBe("complete");
-    expect(a!.workflows.resume()).toEqual({ resumed: 0, ended: 0 });
+    expect(await a!.workflows.resume()).toEqual({ resumed: 0, ended: 0, handedOver: 0 });
   });
 });

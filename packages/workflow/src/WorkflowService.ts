@@ -1,15 +1,28 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { Mesh } from "@shoal/mesh";
-import { type Logger, ShoalError, type WorkflowResult, type WorkflowState, isShoalError } from "@shoal/protocol";
+import {
+  type Logger,
+  ShoalError,
+  type WorkflowClaim,
+  WorkflowClaimSchema,
+  WorkflowClaimsQuerySchema,
+  type WorkflowReplica,
+  type WorkflowReplicaAnswer,
+  WorkflowReplicaSchema,
+  type WorkflowResult,
+  type WorkflowState,
+  isShoalError,
+} from "@shoal/protocol";
 import type { Runtime } from "@shoal/runtime";
 import type { Transport } from "@shoal/transport";
 import { type Actor, createActor, toPromise } from "xstate";
 import { z } from "zod";
+import { BackupLink, type ReplicaSource } from "./BackupLink.js";
 import { type StepDetails, resultOf, stateOf } from "./formats.js";
 import { Notifier, type WorkflowNotice } from "./Notifier.js";
 import { type Plan, planWorkflow, restorePlan } from "./planWorkflow.js";
-import type { WorkflowStore } from "./WorkflowStore.js";
+import type { StoredWorkflow, WorkflowStore } from "./WorkflowStore.js";
 import { type InstanceRecord, type WorkflowContext, createWorkflowMachine } from "./workflowMachine.js";
 
 export interface WorkflowServiceOptions {
@@ -21,7 +34,11 @@ export interface WorkflowServiceOptions {
   retainMs?: number;
   /** ...and at most this many of them (the oldest go first). */
   maxRetained?: number;
-  /** Where owned workflows are kept across restarts; without one they live in memory only. */
+  /**
+   * Where workflows are kept across restarts; without one they live in memory only. With one,
+   * each owned workflow is also copied to a backup peer, which takes it over if this node goes
+   * down.
+   */
   store?: WorkflowStore;
   /**
    * Step outcomes are stored at most this long after they happen, many in one transaction (a
@@ -34,10 +51,15 @@ export interface WorkflowServiceOptions {
 interface OwnedWorkflow {
   id: string;
   plan: Plan;
+  startedAt: number;
+  /** Ownership epoch: 1 when accepted here, +1 at each takeover. */
+  epoch: number;
   actor: Actor<ReturnType<typeof createWorkflowMachine>>;
   ended: Promise<WorkflowResult>;
   /** What the store holds of each instance record (see `persist`). */
   stored: Map<string, string>;
+  /** Stopped here because another node owns it now at a higher epoch. */
+  fenced: boolean;
 }
 
 const ENDED = new Set(["complete", "failed", "skipped"]);
@@ -76,16 +98,36 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private saveTimer: NodeJS.Timeout | undefined;
   /** Set by `close`: workflows stop here without ending. */
   private closing = false;
+  private readonly selfId: string;
+  private readonly backups: BackupLink | undefined;
 
   constructor(private readonly options: WorkflowServiceOptions) {
     super();
     this.log = options.logger.child({ component: "workflow" });
     this.nodeName = options.transport.identity.name;
+    this.selfId = options.transport.identity.id;
     const t = options.transport;
     t.handle("workflow.state", (body) => this.localState(IdBody.parse(body).id));
     t.handle("workflow.result", (body) => this.localResult(IdBody.parse(body).id));
     t.handle("workflow.cancel", (body) => this.localCancel(IdBody.parse(body).id));
     t.handle("workflow.list", () => this.list());
+    const store = options.store;
+    if (!store) return;
+    const dropped = store.startedBy(this.selfId);
+    if (dropped > 0) this.log.info({ dropped }, "dropped copies of other nodes' workflows kept before this start");
+    this.backups = new BackupLink({ transport: t, mesh: options.mesh, logger: this.log, fenced: (claim) => this.fence(claim) });
+    t.handle("workflow.replica", (body) => this.keepReplica(WorkflowReplicaSchema.parse(body)));
+    t.handle("workflow.claims", (body) => this.claimsAmong(WorkflowClaimsQuerySchema.parse(body).workflow_ids));
+    t.handleCast("workflow.claimed", (body) => this.fence(WorkflowClaimSchema.parse(body)));
+    options.mesh.on("down", (m) => {
+      this.takeOver(m.id);
+      this.backups?.peerDown(m.id, this.sources());
+    });
+    options.mesh.on("up", (m) => {
+      this.backups?.peerUp(this.sources());
+      // A node that was cut off may still run what was taken over from it: tell it.
+      for (const claim of this.takenOver()) this.castClaim(m.id, claim);
+    });
   }
 
   /** Checks the spec against the live mesh and starts it; throws SHOAL_ERR_BAD_SPEC naming the step. */
@@ -93,20 +135,23 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const plan = planWorkflow(spec, this.options.mesh.table.all());
     const id = `wf_${randomBytes(9).toString("base64url").toLowerCase().replace(/[^a-z0-9]/g, "").padEnd(12, "0").slice(0, 12)}`;
     const startedAt = Date.now();
-    this.options.store?.started({ id, spec: plan.spec, instances: plan.instances, startedAt });
-    this.launch(id, plan, startedAt);
+    this.options.store?.started({ id, owner: this.selfId, epoch: 1, spec: plan.spec, instances: plan.instances, startedAt });
+    const wf = this.launch(id, plan, startedAt, 1);
+    this.backups?.full(this.sourceOf(wf));
     return { workflow_id: id };
   }
 
   /**
    * After a restart: takes back what the store kept. Ended workflows are readable again (within
    * the retention); unfinished ones run again from their stored records: steps that ended keep
-   * their outcome, the others run again with the same key, at the attempt they had reached.
-   * Call it once the node is back in the mesh, or its steps find no node to run on.
+   * their outcome, the others run again with the same key, at the attempt they had reached. A
+   * workflow that a peer took over while this node was down stays with that peer (`handedOver`).
+   * Call it once the node is back in the mesh: its steps need nodes to run on, and the peers
+   * must be there to say what they took over.
    */
-  resume(): { resumed: number; ended: number } {
+  async resume(): Promise<{ resumed: number; ended: number; handedOver: number }> {
     const store = this.options.store;
-    if (!store) return { resumed: 0, ended: 0 };
+    if (!store) return { resumed: 0, ended: 0, handedOver: 0 };
     const retainMs = this.options.retainMs ?? 60 * 60_000;
     const now = Date.now();
     let ended = 0;
@@ -119,22 +164,37 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       this.keepEnded(wf.id, wf.state, wf.result, retainMs - (now - wf.endedAt));
       ended++;
     }
+    const unfinished = store.unfinished(this.selfId).filter((wf) => !this.here(wf.id));
+    const claims = await this.claimsOfPeers(unfinished.map((wf) => wf.id));
     let resumed = 0;
-    for (const wf of store.unfinished()) {
-      if (this.here(wf.id)) continue;
-      try {
-        const plan = restorePlan(wf.spec, wf.instances);
-        this.launch(wf.id, plan, wf.startedAt, wf.records);
-        resumed++;
-      } catch (err) {
-        this.log.error({ err, workflowId: wf.id }, "could not resume a stored workflow; it stays in the store");
+    let handedOver = 0;
+    for (const wf of unfinished) {
+      const claim = claims.get(wf.id);
+      if (claim && claim.epoch > wf.epoch) {
+        this.log.info({ workflowId: wf.id, owner: claim.owner_name, epoch: claim.epoch }, "workflow was taken over while this node was down; it stays there");
+        store.forget(wf.id);
+        handedOver++;
+        continue;
       }
+      if (this.run(wf)) resumed++;
     }
-    this.log.info({ resumed, ended }, "workflows taken back from the store");
-    return { resumed, ended };
+    this.log.info({ resumed, ended, handedOver }, "workflows taken back from the store");
+    return { resumed, ended, handedOver };
   }
 
-  private launch(id: string, plan: Plan, startedAt: number, restored?: Record<string, InstanceRecord>): void {
+  /** Runs a stored workflow on from its records, as its owner at its epoch; false if it cannot be. */
+  private run(stored: StoredWorkflow): boolean {
+    try {
+      const wf = this.launch(stored.id, restorePlan(stored.spec, stored.instances), stored.startedAt, stored.epoch, stored.records);
+      this.backups?.full(this.sourceOf(wf));
+      return true;
+    } catch (err) {
+      this.log.error({ err, workflowId: stored.id }, "could not run a stored workflow; it stays in the store");
+      return false;
+    }
+  }
+
+  private launch(id: string, plan: Plan, startedAt: number, epoch: number, restored?: Record<string, InstanceRecord>): OwnedWorkflow {
     const log = this.log.child({ workflowId: id, workflow: plan.spec.name });
     const notifier = new Notifier(plan.spec.notify, log);
     const actor = createActor(createWorkflowMachine(plan, this.options.runtime), { input: { workflowId: id, startedAt, ...(restored && { restored }) } });
@@ -154,8 +214,9 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const ended = toPromise(actor).then(() => {
       // Stopped by `close`, not ended: the store keeps it unfinished for the next start.
       if (this.closing) throw new ShoalError("SHOAL_ERR_DRAINING", `${this.nodeName} is stopping; workflow ${id} runs on when it starts again`);
+      if (wf.fenced) throw new ShoalError("SHOAL_ERR_DRAINING", `workflow ${id} is owned by another node now`);
       const result = resultOf(actor.getSnapshot().context);
-      this.retire(id, result);
+      this.retire(wf, result);
       notifier.notify(notice("workflow.finished", { status: result.status, total_time_ms: result.total_time_ms, failures: result.failures }));
       return result;
     });
@@ -163,12 +224,14 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       if (!isShoalError(err, "SHOAL_ERR_DRAINING")) log.error({ err }, "workflow actor failed");
     });
     const stored = new Map(Object.values(restored ?? {}).map((r) => [r.id, fingerprint(r)]));
-    this.owned.set(id, { id, plan, actor, ended, stored });
+    const wf: OwnedWorkflow = { id, plan, startedAt, epoch, actor, ended, stored, fenced: false };
+    this.owned.set(id, wf);
     const changed = () => this.emit("changed", id);
     actor.subscribe({ next: changed, error: changed });
-    if (restored) log.info({ steps: plan.instances.length }, "workflow resumed");
+    if (restored) log.info({ steps: plan.instances.length, epoch }, "workflow resumed");
     else notifier.notify(notice("workflow.started", { steps: plan.instances.length, owner: this.nodeName }));
     actor.start();
+    return wf;
   }
 
   /**
@@ -222,6 +285,124 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       // The workflows go on; what they did since is lost if this node restarts.
       this.log.error({ err, records: changes.length }, "could not store workflow progress");
     }
+    const byWorkflow = new Map<string, InstanceRecord[]>();
+    for (const { workflowId, record } of changes) byWorkflow.set(workflowId, [...(byWorkflow.get(workflowId) ?? []), record]);
+    for (const [id, records] of byWorkflow) {
+      const wf = this.owned.get(id);
+      if (wf) this.backups?.records(this.sourceOf(wf), records);
+    }
+  }
+
+  /** What the backup link copies of an owned workflow. */
+  private sourceOf(wf: OwnedWorkflow): ReplicaSource {
+    return {
+      id: wf.id,
+      epoch: wf.epoch,
+      spec: wf.plan.spec,
+      instances: wf.plan.instances,
+      startedAt: wf.startedAt,
+      records: () => Object.values((wf.actor.getSnapshot().context as WorkflowContext).instances),
+    };
+  }
+
+  private sources(): ReplicaSource[] {
+    return [...this.owned.values()].map((wf) => this.sourceOf(wf));
+  }
+
+  /** A backup's side: keeps an owner's copy, unless that owner has been replaced (fenced). */
+  private keepReplica(op: WorkflowReplica): WorkflowReplicaAnswer {
+    const mine = this.owned.get(op.workflow_id);
+    if (mine && mine.epoch >= op.epoch) return { fenced: this.claimOf(mine) };
+    const answer = (this.options.store as WorkflowStore).replicate(op, (nodeId) => this.options.mesh.member(nodeId)?.name ?? nodeId);
+    this.log.debug({ workflowId: op.workflow_id, op: op.op, owner: op.owner, epoch: op.epoch, answer: Object.keys(answer)[0] }, "kept a copy of a workflow");
+    return answer;
+  }
+
+  /** The owner of workflows this node keeps copies of is down: run them here, at the next epoch. */
+  private takeOver(downId: string): void {
+    const store = this.options.store;
+    if (!store || this.closing) return;
+    for (const replica of store.unfinished(downId)) {
+      if (this.here(replica.id)) continue;
+      const epoch = replica.epoch + 1;
+      store.claim(replica.id, this.selfId, epoch);
+      const from = this.options.mesh.member(downId)?.name ?? downId;
+      this.log.warn({ workflowId: replica.id, from, epoch }, "took over a workflow whose owner is down");
+      if (!this.run({ ...replica, owner: this.selfId, epoch })) continue;
+      const claim = this.claimOf(this.owned.get(replica.id) as OwnedWorkflow);
+      for (const m of this.options.mesh.members()) if (!m.self && m.status === "up") this.castClaim(m.id, claim);
+    }
+  }
+
+  /** Another node owns a workflow at a higher epoch: stop the copy here, without ending it. */
+  private fence(claim: WorkflowClaim): void {
+    const wf = this.owned.get(claim.workflow_id);
+    if (!wf) {
+      this.dropStaleReplica(claim);
+      return;
+    }
+    if (wf.epoch >= claim.epoch) return;
+    this.log.warn({ workflowId: wf.id, owner: claim.owner_name, epoch: claim.epoch, ourEpoch: wf.epoch }, "another node took this workflow over; stopping it here");
+    wf.fenced = true;
+    this.owned.delete(wf.id);
+    this.unsaved.delete(wf.id);
+    this.backups?.forget(wf.id);
+    wf.actor.stop();
+    try {
+      this.options.store?.forget(wf.id);
+    } catch (err) {
+      this.log.warn({ err, workflowId: wf.id }, "could not drop a workflow owned elsewhere from the store");
+    }
+    this.emit("changed", wf.id);
+  }
+
+  /** A copy kept for an owner that has been replaced would take over from the wrong one: drop it. */
+  private dropStaleReplica(claim: WorkflowClaim): void {
+    const store = this.options.store;
+    const known = store?.ownership(claim.workflow_id);
+    if (!store || !known || known.owner === this.selfId || known.epoch >= claim.epoch) return;
+    store.forget(claim.workflow_id);
+  }
+
+  private claimOf(wf: OwnedWorkflow): WorkflowClaim {
+    return { workflow_id: wf.id, owner: this.selfId, owner_name: this.nodeName, epoch: wf.epoch };
+  }
+
+  /** Workflows this node took over, running or ended (as long as it keeps them). */
+  private takenOver(): WorkflowClaim[] {
+    const taken = this.options.store?.takenOverBy(this.selfId) ?? [];
+    return taken.map(({ id, epoch }) => ({ workflow_id: id, owner: this.selfId, owner_name: this.nodeName, epoch }));
+  }
+
+  /** Those of `ids` this node owns, running or ended. */
+  private claimsAmong(ids: string[]): WorkflowClaim[] {
+    return ids.flatMap((id) => {
+      const known = this.options.store?.ownership(id);
+      return known?.owner === this.selfId ? [{ workflow_id: id, owner: this.selfId, owner_name: this.nodeName, epoch: known.epoch }] : [];
+    });
+  }
+
+  private castClaim(peerId: string, claim: WorkflowClaim): void {
+    try {
+      this.options.transport.cast(peerId, "workflow.claimed", claim);
+    } catch (err) {
+      this.log.debug({ err, peer: peerId, workflowId: claim.workflow_id }, "could not tell a peer about a takeover");
+    }
+  }
+
+  /** Which of these workflows live peers own now, asked of every one of them. */
+  private async claimsOfPeers(ids: string[]): Promise<Map<string, WorkflowClaim>> {
+    const claims = new Map<string, WorkflowClaim>();
+    if (ids.length === 0) return claims;
+    const peers = this.options.mesh.members().filter((m) => !m.self && m.status === "up");
+    const answers = await Promise.allSettled(peers.map((p) => this.options.transport.request(p.id, "workflow.claims", { workflow_ids: ids }, { timeoutMs: 5_000 })));
+    for (const a of answers) {
+      if (a.status !== "fulfilled") continue;
+      for (const claim of WorkflowClaimSchema.array().parse(a.value)) {
+        if ((claims.get(claim.workflow_id)?.epoch ?? 0) < claim.epoch) claims.set(claim.workflow_id, claim);
+      }
+    }
+    return claims;
   }
 
   /** The seed's state format, from whichever node owns the workflow. */
@@ -269,10 +450,12 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   }
 
   /** Keeps what an ended workflow said and lets its actors go. */
-  private retire(id: string, result: WorkflowResult): void {
+  private retire(wf: OwnedWorkflow, result: WorkflowResult): void {
+    const id = wf.id;
     const state = this.localState(id);
     this.owned.delete(id);
     this.unsaved.delete(id);
+    this.backups?.ended(id, wf.epoch);
     try {
       this.options.store?.ended({ id, endedAt: Date.now(), state, result });
     } catch (err) {

@@ -41,7 +41,7 @@ describe("WorkflowStore", () => {
   it("keeps a workflow's spec, plan and latest records across a reopen of the file", () => {
     const file = fileIn();
     const first = storeAt(file);
-    first.started({ id: "wf_1", spec, instances, startedAt: 1_000 });
+    first.started({ id: "wf_1", owner: "me", epoch: 1, spec, instances, startedAt: 1_000 });
     first.saveRecords([{ workflowId: "wf_1", record: record("a", { status: "running", attempts: 1, node: "n1" }) }]);
     first.saveRecords([
       { workflowId: "wf_1", record: record("a", { status: "complete", attempts: 1, node: "n1", result: { v: 1 }, endedAt: 2_000 }) },
@@ -49,9 +49,11 @@ describe("WorkflowStore", () => {
     ]);
     first.close();
     const again = storeAt(file);
-    expect(again.unfinished()).toEqual([
+    expect(again.unfinished("me")).toEqual([
       {
         id: "wf_1",
+        owner: "me",
+        epoch: 1,
         spec,
         instances,
         startedAt: 1_000,
@@ -66,17 +68,17 @@ describe("WorkflowStore", () => {
 
   it("an ended workflow keeps its final state and result instead of its records, until forgotten", () => {
     const store = storeAt(fileIn());
-    store.started({ id: "wf_1", spec, instances, startedAt: 1 });
-    store.started({ id: "wf_2", spec, instances, startedAt: 2 });
+    store.started({ id: "wf_1", owner: "me", epoch: 1, spec, instances, startedAt: 1 });
+    store.started({ id: "wf_2", owner: "me", epoch: 1, spec, instances, startedAt: 2 });
     store.saveRecords([{ workflowId: "wf_1", record: record("a", { status: "complete" }) }]);
     const state = { workflow_id: "wf_1", status: "complete" } as unknown as WorkflowState;
     const result = { workflow_id: "wf_1", status: "complete" } as unknown as WorkflowResult;
     store.ended({ id: "wf_1", endedAt: 5, state, result });
     expect(store.endedWorkflows()).toEqual([{ id: "wf_1", endedAt: 5, state, result }]);
-    expect(store.unfinished().map((w) => w.id)).toEqual(["wf_2"]);
+    expect(store.unfinished("me").map((w) => w.id)).toEqual(["wf_2"]);
     store.forget("wf_1");
     expect(store.endedWorkflows()).toEqual([]);
-    expect(store.unfinished().map((w) => w.id)).toEqual(["wf_2"]);
+    expect(store.unfinished("me").map((w) => w.id)).toEqual(["wf_2"]);
   });
 
   it("refuses a file it cannot use with SHOAL_ERR_STORE and a clear reason", () => {
@@ -88,14 +90,14 @@ describe("WorkflowStore", () => {
     const db = new Database(newer);
     db.pragma("user_version = 99");
     db.close();
-    expect(() => WorkflowStore.open(newer)).toThrow(expect.objectContaining({ code: "SHOAL_ERR_STORE", message: expect.stringMatching(/version 99.*reads version 1/) }));
+    expect(() => WorkflowStore.open(newer)).toThrow(expect.objectContaining({ code: "SHOAL_ERR_STORE", message: expect.stringMatching(/version 99.*reads version 2/) }));
   });
 
   it("a write that fails is a SHOAL_ERR_STORE saying what could not be stored", () => {
     const store = storeAt(fileIn());
-    store.started({ id: "wf_1", spec, instances, startedAt: 1 });
+    store.started({ id: "wf_1", owner: "me", epoch: 1, spec, instances, startedAt: 1 });
     // The same id twice: SQLite's constraint error, as the caller sees it.
-    expect(() => store.started({ id: "wf_1", spec, instances, startedAt: 1 })).toThrow(
+    expect(() => store.started({ id: "wf_1", owner: "me", epoch: 1, spec, instances, startedAt: 1 })).toThrow(
       expect.objectContaining({ code: "SHOAL_ERR_STORE", message: expect.stringContaining("could not store a new workflow") }),
     );
   });

@@ -1,6 +1,7 @@
 import {
   type Member,
   type Placement,
+  type PlannedInstance,
   ShoalError,
   type StepSpec,
   type WorkflowSpec,
@@ -10,15 +11,7 @@ import {
 import { topologicalOrder } from "./dag.js";
 import { collectFromRefs } from "./fromRefs.js";
 
-/** One runnable piece of a step: the step itself, or one instance of a fan-out (`id[0]`, ...). */
-export interface PlannedInstance {
-  id: string;
-  step: string;
-  logic: string;
-  placement: Placement;
-  /** The for_each item handed over as `input.item`. */
-  item?: unknown;
-}
+export type { PlannedInstance };
 
 export interface PlannedStep {
   spec: StepSpec;

@@ -1,28 +1,11 @@
-import type { StepStatus } from "@shoal/protocol";
+import type { InstanceRecord, StepStatus } from "@shoal/protocol";
 import type { Runtime } from "@shoal/runtime";
 import { type AnyActorLogic, type DoneActorEvent, assign, emit, enqueueActions, setup } from "xstate";
 import { resolveFromRefs } from "./fromRefs.js";
 import type { Plan, PlannedInstance } from "./planWorkflow.js";
 import { type StepError, type StepInput, type StepOutput, type StepUpdateEvent, createStepMachine } from "./stepMachine.js";
 
-export interface InstanceRecord {
-  id: string;
-  step: string;
-  logic: string;
-  status: StepStatus;
-  node: string | null;
-  attempts: number;
-  result?: unknown;
-  error?: StepError;
-  startedAt: number | null;
-  endedAt: number | null;
-  /** Spawned as a step actor (it may still wait for a slot). */
-  spawned: boolean;
-  /** The runtime actor of its latest attempt. */
-  actor: string | null;
-  /** Its input once it started, `$from` resolved. */
-  input?: unknown;
-}
+export type { InstanceRecord };
 
 export interface WorkflowContext {
   workflowId: string;
