@@ -101,4 +101,57 @@ describe("WorkflowStore", () => {
       expect.objectContaining({ code: "SHOAL_ERR_STORE", message: expect.stringContaining("could not store a new workflow") }),
     );
   });
+
+  it("keeps an owner's replica, applies its changes, and fences an owner that was replaced", () => {
+    const store = storeAt(fileIn());
+    const name = (id: string) => `name-of-${id}`;
+    const base = { workflow_id: "wf_abcdef", owner: "A", epoch: 1 };
+    // Changes before the whole copy: the owner must send it first.
+    expect(store.replicate({ op: "records", ...base, records: [record("a")] }, name)).toEqual({ unknown: true });
+    expect(store.replicate({ op: "started", ...base, spec, instances, started_at: 10, records: [record("a", { status: "running" })] }, name)).toEqual({ stored: true });
+    expect(store.replicate({ op: "records", ...base, records: [record("a", { status: "complete", result: 1 })] }, name)).toEqual({ stored: true });
+    expect(store.unfinished("A")).toEqual([{ id: "wf_abcdef", owner: "A", epoch: 1, spec, instances, startedAt: 10, records: { a: record("a", { status: "complete", result: 1 }) } }]);
+    expect(store.unfinished("me")).toEqual([]);
+
+    // Taken over here at epoch 2: the old owner's writes are refused, with who owns it now.
+    store.claim("wf_abcdef", "me", 2);
+    expect(store.ownership("wf_abcdef")).toEqual({ owner: "me", epoch: 2 });
+    const fenced = { fenced: { workflow_id: "wf_abcdef", owner: "me", owner_name: "name-of-me", epoch: 2 } };
+    expect(store.replicate({ op: "records", ...base, records: [record("b")] }, name)).toEqual(fenced);
+    expect(store.replicate({ op: "started", ...base, spec, instances, started_at: 10, records: [] }, name)).toEqual(fenced);
+    expect(store.replicate({ op: "ended", ...base }, name)).toEqual(fenced);
+    expect(store.takenOverBy("me")).toEqual([{ id: "wf_abcdef", epoch: 2 }]);
+    expect(store.unfinished("me").map((w) => [w.id, w.epoch])).toEqual([["wf_abcdef", 2]]);
+  });
+
+  it("an ended replica is let go; a restart drops other owners' replicas and keeps its own workflows", () => {
+    const file = fileIn();
+    const store = storeAt(file);
+    const name = (id: string) => id;
+    store.started({ id: "wf_mine01", owner: "me", epoch: 1, spec, instances, startedAt: 1 });
+    store.replicate({ op: "started", workflow_id: "wf_theirs1", owner: "B", epoch: 1, spec, instances, started_at: 2, records: [] }, name);
+    store.replicate({ op: "started", workflow_id: "wf_theirs2", owner: "C", epoch: 3, spec, instances, started_at: 3, records: [] }, name);
+    expect(store.replicate({ op: "ended", workflow_id: "wf_theirs1", owner: "B", epoch: 1 }, name)).toEqual({ stored: true });
+    expect(store.ownership("wf_theirs1")).toBeUndefined();
+    store.close();
+    const again = storeAt(file);
+    expect(again.startedBy("me")).toBe(1);
+    expect(again.ownership("wf_theirs2")).toBeUndefined();
+    expect(again.unfinished("me").map((w) => w.id)).toEqual(["wf_mine01"]);
+  });
+
+  it("opens a version-1 store: its workflows become the node's own when it starts", () => {
+    const file = fileIn();
+    const v1 = new Database(file);
+    v1.exec(`
+      CREATE TABLE workflows (id TEXT PRIMARY KEY, spec TEXT NOT NULL, instances TEXT NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER, state TEXT, result TEXT);
+      CREATE TABLE instances (workflow_id TEXT NOT NULL, id TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (workflow_id, id)) WITHOUT ROWID;
+    `);
+    v1.prepare("INSERT INTO workflows (id, spec, instances, started_at) VALUES (?, ?, ?, ?)").run("wf_old001", JSON.stringify(spec), JSON.stringify(instances), 5);
+    v1.pragma("user_version = 1");
+    v1.close();
+    const store = storeAt(file);
+    expect(store.startedBy("me")).toBe(0);
+    expect(store.unfinished("me")).toEqual([{ id: "wf_old001", owner: "me", epoch: 1, spec, instances, startedAt: 5, records: {} }]);
+  });
 });
