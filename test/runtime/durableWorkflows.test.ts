@@ -76,7 +76,8 @@ describe("workflows survive their owner's restart (SQLite in --data-dir)", () =>
     const logged = a.logs.length;
     a.restart();
     await a.ready();
-    expect(await takenBack(a, logged)).toMatchObject({ resumed: 0, handedOver: 1 });
+    expect(await takenBack(a, logged)).toMatchObject({ resumed: 0 });
+    expect(a.logsMatching((l) => l.msg === "another node owns this workflow now; dropped it here" && l.workflowId === id)).toMatchObject([{ owner: "t-b", epoch: 2 }]);
     expect(runsOf(dir, "after")).toHaveLength(1);
   });
 
@@ -131,10 +132,47 @@ describe("workflows survive their owner's restart (SQLite in --data-dir)", () =>
     const logged = a.logs.length;
     a.restart();
     await a.ready();
-    expect(await takenBack(a, logged)).toMatchObject({ resumed: 0, handedOver: 1 });
+    // Told by the new owner as soon as they are linked, or finding out when it asks: either way it drops its copy.
+    expect(await takenBack(a, logged)).toMatchObject({ resumed: 0 });
+    expect(a.logsMatching((l) => l.msg === "another node owns this workflow now; dropped it here" && l.workflowId === id)).toMatchObject([{ owner: backup.name, epoch: 2 }]);
     expect(WorkflowStateSchema.parse((await a.get(`/v1/workflows/${id}`)).json)).toMatchObject({ status: "complete", owner: backup.name });
     expect(runsOf(dir, "third")).toHaveLength(1);
   });
+
+  it("an owner cut off from the mesh is replaced; when the link heals, its own copy gives way to the new owner's", async () => {
+    const { nodes } = await workflowMesh([{ name: "q-a", slots: 0 }, { name: "q-b" }, { name: "q-c" }], started, { SHOAL_DEBUG_ROUTES: "1" });
+    const [a, b, c] = nodes as [NodeProcess, NodeProcess, NodeProcess];
+    const id = await submit(a, {
+      name: "split",
+      steps: [
+        { id: "first", tool: "sleep_tool", input: { ms: 10 } },
+        { id: "second", tool: "sleep_tool", needs: ["first"], input: { ms: 1_500 } },
+        { id: "third", tool: "sleep_tool", needs: ["second"], input: { ms: 10 } },
+      ],
+    });
+    const copied = (l: Record<string, unknown>) => l.msg === "kept a copy of a workflow" && l.workflowId === id && l.op === "records" && l.answer === "stored";
+    await until(() => b.logsMatching(copied).length + c.logsMatching(copied).length > 0, 10_000, () => "no backup got first's outcome");
+    const backup = b.logsMatching(copied).length > 0 ? b : c;
+    // Cut q-a off: every frame to and from its peers is dropped. Both sides see the other go down.
+    expect((await a.post("/debug/faults", { peer: "*", drop: true })).status).toBe(200);
+    const result = await resultOf(backup, id, 30_000);
+    expect(result).toMatchObject({ status: "complete", steps_completed: 3 });
+    // Meanwhile q-a, cut off, still has its own copy (running, or ended without the steps it could not place).
+    expect((await a.get(`/v1/workflows/${id}`)).json.owner).toBe("q-a");
+
+    // Healed: the new owner tells q-a, which stops its copy or drops its outcome; every node then
+    // answers with the new owner's.
+    expect((await a.post("/debug/faults", { peer: "*" })).status).toBe(200);
+    const gaveWay = (l: Record<string, unknown>) =>
+      l.workflowId === id && (l.msg === "another node took this workflow over; stopping it here" || l.msg === "another node owns this workflow now; dropped it here");
+    await until(() => a.logsMatching(gaveWay).length > 0, 15_000, () => "q-a kept its own copy");
+    for (const n of nodes) {
+      // q-a answers through its peers once it sees them up again.
+      await until(async () => (await n.get(`/v1/workflows/${id}`)).status === 200, 10_000, () => `${n.name} does not answer for ${id}`);
+      const state = WorkflowStateSchema.parse((await n.get(`/v1/workflows/${id}`)).json);
+      expect(state).toMatchObject({ status: "complete", owner: backup.name });
+    }
+  }, 60_000);
 
   it("a store file that cannot be opened stops the node at start with one clear line", async () => {
     const { nodes } = await workflowMesh([{ name: "s-a" }], started);

@@ -18,13 +18,13 @@ export interface WorkflowNodeSpec {
  * the first, sharing one record dir; each goes into `started` as soon as it runs, for cleanup.
  * Resolves once every node sees all of them up.
  */
-export async function workflowMesh(specs: WorkflowNodeSpec[], started: NodeProcess[]): Promise<{ nodes: NodeProcess[]; dir: string }> {
+export async function workflowMesh(specs: WorkflowNodeSpec[], started: NodeProcess[], env: Record<string, string> = {}): Promise<{ nodes: NodeProcess[]; dir: string }> {
   const dir = tempDir("wf-");
   const nodes: NodeProcess[] = [];
   for (const s of specs) {
     const m = await startMesh([s.name], {
       extra: ["--plugin", PLUGIN, "--slots", String(s.slots ?? 4), ...(s.capabilities ? ["--capabilities", s.capabilities] : []), ...FAST, ...(nodes[0] ? ["--join", nodes[0].address] : [])],
-      env: { SHOAL_TEST_DIR: dir },
+      env: { ...env, SHOAL_TEST_DIR: dir },
     });
     nodes.push(...m.nodes);
     started.push(...m.nodes);

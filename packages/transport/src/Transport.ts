@@ -92,6 +92,10 @@ export class Transport extends EventEmitter<TransportEvents> {
       secret: options.secret,
       codec: this.codec,
       timeoutMs: options.handshakeTimeoutMs ?? 5_000,
+      isCut: (peerId) => {
+        const fault = this.faults.get(peerId);
+        return fault?.drop === true && (fault.direction ?? "both") === "both";
+      },
     };
     this.connectionOptions = {
       heartbeatMs: options.heartbeatMs ?? 500,

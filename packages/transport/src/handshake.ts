@@ -19,6 +19,12 @@ export interface HandshakeContext {
   secret: string | undefined;
   codec: Codec;
   timeoutMs: number;
+  /**
+   * Fault injection: true for a peer whose link is cut. The handshake then stops as soon as the
+   * peer is known, before this side says anything more, so that the other side never gets a
+   * connection either, as when the network drops everything.
+   */
+  isCut?: (peerId: string) => boolean;
 }
 
 /**
@@ -43,6 +49,7 @@ export async function dialHandshake(ws: WebSocket, ctx: HandshakeContext): Promi
     send(ws, ctx, { t: "hello", v: PROTOCOL_VERSION, cluster: ctx.cluster, node: ctx.identity, nonce });
     const hello = await reader.next("hello");
     checkHello(hello, ctx);
+    if (ctx.isCut?.(hello.node.id)) throw fail("SHOAL_ERR_DIAL_FAILED", `link to ${hello.node.name} is cut by fault injection`);
     if (ctx.secret !== undefined) {
       const expected = proveSecret(ctx.secret, "acceptor", hello.nonce, nonce, hello.node.id);
       if (!proofMatches(expected, hello.proof)) {
@@ -65,6 +72,7 @@ export async function acceptHandshake(ws: WebSocket, ctx: HandshakeContext): Pro
   try {
     const hello = await reader.next("hello");
     checkHello(hello, ctx);
+    if (ctx.isCut?.(hello.node.id)) throw fail("SHOAL_ERR_DIAL_FAILED", `link to ${hello.node.name} is cut by fault injection`);
     const nonce = createNonce();
     const proof = ctx.secret === undefined ? undefined : proveSecret(ctx.secret, "acceptor", nonce, hello.nonce, ctx.identity.id);
     const answer: HelloFrame = { t: "hello", v: PROTOCOL_VERSION, cluster: ctx.cluster, node: ctx.identity, nonce };

@@ -123,10 +123,11 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       this.takeOver(m.id);
       this.backups?.peerDown(m.id, this.sources());
     });
-    options.mesh.on("up", (m) => {
-      this.backups?.peerUp(this.sources());
-      // A node that was cut off may still run what was taken over from it: tell it.
-      for (const claim of this.takenOver()) this.castClaim(m.id, claim);
+    options.mesh.on("up", () => this.backups?.peerUp(this.sources()));
+    // A node that was cut off may still run what was taken over from it: tell it as soon as there
+    // is a link again (a takeover closed the old one; `up` may come by gossip before the link).
+    t.on("connected", (conn) => {
+      for (const claim of this.takenOver()) this.castClaim(conn.peer.id, claim);
     });
   }
 
@@ -171,8 +172,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     for (const wf of unfinished) {
       const claim = claims.get(wf.id);
       if (claim && claim.epoch > wf.epoch) {
-        this.log.info({ workflowId: wf.id, owner: claim.owner_name, epoch: claim.epoch }, "workflow was taken over while this node was down; it stays there");
-        store.forget(wf.id);
+        this.dropSuperseded(claim);
         handedOver++;
         continue;
       }
@@ -338,7 +338,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private fence(claim: WorkflowClaim): void {
     const wf = this.owned.get(claim.workflow_id);
     if (!wf) {
-      this.dropStaleReplica(claim);
+      this.dropSuperseded(claim);
       return;
     }
     if (wf.epoch >= claim.epoch) return;
@@ -356,12 +356,20 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     this.emit("changed", wf.id);
   }
 
-  /** A copy kept for an owner that has been replaced would take over from the wrong one: drop it. */
-  private dropStaleReplica(claim: WorkflowClaim): void {
+  /**
+   * What this node still holds of a workflow owned elsewhere at a higher epoch goes: a replica
+   * kept for the replaced owner (it would take over from the wrong one), or the outcome this node
+   * reached itself while it was cut off (the new owner's is the one that counts).
+   */
+  private dropSuperseded(claim: WorkflowClaim): void {
     const store = this.options.store;
     const known = store?.ownership(claim.workflow_id);
-    if (!store || !known || known.owner === this.selfId || known.epoch >= claim.epoch) return;
+    if (!store || !known || known.epoch >= claim.epoch) return;
     store.forget(claim.workflow_id);
+    if (known.owner !== this.selfId) return; // a replica kept for the replaced owner
+    const hadOutcome = this.ended.delete(claim.workflow_id);
+    this.log.warn({ workflowId: claim.workflow_id, owner: claim.owner_name, epoch: claim.epoch, ourEpoch: known.epoch, hadOutcome }, "another node owns this workflow now; dropped it here");
+    if (hadOutcome) this.emit("changed", claim.workflow_id);
   }
 
   private claimOf(wf: OwnedWorkflow): WorkflowClaim {
