@@ -21,6 +21,8 @@ import { z } from "zod";
 import { BackupLink, type ReplicaSource } from "./BackupLink.js";
 import { type StepDetails, resultOf, stateOf } from "./formats.js";
 import { Notifier, type WorkflowNotice } from "./Notifier.js";
+import { OwnershipClaims } from "./OwnershipClaims.js";
+import { ProgressWriter } from "./ProgressWriter.js";
 import { type Plan, planWorkflow, restorePlan } from "./planWorkflow.js";
 import type { StoredWorkflow, WorkflowStore } from "./WorkflowStore.js";
 import { type InstanceRecord, type WorkflowContext, createWorkflowMachine } from "./workflowMachine.js";
@@ -56,19 +58,9 @@ interface OwnedWorkflow {
   epoch: number;
   actor: Actor<ReturnType<typeof createWorkflowMachine>>;
   ended: Promise<WorkflowResult>;
-  /** What the store holds of each instance record (see `persist`). */
-  stored: Map<string, string>;
   /** Stopped here because another node owns it now at a higher epoch. */
   fenced: boolean;
 }
-
-const ENDED = new Set(["complete", "failed", "skipped"]);
-/**
- * What a resume needs of an instance record: the outcome once it has ended, else only the attempt
- * it has reached (a record that has not ended is run again from scratch). Stored when it changes,
- * which is about once per step: where a running step is placed is not worth a write.
- */
-const fingerprint = (r: InstanceRecord) => (ENDED.has(r.status) ? `${r.status}|${r.attempts}` : `open|${Math.max(1, r.attempts)}`);
 
 const IdBody = z.object({ id: z.string().max(64) });
 
@@ -93,13 +85,12 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private readonly ended = new Map<string, { state: WorkflowState; result: WorkflowResult }>();
   private readonly log: Logger;
   private readonly nodeName: string;
-  /** Instances (by workflow) whose outcome or attempt changed since the store last heard of them. */
-  private readonly unsaved = new Map<string, Set<string>>();
-  private saveTimer: NodeJS.Timeout | undefined;
+  private readonly progress: ProgressWriter | undefined;
   /** Set by `close`: workflows stop here without ending. */
   private closing = false;
   private readonly selfId: string;
   private readonly backups: BackupLink | undefined;
+  private readonly claims: OwnershipClaims | undefined;
 
   constructor(private readonly options: WorkflowServiceOptions) {
     super();
@@ -116,8 +107,20 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const dropped = store.startedBy(this.selfId);
     if (dropped > 0) this.log.info({ dropped }, "dropped copies of other nodes' workflows kept before this start");
     this.backups = new BackupLink({ transport: t, mesh: options.mesh, logger: this.log, fenced: (claim) => this.fence(claim) });
+    this.progress = new ProgressWriter({
+      store,
+      logger: this.log,
+      intervalMs: options.saveIntervalMs ?? 20,
+      recordsOf: (id) => (this.owned.get(id)?.actor.getSnapshot().context as WorkflowContext | undefined)?.instances,
+      written: (id, records) => {
+        const wf = this.owned.get(id);
+        if (wf) this.backups?.records(this.sourceOf(wf), records);
+      },
+    });
+    const claims = new OwnershipClaims({ transport: t, mesh: options.mesh, store, logger: this.log });
+    this.claims = claims;
     t.handle("workflow.replica", (body) => this.keepReplica(WorkflowReplicaSchema.parse(body)));
-    t.handle("workflow.claims", (body) => this.claimsAmong(WorkflowClaimsQuerySchema.parse(body).workflow_ids));
+    t.handle("workflow.claims", (body) => claims.among(WorkflowClaimsQuerySchema.parse(body).workflow_ids));
     t.handleCast("workflow.claimed", (body) => this.fence(WorkflowClaimSchema.parse(body)));
     options.mesh.on("down", (m) => {
       this.takeOver(m.id);
@@ -127,7 +130,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     // A node that was cut off may still run what was taken over from it: tell it as soon as there
     // is a link again (a takeover closed the old one; `up` may come by gossip before the link).
     t.on("connected", (conn) => {
-      for (const claim of this.takenOver()) this.castClaim(conn.peer.id, claim);
+      for (const claim of claims.takenOver()) claims.tell(conn.peer.id, claim);
     });
   }
 
@@ -166,7 +169,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       ended++;
     }
     const unfinished = store.unfinished(this.selfId).filter((wf) => !this.here(wf.id));
-    const claims = await this.claimsOfPeers(unfinished.map((wf) => wf.id));
+    const claims = (await this.claims?.ask(unfinished.map((wf) => wf.id))) ?? new Map<string, WorkflowClaim>();
     let resumed = 0;
     let handedOver = 0;
     for (const wf of unfinished) {
@@ -208,8 +211,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     actor.on("*", (ev) => {
       const { type, ...rest } = ev;
       notifier.notify(notice(type, rest));
-      // What a resume needs changes exactly when one of these is emitted (see `fingerprint`).
-      if (type === "step.completed" || type === "step.failed" || type === "step.retrying") this.persistSoon(id, ev.instance);
+      // What a resume needs of a record changes exactly when one of these is emitted (see ProgressWriter).
+      if (!this.closing && (type === "step.completed" || type === "step.failed" || type === "step.retrying")) this.progress?.changed(id, ev.instance);
     });
     const ended = toPromise(actor).then(() => {
       // Stopped by `close`, not ended: the store keeps it unfinished for the next start.
@@ -223,8 +226,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     ended.catch((err: unknown) => {
       if (!isShoalError(err, "SHOAL_ERR_DRAINING")) log.error({ err }, "workflow actor failed");
     });
-    const stored = new Map(Object.values(restored ?? {}).map((r) => [r.id, fingerprint(r)]));
-    const wf: OwnedWorkflow = { id, plan, startedAt, epoch, actor, ended, stored, fenced: false };
+    this.progress?.begin(id, restored);
+    const wf: OwnedWorkflow = { id, plan, startedAt, epoch, actor, ended, fenced: false };
     this.owned.set(id, wf);
     const changed = () => this.emit("changed", id);
     actor.subscribe({ next: changed, error: changed });
@@ -241,56 +244,11 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
    */
   close(): void {
     if (this.closing) return;
-    this.persist();
+    this.progress?.flush();
     this.closing = true;
     for (const wf of this.owned.values()) wf.actor.stop();
     this.log.info({ workflows: this.owned.size, stored: this.options.store !== undefined }, "workflows stopped for shutdown");
     this.owned.clear();
-  }
-
-  /** Stores an instance's record soon, with every other change until then (see `saveIntervalMs`). */
-  private persistSoon(id: string, instance: string): void {
-    if (!this.options.store || this.closing) return;
-    const instances = this.unsaved.get(id) ?? new Set<string>();
-    instances.add(instance);
-    this.unsaved.set(id, instances);
-    this.saveTimer ??= setTimeout(() => this.persist(), this.options.saveIntervalMs ?? 20);
-  }
-
-  private persist(): void {
-    clearTimeout(this.saveTimer);
-    this.saveTimer = undefined;
-    const store = this.options.store;
-    if (!store || this.unsaved.size === 0) return;
-    const changes: { workflowId: string; record: InstanceRecord }[] = [];
-    for (const [id, instances] of this.unsaved) {
-      const wf = this.owned.get(id);
-      if (!wf) continue; // ended: the store has its final state
-      const ctx = wf.actor.getSnapshot().context as WorkflowContext;
-      for (const instance of instances) {
-        const record = ctx.instances[instance];
-        if (!record) continue;
-        const print = fingerprint(record);
-        if (wf.stored.get(record.id) === print) continue;
-        wf.stored.set(record.id, print);
-        changes.push({ workflowId: id, record });
-      }
-    }
-    this.unsaved.clear();
-    if (changes.length === 0) return;
-    try {
-      store.saveRecords(changes);
-      this.log.debug({ stored: changes.map((c) => `${c.workflowId}/${c.record.id}`) }, "stored workflow progress");
-    } catch (err) {
-      // The workflows go on; what they did since is lost if this node restarts.
-      this.log.error({ err, records: changes.length }, "could not store workflow progress");
-    }
-    const byWorkflow = new Map<string, InstanceRecord[]>();
-    for (const { workflowId, record } of changes) byWorkflow.set(workflowId, [...(byWorkflow.get(workflowId) ?? []), record]);
-    for (const [id, records] of byWorkflow) {
-      const wf = this.owned.get(id);
-      if (wf) this.backups?.records(this.sourceOf(wf), records);
-    }
   }
 
   /** What the backup link copies of an owned workflow. */
@@ -312,7 +270,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   /** A backup's side: keeps an owner's copy, unless that owner has been replaced (fenced). */
   private keepReplica(op: WorkflowReplica): WorkflowReplicaAnswer {
     const mine = this.owned.get(op.workflow_id);
-    if (mine && mine.epoch >= op.epoch) return { fenced: this.claimOf(mine) };
+    if (mine && mine.epoch >= op.epoch) return { fenced: (this.claims as OwnershipClaims).mine(mine.id, mine.epoch) };
     const answer = (this.options.store as WorkflowStore).replicate(op, (nodeId) => this.options.mesh.member(nodeId)?.name ?? nodeId);
     this.log.debug({ workflowId: op.workflow_id, op: op.op, owner: op.owner, epoch: op.epoch, answer: Object.keys(answer)[0] }, "kept a copy of a workflow");
     return answer;
@@ -328,9 +286,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       store.claim(replica.id, this.selfId, epoch);
       const from = this.options.mesh.member(downId)?.name ?? downId;
       this.log.warn({ workflowId: replica.id, from, epoch }, "took over a workflow whose owner is down");
-      if (!this.run({ ...replica, owner: this.selfId, epoch })) continue;
-      const claim = this.claimOf(this.owned.get(replica.id) as OwnedWorkflow);
-      for (const m of this.options.mesh.members()) if (!m.self && m.status === "up") this.castClaim(m.id, claim);
+      if (this.run({ ...replica, owner: this.selfId, epoch })) this.claims?.announce(this.claims.mine(replica.id, epoch));
     }
   }
 
@@ -345,7 +301,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     this.log.warn({ workflowId: wf.id, owner: claim.owner_name, epoch: claim.epoch, ourEpoch: wf.epoch }, "another node took this workflow over; stopping it here");
     wf.fenced = true;
     this.owned.delete(wf.id);
-    this.unsaved.delete(wf.id);
+    this.progress?.end(wf.id);
     this.backups?.forget(wf.id);
     wf.actor.stop();
     try {
@@ -370,47 +326,6 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const hadOutcome = this.ended.delete(claim.workflow_id);
     this.log.warn({ workflowId: claim.workflow_id, owner: claim.owner_name, epoch: claim.epoch, ourEpoch: known.epoch, hadOutcome }, "another node owns this workflow now; dropped it here");
     if (hadOutcome) this.emit("changed", claim.workflow_id);
-  }
-
-  private claimOf(wf: OwnedWorkflow): WorkflowClaim {
-    return { workflow_id: wf.id, owner: this.selfId, owner_name: this.nodeName, epoch: wf.epoch };
-  }
-
-  /** Workflows this node took over, running or ended (as long as it keeps them). */
-  private takenOver(): WorkflowClaim[] {
-    const taken = this.options.store?.takenOverBy(this.selfId) ?? [];
-    return taken.map(({ id, epoch }) => ({ workflow_id: id, owner: this.selfId, owner_name: this.nodeName, epoch }));
-  }
-
-  /** Those of `ids` this node owns, running or ended. */
-  private claimsAmong(ids: string[]): WorkflowClaim[] {
-    return ids.flatMap((id) => {
-      const known = this.options.store?.ownership(id);
-      return known?.owner === this.selfId ? [{ workflow_id: id, owner: this.selfId, owner_name: this.nodeName, epoch: known.epoch }] : [];
-    });
-  }
-
-  private castClaim(peerId: string, claim: WorkflowClaim): void {
-    try {
-      this.options.transport.cast(peerId, "workflow.claimed", claim);
-    } catch (err) {
-      this.log.debug({ err, peer: peerId, workflowId: claim.workflow_id }, "could not tell a peer about a takeover");
-    }
-  }
-
-  /** Which of these workflows live peers own now, asked of every one of them. */
-  private async claimsOfPeers(ids: string[]): Promise<Map<string, WorkflowClaim>> {
-    const claims = new Map<string, WorkflowClaim>();
-    if (ids.length === 0) return claims;
-    const peers = this.options.mesh.members().filter((m) => !m.self && m.status === "up");
-    const answers = await Promise.allSettled(peers.map((p) => this.options.transport.request(p.id, "workflow.claims", { workflow_ids: ids }, { timeoutMs: 5_000 })));
-    for (const a of answers) {
-      if (a.status !== "fulfilled") continue;
-      for (const claim of WorkflowClaimSchema.array().parse(a.value)) {
-        if ((claims.get(claim.workflow_id)?.epoch ?? 0) < claim.epoch) claims.set(claim.workflow_id, claim);
-      }
-    }
-    return claims;
   }
 
   /** The seed's state format, from whichever node owns the workflow. */
@@ -462,7 +377,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const id = wf.id;
     const state = this.localState(id);
     this.owned.delete(id);
-    this.unsaved.delete(id);
+    this.progress?.end(id);
     this.backups?.ended(id, wf.epoch);
     try {
       this.options.store?.ended({ id, endedAt: Date.now(), state, result });
