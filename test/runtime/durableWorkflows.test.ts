@@ -11,6 +11,15 @@ afterEach(async () => {
 });
 
 const runsOf = (dir: string, step: string) => stepsLog(dir).filter((l) => l.step === step && !l.end);
+/** first (quick), then second (1.5 s: the one running when things go wrong), then third. */
+const chain = (name: string) => ({
+  name,
+  steps: [
+    { id: "first", tool: "sleep_tool", input: { ms: 10 } },
+    { id: "second", tool: "sleep_tool", needs: ["first"], input: { ms: 1_500 } },
+    { id: "third", tool: "sleep_tool", needs: ["second"], input: { ms: 10 } },
+  ],
+});
 /** What the node said of its store when it (re)started, after its first `skip` log lines. */
 const takenBack = async (node: NodeProcess, skip: number) => {
   const said = () => node.logs.slice(skip).filter((l) => l.msg === "workflows taken back from the store");
@@ -23,14 +32,7 @@ describe("workflows survive their owner's restart (SQLite in --data-dir)", () =>
     // Alone, it has no backup to take the workflow over: its restart is what brings it back.
     const { nodes, dir } = await workflowMesh([{ name: "d-a" }], started);
     const [a] = nodes as [NodeProcess];
-    const id = await submit(a, {
-      name: "durable",
-      steps: [
-        { id: "first", tool: "sleep_tool", input: { ms: 10 } },
-        { id: "second", tool: "sleep_tool", needs: ["first"], input: { ms: 1_500, after: { $from: "first.step" } } },
-        { id: "third", tool: "sleep_tool", needs: ["second"], input: { ms: 10 } },
-      ],
-    });
+    const id = await submit(a, chain("durable"));
     await until(() => existsSync(join(dir, "steps.log")) && runsOf(dir, "second").length === 1, 10_000, () => "second never started");
     // Outcomes are stored in batches, up to 20 ms after they happen: wait until first's is.
     const stored = (l: Record<string, unknown>) => l.msg === "stored workflow progress" && (l.stored as string[]).includes(`${id}/first`);
@@ -102,14 +104,7 @@ describe("workflows survive their owner's restart (SQLite in --data-dir)", () =>
   it("an owner that stays down: its backup peer takes the workflow over; back again, the old owner leaves it there", async () => {
     const { nodes, dir } = await workflowMesh([{ name: "p-a", slots: 0 }, { name: "p-b" }, { name: "p-c" }], started);
     const [a, b, c] = nodes as [NodeProcess, NodeProcess, NodeProcess];
-    const id = await submit(a, {
-      name: "taken-over",
-      steps: [
-        { id: "first", tool: "sleep_tool", input: { ms: 10 } },
-        { id: "second", tool: "sleep_tool", needs: ["first"], input: { ms: 1_500 } },
-        { id: "third", tool: "sleep_tool", needs: ["second"], input: { ms: 10 } },
-      ],
-    });
+    const id = await submit(a, chain("taken-over"));
     await until(() => existsSync(join(dir, "steps.log")) && runsOf(dir, "second").length === 1, 10_000, () => "second never started");
     // first's outcome has reached the backup's copy.
     const copied = (l: Record<string, unknown>) => l.msg === "kept a copy of a workflow" && l.workflowId === id && l.op === "records" && l.answer === "stored";
@@ -142,14 +137,7 @@ describe("workflows survive their owner's restart (SQLite in --data-dir)", () =>
   it("an owner cut off from the mesh is replaced; when the link heals, its own copy gives way to the new owner's", async () => {
     const { nodes } = await workflowMesh([{ name: "q-a", slots: 0 }, { name: "q-b" }, { name: "q-c" }], started, { SHOAL_DEBUG_ROUTES: "1" });
     const [a, b, c] = nodes as [NodeProcess, NodeProcess, NodeProcess];
-    const id = await submit(a, {
-      name: "split",
-      steps: [
-        { id: "first", tool: "sleep_tool", input: { ms: 10 } },
-        { id: "second", tool: "sleep_tool", needs: ["first"], input: { ms: 1_500 } },
-        { id: "third", tool: "sleep_tool", needs: ["second"], input: { ms: 10 } },
-      ],
-    });
+    const id = await submit(a, chain("split"));
     const copied = (l: Record<string, unknown>) => l.msg === "kept a copy of a workflow" && l.workflowId === id && l.op === "records" && l.answer === "stored";
     await until(() => b.logsMatching(copied).length + c.logsMatching(copied).length > 0, 10_000, () => "no backup got first's outcome");
     const backup = b.logsMatching(copied).length > 0 ? b : c;
