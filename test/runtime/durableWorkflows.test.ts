@@ -11,6 +11,7 @@ afterEach(async () => {
 });
 
 const runsOf = (dir: string, step: string) => stepsLog(dir).filter((l) => l.step === step && !l.end);
+const metric = async (node: NodeProcess, name: string) => Number(new RegExp(`^${name} (\\d+)`, "m").exec((await node.get("/metrics")).text)?.[1] ?? Number.NaN);
 /** first (quick), then second (1.5 s: the one running when things go wrong), then third. */
 const chain = (name: string) => ({
   name,
@@ -119,6 +120,8 @@ describe("workflows survive their owner's restart (SQLite in --data-dir)", () =>
     expect(state.owner).toBe(backup.name);
     expect(state.steps.second).toMatchObject({ status: "complete", attempts: 1 });
     expect(backup.logsMatching((l) => l.msg === "took over a workflow whose owner is down" && l.workflowId === id)).toMatchObject([{ from: "p-a", epoch: 2 }]);
+    expect(await metric(backup, "shoal_workflows_taken_over_total")).toBe(1);
+    expect(await metric(other, "shoal_workflows_taken_over_total")).toBe(0);
     expect(runsOf(dir, "first")).toHaveLength(1);
     expect(runsOf(dir, "second").map((r) => r.key)).toEqual([`${id}/second`, `${id}/second`]);
     expect(runsOf(dir, "third")).toHaveLength(1);
@@ -130,6 +133,8 @@ describe("workflows survive their owner's restart (SQLite in --data-dir)", () =>
     // Told by the new owner as soon as they are linked, or finding out when it asks: either way it drops its copy.
     expect(await takenBack(a, logged)).toMatchObject({ resumed: 0 });
     expect(a.logsMatching((l) => l.msg === "another node owns this workflow now; dropped it here" && l.workflowId === id)).toMatchObject([{ owner: backup.name, epoch: 2 }]);
+    expect(await metric(a, "shoal_workflows_gave_way_total")).toBe(1);
+    expect(await metric(a, "shoal_workflows_running")).toBe(0);
     expect(WorkflowStateSchema.parse((await a.get(`/v1/workflows/${id}`)).json)).toMatchObject({ status: "complete", owner: backup.name });
     expect(runsOf(dir, "third")).toHaveLength(1);
   });

@@ -1,13 +1,14 @@
 import type { Mesh } from "@shoal/mesh";
 import type { Runtime } from "@shoal/runtime";
 import type { TransportStats } from "@shoal/transport";
+import type { WorkflowService } from "@shoal/workflow";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 
 /**
  * The node's Prometheus registry. Transport counters live as plain numbers in the transport
  * (no metrics library below apps/); here they are read at scrape time.
  */
-export function createMetrics(stats: TransportStats, mesh: Mesh, runtime: Runtime): Registry {
+export function createMetrics(stats: TransportStats, mesh: Mesh, runtime: Runtime, workflows: WorkflowService): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "shoal_" });
 
@@ -73,6 +74,31 @@ export function createMetrics(stats: TransportStats, mesh: Mesh, runtime: Runtim
       for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
     },
   });
+  new Gauge({
+    name: "shoal_workflows_running",
+    help: "Workflows this node owns that have not ended.",
+    registers: [registry],
+    collect() {
+      this.set(workflows.running);
+    },
+  });
+  const ownership: [keyof WorkflowService["ownershipStats"], string, string][] = [
+    ["takenOver", "shoal_workflows_taken_over_total", "Workflows this node took over from a down owner (it held their copy)."],
+    ["gaveWay", "shoal_workflows_gave_way_total", "Copies of workflows stopped or dropped here because another node owns them at a higher epoch."],
+  ];
+  for (const [key, name, help] of ownership) {
+    let reported = 0;
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const now = workflows.ownershipStats[key];
+        if (now > reported) this.inc(now - reported);
+        reported = now;
+      },
+    });
+  }
   let staleReported = 0;
   new Counter({
     name: "shoal_stale_actor_messages_total",

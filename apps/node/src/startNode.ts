@@ -98,7 +98,7 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
     mesh,
     runtime,
     workflows,
-    metrics: createMetrics(transport.stats, mesh, runtime),
+    metrics: createMetrics(transport.stats, mesh, runtime, workflows),
     secret,
     logger: log,
     ...(debugRoutes && { debugRoutes: debugHandlers(transport, mesh) }),

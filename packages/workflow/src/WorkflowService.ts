@@ -91,6 +91,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private readonly selfId: string;
   private readonly backups: BackupLink | undefined;
   private readonly claims: OwnershipClaims | undefined;
+  /** Workflows taken over here from a down owner, and copies given up here for a higher epoch (stopped or dropped). */
+  readonly ownershipStats = { takenOver: 0, gaveWay: 0 };
 
   constructor(private readonly options: WorkflowServiceOptions) {
     super();
@@ -286,7 +288,9 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       store.claim(replica.id, this.selfId, epoch);
       const from = this.options.mesh.member(downId)?.name ?? downId;
       this.log.warn({ workflowId: replica.id, from, epoch }, "took over a workflow whose owner is down");
-      if (this.run({ ...replica, owner: this.selfId, epoch })) this.claims?.announce(this.claims.mine(replica.id, epoch));
+      if (!this.run({ ...replica, owner: this.selfId, epoch })) continue;
+      this.ownershipStats.takenOver++;
+      this.claims?.announce(this.claims.mine(replica.id, epoch));
     }
   }
 
@@ -300,6 +304,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     if (wf.epoch >= claim.epoch) return;
     this.log.warn({ workflowId: wf.id, owner: claim.owner_name, epoch: claim.epoch, ourEpoch: wf.epoch }, "another node took this workflow over; stopping it here");
     wf.fenced = true;
+    this.ownershipStats.gaveWay++;
     this.owned.delete(wf.id);
     this.progress?.end(wf.id);
     this.backups?.forget(wf.id);
@@ -323,6 +328,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     if (!store || !known || known.epoch >= claim.epoch) return;
     store.forget(claim.workflow_id);
     if (known.owner !== this.selfId) return; // a replica kept for the replaced owner
+    this.ownershipStats.gaveWay++;
     const hadOutcome = this.ended.delete(claim.workflow_id);
     this.log.warn({ workflowId: claim.workflow_id, owner: claim.owner_name, epoch: claim.epoch, ourEpoch: known.epoch, hadOutcome }, "another node owns this workflow now; dropped it here");
     if (hadOutcome) this.emit("changed", claim.workflow_id);
@@ -350,6 +356,11 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const wf = this.owned.get(id);
     if (!wf) return Promise.reject(new ShoalError("SHOAL_ERR_UNKNOWN_WORKFLOW", `${this.nodeName} does not own workflow ${id}`));
     return wf.ended;
+  }
+
+  /** Workflows running here (this node owns them and they have not ended). */
+  get running(): number {
+    return this.owned.size;
   }
 
   /** Workflows this node owns, newest first. */
