@@ -34,19 +34,7 @@ export function createMetrics(stats: TransportStats, mesh: Mesh, runtime: Runtim
     ["reconnects", "shoal_reconnects_total", "Dial attempts after a lost or failed connection."],
     ["authFailures", "shoal_auth_failures_total", "Handshakes refused for a wrong or missing cluster secret."],
   ];
-  for (const [key, name, help] of counters) {
-    let reported = 0;
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        const now = stats[key];
-        if (now > reported) this.inc(now - reported);
-        reported = now;
-      },
-    });
-  }
+  for (const [key, name, help] of counters) countedElsewhere(registry, name, help, () => stats[key]);
   new Gauge({
     name: "shoal_actors_hosted",
     help: "Actors running on this node (busy slots).",
@@ -86,29 +74,27 @@ export function createMetrics(stats: TransportStats, mesh: Mesh, runtime: Runtim
     ["takenOver", "shoal_workflows_taken_over_total", "Workflows this node took over from a down owner (it held their copy)."],
     ["gaveWay", "shoal_workflows_gave_way_total", "Copies of workflows stopped or dropped here because another node owns them at a higher epoch."],
   ];
-  for (const [key, name, help] of ownership) {
-    let reported = 0;
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        const now = workflows.ownershipStats[key];
-        if (now > reported) this.inc(now - reported);
-        reported = now;
-      },
-    });
-  }
-  let staleReported = 0;
+  for (const [key, name, help] of ownership) countedElsewhere(registry, name, help, () => workflows.ownershipStats[key]);
+  countedElsewhere(
+    registry,
+    "shoal_stale_actor_messages_total",
+    "Updates and outcomes from replaced placements (older epochs), dropped.",
+    () => runtime.supervisor.staleMessages,
+  );
+  return registry;
+}
+
+/** A Prometheus counter over a plain number that another package increments; read at scrape time. */
+function countedElsewhere(registry: Registry, name: string, help: string, read: () => number): void {
+  let reported = 0;
   new Counter({
-    name: "shoal_stale_actor_messages_total",
-    help: "Updates and outcomes from replaced placements (older epochs), dropped.",
+    name,
+    help,
     registers: [registry],
     collect() {
-      const now = runtime.supervisor.staleMessages;
-      if (now > staleReported) this.inc(now - staleReported);
-      staleReported = now;
+      const now = read();
+      if (now > reported) this.inc(now - reported);
+      reported = now;
     },
   });
-  return registry;
 }
