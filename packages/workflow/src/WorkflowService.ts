@@ -176,8 +176,10 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     let handedOver = 0;
     for (const wf of unfinished) {
       const claim = claims.get(wf.id);
-      if (claim && claim.epoch > wf.epoch) {
-        this.dropSuperseded(claim);
+      if (claim && claim.epoch > wf.epoch) this.dropSuperseded(claim);
+      // Also gone if a peer's claim arrived on its own while the peers were asked.
+      const still = store.ownership(wf.id);
+      if (still?.owner !== this.selfId || still.epoch !== wf.epoch) {
         handedOver++;
         continue;
       }
