@@ -65,6 +65,25 @@ describe("workflows survive their owner's restart (SQLite in --data-dir)", () =>
     expect(runsOf(dir, "third")).toHaveLength(1);
   });
 
+  it("a backup that goes down is replaced: the next one gets the whole workflow and takes it over when the owner dies", async () => {
+    const { nodes, dir } = await workflowMesh([{ name: "r-a", slots: 0 }, { name: "r-b" }, { name: "r-c" }, { name: "r-d" }], started);
+    const [a, ...peers] = nodes as [NodeProcess, ...NodeProcess[]];
+    const id = await submit(a, chain("rebacked"));
+    const copies = (n: NodeProcess, op: string) => n.logsMatching((l) => l.msg === "kept a copy of a workflow" && l.workflowId === id && l.op === op && l.answer === "stored");
+    await until(() => peers.some((n) => copies(n, "records").length > 0), 10_000, () => "no backup got first's outcome");
+    const firstBackup = peers.find((n) => copies(n, "records").length > 0) as NodeProcess;
+    await firstBackup.kill("SIGKILL");
+    const others = peers.filter((n) => n !== firstBackup);
+    await until(() => others.some((n) => copies(n, "started").length > 0), 10_000, () => "no new backup got the whole workflow");
+    const secondBackup = others.find((n) => copies(n, "started").length > 0) as NodeProcess;
+    await a.kill("SIGKILL");
+    const survivor = others.find((n) => n !== secondBackup) as NodeProcess;
+    const result = await resultOf(survivor, id, 30_000);
+    expect(result).toMatchObject({ status: "complete", steps_completed: 3 });
+    expect(WorkflowStateSchema.parse((await survivor.get(`/v1/workflows/${id}`)).json).owner).toBe(secondBackup.name);
+    expect(runsOf(dir, "first")).toHaveLength(1);
+  });
+
   it("a SIGTERM'd owner hands its running workflows to its backup, and leaves them there when it starts again", async () => {
     const { nodes, dir } = await workflowMesh([{ name: "t-a", slots: 0 }, { name: "t-b" }], started);
     const [a, b] = nodes as [NodeProcess, NodeProcess];
