@@ -4,16 +4,8 @@
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { extname, join, normalize } from "node:path";
+import { CONTENT_TYPES } from "../../../apps/node/dist/http/devtoolsAssets.js";
 
-const TYPES = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".css": "text/css; charset=utf-8",
-  ".svg": "image/svg+xml",
-  ".json": "application/json",
-  ".png": "image/png",
-  ".ico": "image/x-icon",
-};
 
 /** The share of each kind of event in the stream (they add up to 1). */
 export const MIX = { member: 0.05, workflow: 0.2, placement: 0.1, snapshot: 0.35, event: 0.3 };
@@ -292,10 +284,10 @@ export async function startFakeNode({ distDir, mesh, WebSocketServer }) {
         if (!file.startsWith(distDir)) return notFound(res, `no asset ${path}`);
         const ext = extname(file);
         try {
-          return send(res, 200, readFileSync(file), TYPES[ext] ?? "application/octet-stream");
+          return send(res, 200, readFileSync(file), CONTENT_TYPES[ext] ?? "application/octet-stream");
         } catch {
           if (ext && ext !== ".html") return notFound(res, `no asset ${path}`);
-          return send(res, 200, readFileSync(join(distDir, "index.html")), TYPES[".html"]);
+          return send(res, 200, readFileSync(join(distDir, "index.html")), CONTENT_TYPES[".html"]);
         }
       }
       if (path === "/v1/nodes") {

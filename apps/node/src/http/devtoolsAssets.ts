@@ -4,7 +4,8 @@ import { dirname, extname, join, normalize } from "node:path";
 import { ShoalError } from "@shoal/protocol";
 import type { Handler } from "./Router.js";
 
-const TYPES: Record<string, string> = {
+/** Content types of the built inspector's files (the devtools bench's stand-in node serves them too). */
+export const CONTENT_TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
   ".js": "text/javascript; charset=utf-8",
   ".css": "text/css; charset=utf-8",
@@ -32,10 +33,10 @@ export function devtoolsHandler(root: string | undefined): Handler {
     if (!file.startsWith(root)) throw new ShoalError("SHOAL_ERR_NOT_FOUND", `no asset ${url.pathname}`);
     const ext = extname(file);
     try {
-      return { text: await readFile(file), contentType: TYPES[ext] ?? "application/octet-stream" };
+      return { text: await readFile(file), contentType: CONTENT_TYPES[ext] ?? "application/octet-stream" };
     } catch {
       if (ext && ext !== ".html") throw new ShoalError("SHOAL_ERR_NOT_FOUND", `no asset ${url.pathname}`);
-      return { text: await readFile(join(root, "index.html")), contentType: TYPES[".html"] as string };
+      return { text: await readFile(join(root, "index.html")), contentType: CONTENT_TYPES[".html"] as string };
     }
   };
 }
