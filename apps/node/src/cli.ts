@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from "commander";
-import { isShoalError } from "@shoal/protocol";
+import { LIMITS, isShoalError } from "@shoal/protocol";
 import { runNodeCommand } from "./commands/nodeCommand.js";
 import { runNodesCommand } from "./commands/nodesCommand.js";
 import { runWorkflowCommand } from "./commands/runCommand.js";
@@ -20,7 +20,7 @@ const program = new Command("shoal")
   .description("Shoal: one actor runtime for a mesh of edge and GPU boxes")
   .configureOutput({ outputError: (str, write) => write(`${str.split("\n").filter(Boolean)[0] ?? ""}\n`) });
 
-program
+const nodeCommand = program
   .command("node")
   .description("run a node in the foreground (JSON logs on stdout)")
   .option("--config <file>", "YAML or JSON config file; flags override it")
@@ -42,8 +42,12 @@ program
   .option("--camera-dir <dir>", "folder this node's camera writes frames to (for vision_agent)")
   .option("--llm-url <url>", "OpenAI-compatible API base URL for llm_complete, e.g. http://gpu-01:8080/v1")
   .option("--llm-model <name>", "model name sent to the LLM endpoint")
-  .addOption(new Option("--drain-grace-ms <ms>", "on SIGTERM, time running tools get to finish (default: 10000)").argParser(int("--drain-grace-ms", 0, 3_600_000)))
-  .action(async (flags) => runNodeCommand(flags));
+  .addOption(new Option("--drain-grace-ms <ms>", "on SIGTERM, time running tools get to finish (default: 10000)").argParser(int("--drain-grace-ms", 0, 3_600_000)));
+
+for (const [key, limit] of Object.entries(LIMITS)) {
+  nodeCommand.addOption(new Option(`--${key} <n>`, `${limit.doc} (default: ${limit.default})`).argParser(int(`--${key}`, limit.min, limit.max)));
+}
+nodeCommand.action(async (flags) => runNodeCommand(flags));
 
 const defaultNode = process.env.SHOAL_NODE ?? "127.0.0.1:7400";
 

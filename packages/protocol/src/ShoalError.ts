@@ -16,11 +16,14 @@ export class ShoalError<Code extends string = string> extends Error {
   readonly code: Code;
   /** Where in the offending input the problem is (a zod path), when there is one. */
   readonly path: (string | number)[] | undefined;
+  /** For a refusal under load: when trying again makes sense (HTTP `Retry-After`). */
+  readonly retryAfterMs: number | undefined;
 
-  constructor(code: Code, message: string, options: { cause?: unknown; path?: (string | number)[] } = {}) {
+  constructor(code: Code, message: string, options: { cause?: unknown; path?: (string | number)[]; retryAfterMs?: number } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.path = options.path;
+    this.retryAfterMs = options.retryAfterMs;
   }
 
   /** The `{code, message, path?}` body that crosses the wire and the HTTP API. */

@@ -31,6 +31,8 @@ export { createCodec, describeZodError } from "./codec.js";
 export type { Codec, CodecOptions } from "./codec.js";
 export { NODE_CONFIG_DEFAULTS, NodeConfigFileSchema, NodeConfigSchema } from "./nodeConfig.js";
 export type { NodeConfig, NodeConfigFile } from "./nodeConfig.js";
+export { LIMITS, LIMIT_DEFAULTS, QUARANTINE_AFTER_CRASHES } from "./limits.js";
+export type { LimitKey } from "./limits.js";
 export {
   ApiErrorResponseSchema,
   HealthzResponseSchema,

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { AddressSchema, NameSchema } from "./member.js";
+import { LIMIT_DEFAULTS, limitsShape } from "./limits.js";
 import { DEFAULT_MAX_FRAME_BYTES } from "./version.js";
 
 /**
@@ -32,6 +33,7 @@ const NodeConfigShape = {
     "llm-model": z.string().min(1).max(200).optional(),
     /** On SIGTERM, how long running tool actors get to finish before the node leaves. */
     "drain-grace-ms": z.number().int().min(0).max(3_600_000),
+    ...limitsShape,
 };
 
 export const NodeConfigSchema = z
@@ -69,4 +71,5 @@ export const NODE_CONFIG_DEFAULTS = {
   "down-after-ms": 2000,
   "max-frame-bytes": DEFAULT_MAX_FRAME_BYTES,
   "drain-grace-ms": 10_000,
+  ...LIMIT_DEFAULTS,
 } as const;
