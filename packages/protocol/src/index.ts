@@ -41,6 +41,8 @@ export {
 } from "./api.js";
 export type { ApiErrorResponse, HealthzResponse, NodeRow, NodesResponse } from "./api.js";
 export { silentLogger } from "./Logger.js";
+export { LogLimiter } from "./LogLimiter.js";
+export type { LogLimiterOptions } from "./LogLimiter.js";
 export type { LogFn, Logger } from "./Logger.js";
 export {
   ActorIdSchema,
