@@ -33,6 +33,9 @@ export function createMetrics(stats: TransportStats, mesh: Mesh, runtime: Runtim
     ["droppedFrames", "shoal_dropped_frames_total", "Frames dropped because a peer's send queue was full."],
     ["reconnects", "shoal_reconnects_total", "Dial attempts after a lost or failed connection."],
     ["authFailures", "shoal_auth_failures_total", "Handshakes refused for a wrong or missing cluster secret."],
+    ["handshakeFailures", "shoal_handshake_failures_total", "Handshakes on /mesh that failed, for any reason (logged a few per window)."],
+    ["refusedConnections", "shoal_refused_connections_total", "Connections on /mesh refused before the handshake: too many were still in one."],
+    ["overloadedRequests", "shoal_overloaded_peer_requests_total", "Requests from peers refused because that peer had too many being answered."],
   ];
   for (const [key, name, help] of counters) countedElsewhere(registry, name, help, () => stats[key]);
   new Gauge({

@@ -79,6 +79,11 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
     secret,
     logger: log,
     maxFrameBytes: config["max-frame-bytes"],
+    maxHandshakeFrameBytes: config["max-handshake-frame-bytes"],
+    handshakeTimeoutMs: config["handshake-timeout-ms"],
+    maxPendingConnections: config["max-pending-connections"],
+    maxPendingPerAddress: config["max-pending-per-address"],
+    maxPeerRequests: config["max-peer-requests"],
     heartbeatMs: config["heartbeat-ms"],
     deadAfterMs: config["down-after-ms"],
   });

@@ -15,6 +15,7 @@ export const CloseCodes = {
   SEND_QUEUE_FULL: 4006,
   SELF_CONNECTION: 4008,
   DUPLICATE: 4009,
+  PEER_ID_IN_USE: 4010,
 } as const;
 
 export type CloseCode = (typeof CloseCodes)[keyof typeof CloseCodes];

@@ -3,6 +3,7 @@ import {
   CloseCodes,
   type ErrorBody,
   type Frame,
+  LogLimiter,
   type Logger,
   type NodeIdentity,
   ShoalError,
@@ -33,6 +34,8 @@ export interface PeerConnectionOptions extends SendQueueOptions {
   stallTimeoutMs?: number;
   /** Default timeout of `request`. */
   requestTimeoutMs?: number;
+  /** Requests from the peer being answered at once; past it they are refused with SHOAL_ERR_OVERLOADED. */
+  maxPeerRequests?: number;
 }
 
 /**
@@ -71,6 +74,8 @@ export class PeerConnection {
   readonly peer: NodeIdentity;
   readonly direction: Direction;
   readonly openedAt = Date.now();
+  /** When the connection opened, on the monotonic clock. */
+  readonly openedAtMono = performance.now();
   /** Last time any message arrived from the peer. */
   lastSeenAt = Date.now();
   /** Round trip of the last ping, in ms. */
@@ -81,7 +86,11 @@ export class PeerConnection {
   private heartbeat: NodeJS.Timeout | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Requests from the peer whose answer is not sent yet. */
+  private answering = 0;
   private readonly log: Logger;
+  /** What the peer did wrong: a few lines per window, however much garbage it sends. */
+  private readonly complaints: LogLimiter;
   /** Set by `Transport.setFault`; applies to both directions. */
   fault: LinkFault | undefined;
 
@@ -94,6 +103,7 @@ export class PeerConnection {
     this.peer = init.peer;
     this.direction = init.direction;
     this.log = init.logger.child({ peer: init.peer.name, peerId: init.peer.id, direction: init.direction });
+    this.complaints = new LogLimiter(this.log);
     this.stats = init.stats;
     this.hooks = init.hooks;
     this.queue = new SendQueue(
@@ -276,7 +286,7 @@ export class PeerConnection {
         this.hooks.cast(this, frame.method, frame.body);
         return;
       case "error":
-        this.log.warn({ error: frame.error }, "peer refused a frame we sent");
+        this.complaints.warn({ error: frame.error }, "peer refused a frame we sent");
         return;
       case "hello":
       case "auth":
@@ -292,11 +302,20 @@ export class PeerConnection {
   private refuse(err: unknown): void {
     this.stats.badFrames++;
     const body: ErrorBody = isShoalError(err) ? err.toBody() : { code: "SHOAL_ERR_BAD_FRAME", message: String(err) };
-    this.log.warn({ code: body.code, err: body.message }, "refused a frame from peer");
+    this.complaints.warn({ code: body.code, err: body.message }, "refused a frame from peer");
     if (this.isOpen) this.send({ t: "error", error: body }, { droppable: true });
   }
 
   private async answer(id: number, method: string, body: unknown): Promise<void> {
+    const max = this.options.maxPeerRequests ?? Number.POSITIVE_INFINITY;
+    if (this.answering >= max) {
+      this.stats.overloadedRequests++;
+      this.complaints.warn({ method, answering: this.answering }, "refused a request: the peer has too many waiting for an answer");
+      const error = { code: "SHOAL_ERR_OVERLOADED", message: `${this.answering} requests from this node are being answered already (--max-peer-requests)` };
+      if (this.isOpen) this.send({ t: "res", id, error }, { droppable: true });
+      return;
+    }
+    this.answering++;
     let frame: Frame;
     try {
       frame = { t: "res", id, body: await this.hooks.request(this, method, body) };
@@ -306,6 +325,8 @@ export class PeerConnection {
         : { code: "SHOAL_ERR_HANDLER_FAILED", message: `${method} failed: ${(err as Error)?.message ?? String(err)}` };
       if (!isShoalError(err)) this.log.error({ err, method }, "request handler failed");
       frame = { t: "res", id, error };
+    } finally {
+      this.answering--;
     }
     if (!this.isOpen) return;
     try {
@@ -326,7 +347,7 @@ export class PeerConnection {
   private onSocketError(err: Error & { code?: string }): void {
     // ws closes the socket itself after these (1009 for an oversized message); count and log.
     this.stats.badFrames++;
-    this.log.warn({ code: err.code, err: err.message }, "socket error from peer");
+    this.complaints.warn({ code: err.code, err: err.message }, "socket error from peer");
   }
 
   private onClose(code: number, reason: string): void {

@@ -9,12 +9,16 @@ import {
   type Logger,
   type NodeIdentity,
   ShoalError,
+  LIMIT_DEFAULTS,
+  LogLimiter,
   createCodec,
   isShoalError,
 } from "@shoal/protocol";
 import { WebSocket, WebSocketServer } from "ws";
 import { type BackoffOptions, createBackoff } from "./backoff.js";
 import { type HandshakeContext, type HandshakeResult, acceptHandshake, dialHandshake } from "./handshake.js";
+import { PendingConnections } from "./PendingConnections.js";
+import { refuseUpgrade } from "./refuseUpgrade.js";
 import { type Direction, type LinkFault, PeerConnection, type PeerConnectionOptions } from "./PeerConnection.js";
 import type { SendQueueOptions } from "./SendQueue.js";
 import { type TransportStats, createTransportStats } from "./TransportStats.js";
@@ -28,7 +32,14 @@ export interface TransportOptions extends SendQueueOptions {
   secret?: string | undefined;
   logger: Logger;
   maxFrameBytes?: number;
+  /** Largest frame read from a peer that has not finished the handshake (64 KiB). */
+  maxHandshakeFrameBytes?: number;
   handshakeTimeoutMs?: number;
+  /** Incoming connections still in the handshake, in all (256) and from one address (16). */
+  maxPendingConnections?: number;
+  maxPendingPerAddress?: number;
+  /** Requests from one peer answered at once; more are refused with SHOAL_ERR_OVERLOADED (1024). */
+  maxPeerRequests?: number;
   /** Ping interval on every connection. */
   heartbeatMs?: number;
   /** A connection with no frame from the peer for this long is closed as hung. */
@@ -75,6 +86,10 @@ export class Transport extends EventEmitter<TransportEvents> {
   private readonly faults = new Map<string, LinkFault>();
   private readonly maintained = new Map<string, { stop(): void }>();
   private readonly pendingSockets = new Set<WebSocket>();
+  private readonly pending: PendingConnections;
+  /** Failed handshakes and refused connections: logged a few per window, all counted. */
+  private readonly refusals: LogLimiter;
+  private readonly maxHandshakeFrameBytes: number;
   private readonly wss: WebSocketServer;
   private readonly handshake: HandshakeContext;
   private readonly connectionOptions: PeerConnectionOptions;
@@ -86,16 +101,23 @@ export class Transport extends EventEmitter<TransportEvents> {
     this.log = options.logger.child({ component: "transport" });
     const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.codec = createCodec({ maxFrameBytes });
+    this.maxHandshakeFrameBytes = Math.min(options.maxHandshakeFrameBytes ?? LIMIT_DEFAULTS["max-handshake-frame-bytes"], maxFrameBytes);
+    this.pending = new PendingConnections({
+      total: options.maxPendingConnections ?? LIMIT_DEFAULTS["max-pending-connections"],
+      perAddress: options.maxPendingPerAddress ?? LIMIT_DEFAULTS["max-pending-per-address"],
+    });
+    this.refusals = new LogLimiter(this.log);
     this.handshake = {
       identity: options.identity,
       cluster: options.cluster,
       secret: options.secret,
       codec: this.codec,
-      timeoutMs: options.handshakeTimeoutMs ?? 5_000,
+      timeoutMs: options.handshakeTimeoutMs ?? LIMIT_DEFAULTS["handshake-timeout-ms"],
       isCut: (peerId) => {
         const fault = this.faults.get(peerId);
         return fault?.drop === true && (fault.direction ?? "both") === "both";
       },
+      admit: (peer) => this.admitPeer(peer),
     };
     this.connectionOptions = {
       heartbeatMs: options.heartbeatMs ?? 500,
@@ -104,9 +126,11 @@ export class Transport extends EventEmitter<TransportEvents> {
       ...(options.requestTimeoutMs !== undefined && { requestTimeoutMs: options.requestTimeoutMs }),
       ...(options.highWaterBytes !== undefined && { highWaterBytes: options.highWaterBytes }),
       ...(options.maxQueueBytes !== undefined && { maxQueueBytes: options.maxQueueBytes }),
+      maxPeerRequests: options.maxPeerRequests ?? LIMIT_DEFAULTS["max-peer-requests"],
     };
-    // ws answers a message over maxPayload by closing with 1009 on its own.
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: maxFrameBytes, perMessageDeflate: false });
+    // ws answers a message over maxPayload by closing with 1009 on its own. The cap starts small
+    // and is raised once the peer has proved itself (see handshake.ts).
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: this.maxHandshakeFrameBytes, perMessageDeflate: false });
   }
 
   /** Takes an HTTP upgrade if it is for `/mesh`; returns false so the caller can route others. */
@@ -117,13 +141,27 @@ export class Transport extends EventEmitter<TransportEvents> {
       socket.destroy();
       return true;
     }
+    const address = req.socket.remoteAddress ?? "unknown";
+    const remote = `${address}:${req.socket.remotePort}`;
+    const admitted = this.pending.admit(address);
+    if ("refused" in admitted) {
+      this.stats.refusedConnections++;
+      this.refusals.warn({ code: "SHOAL_ERR_OVERLOADED", remote, pending: this.pending.size }, `refused a connection on ${MESH_PATH}: ${admitted.refused}`);
+      refuseUpgrade(socket, 503, { code: "SHOAL_ERR_OVERLOADED", message: `${this.identity.name} refused the connection: ${admitted.refused}` }, { "Retry-After": "1" });
+      return true;
+    }
+    // Until ws has the socket (it may refuse the upgrade itself), the slot goes with the socket.
+    socket.once("close", admitted.release);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+      this.guard(ws);
       this.pendingSockets.add(ws);
       acceptHandshake(ws, this.handshake)
         .then((result) => this.adopt(ws, result, "in"))
         .catch((err: ShoalError) => this.handshakeFailed(err, { remote, direction: "in" }))
-        .finally(() => this.pendingSockets.delete(ws));
+        .finally(() => {
+          this.pendingSockets.delete(ws);
+          admitted.release();
+        });
     });
     return true;
   }
@@ -131,10 +169,11 @@ export class Transport extends EventEmitter<TransportEvents> {
   /** Opens one connection to `address` (host:port) and completes the handshake. */
   async dial(address: string): Promise<PeerConnection> {
     const ws = new WebSocket(`ws://${address}${MESH_PATH}`, {
-      maxPayload: this.codec.maxFrameBytes,
+      maxPayload: this.maxHandshakeFrameBytes,
       perMessageDeflate: false,
       handshakeTimeout: this.handshake.timeoutMs,
     });
+    this.guard(ws);
     this.pendingSockets.add(ws);
     try {
       await new Promise<void>((resolve, reject) => {
@@ -336,6 +375,15 @@ export class Transport extends EventEmitter<TransportEvents> {
     }
     conn.fault = this.faults.get(peer.id);
     const existing = this.conns.get(peer.id);
+    if (existing?.isOpen && direction === "in") {
+      // Admitted during the handshake, but another connection may have been adopted since.
+      try {
+        this.admitPeer(peer);
+      } catch (err) {
+        void conn.close(CloseCodes.PEER_ID_IN_USE, (err as Error).message.slice(0, 120), 0);
+        throw err;
+      }
+    }
     if (existing?.isOpen) {
       // Both nodes may dial each other at once. Both keep the connection dialed by the node with
       // the smaller id, so they agree without talking about it.
@@ -353,6 +401,30 @@ export class Transport extends EventEmitter<TransportEvents> {
     this.emit("connected", conn);
     conn.deliverEarly(early);
     return conn;
+  }
+
+  /**
+   * ws emits `error` for what a peer sends (a frame over the cap, bad UTF-8 in a close reason) and
+   * an emitter without a listener turns that into an uncaught exception. The handshake and the
+   * connection listen while they own the socket; this one listens for the socket's whole life.
+   */
+  private guard(ws: WebSocket): void {
+    ws.on("error", (err: Error & { code?: string }) => {
+      this.log.debug({ code: err.code, err: err.message }, "socket error");
+    });
+  }
+
+  /**
+   * A second connection under the id of a connected peer is refused, the live one kept: else
+   * anyone could take a node's place by connecting under its id. Only when our own dial to it is
+   * younger than a handshake (both nodes dialed each other at once) does `adopt` choose.
+   */
+  private admitPeer(peer: NodeIdentity): void {
+    const existing = this.conns.get(peer.id);
+    if (!existing?.isOpen) return;
+    const raceWindowMs = this.handshake.timeoutMs;
+    if (existing.direction === "out" && performance.now() - existing.openedAtMono < raceWindowMs) return;
+    throw new ShoalError("SHOAL_ERR_PEER_ID_IN_USE", `node id ${peer.id} (${peer.name}) is connected already from ${existing.peer.address}`);
   }
 
   private dialerOf(conn: PeerConnection): string {
@@ -389,8 +461,9 @@ export class Transport extends EventEmitter<TransportEvents> {
   }
 
   private handshakeFailed(err: ShoalError, where: { remote: string; direction: Direction }): void {
+    this.stats.handshakeFailures++;
     if (err.code === "SHOAL_ERR_AUTH_FAILED") this.stats.authFailures++;
-    const level = err.code === "SHOAL_ERR_AUTH_FAILED" || err.code === "SHOAL_ERR_CLUSTER_MISMATCH" ? "warn" : "info";
-    this.log[level]({ code: err.code, ...where }, `handshake failed: ${err.message}`);
+    const level = err.code === "SHOAL_ERR_AUTH_FAILED" || err.code === "SHOAL_ERR_CLUSTER_MISMATCH" || err.code === "SHOAL_ERR_PEER_ID_IN_USE" ? "warn" : "info";
+    this.refusals[level]({ code: err.code, ...where }, `handshake failed: ${err.message}`);
   }
 }

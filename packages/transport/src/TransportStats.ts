@@ -11,8 +11,14 @@ export interface TransportStats {
   /** Dial attempts after the first for the same address. */
   reconnects: number;
   authFailures: number;
+  /** Handshakes that failed, for any reason (auth failures included). */
+  handshakeFailures: number;
+  /** Connections refused before the handshake: too many were still in one. */
+  refusedConnections: number;
+  /** Requests from peers refused because that peer had too many being answered. */
+  overloadedRequests: number;
 }
 
 export function createTransportStats(): TransportStats {
-  return { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, badFrames: 0, droppedFrames: 0, reconnects: 0, authFailures: 0 };
+  return { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, badFrames: 0, droppedFrames: 0, reconnects: 0, authFailures: 0, handshakeFailures: 0, refusedConnections: 0, overloadedRequests: 0 };
 }

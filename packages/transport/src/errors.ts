@@ -7,6 +7,7 @@ export const TransportErrors = {
   SHOAL_ERR_HANDSHAKE_FAILED: { status: 400, doc: "the handshake broke off: a bad or unexpected frame, or the socket closed (close code 4000)" },
   SHOAL_ERR_HANDSHAKE_TIMEOUT: { status: 504, doc: "the handshake did not finish in time (close code 4004)" },
   SHOAL_ERR_SELF_CONNECTION: { status: 400, doc: "a node dialed itself, e.g. its own address in --join (close code 4008)" },
+  SHOAL_ERR_PEER_ID_IN_USE: { status: 409, doc: "a connection claimed the id of a node that is connected already; the new one is refused, the live one kept (close code 4010)" },
   SHOAL_ERR_DIAL_FAILED: { status: 502, doc: "no WebSocket could be opened to the address (refused, unreachable, not a Shoal node)" },
   SHOAL_ERR_PEER_CLOSED: { status: 503, doc: "the connection closed while a request was waiting for its answer" },
   SHOAL_ERR_NOT_CONNECTED: { status: 503, doc: "no open connection to that peer" },

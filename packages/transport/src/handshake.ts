@@ -10,6 +10,7 @@ import {
 } from "@shoal/protocol";
 import type { WebSocket } from "ws";
 import type { TransportErrorCode } from "./errors.js";
+import { setFrameCap } from "./frameCap.js";
 import { createNonce, proofMatches, proveSecret } from "./secretProof.js";
 
 export interface HandshakeContext {
@@ -25,6 +26,11 @@ export interface HandshakeContext {
    * connection either, as when the network drops everything.
    */
   isCut?: (peerId: string) => boolean;
+  /**
+   * The acceptor's last word on a peer that has proved itself: throws to refuse it (an id that
+   * already has a live connection). Runs before `ready`, so the dialer learns why.
+   */
+  admit?: (peer: NodeIdentity) => void;
 }
 
 /**
@@ -34,7 +40,10 @@ export interface HandshakeContext {
  *   dialer   -> auth  {proof?}                            proof = HMAC(secret, dialer, nonces, id)
  *   acceptor -> ready
  * Each side checks version, cluster and (with a secret) the other's proof, and on failure closes
- * with the close code of the error, so both ends can log the same reason.
+ * with the close code of the error, so both ends can log the same reason. Until the other side
+ * has proved itself the socket reads only small frames; the full frame limit (the codec's) is
+ * set just before this side's last handshake frame, as the peer may send anything right behind
+ * its answer to it.
  */
 export interface HandshakeResult {
   peer: NodeIdentity;
@@ -57,6 +66,7 @@ export async function dialHandshake(ws: WebSocket, ctx: HandshakeContext): Promi
       }
     }
     const proof = ctx.secret === undefined ? undefined : proveSecret(ctx.secret, "dialer", nonce, hello.nonce, ctx.identity.id);
+    setFrameCap(ws, ctx.codec.maxFrameBytes);
     send(ws, ctx, proof === undefined ? { t: "auth" } : { t: "auth", proof });
     await reader.next("ready");
     return { peer: hello.node, early: reader.stop() };
@@ -84,6 +94,8 @@ export async function acceptHandshake(ws: WebSocket, ctx: HandshakeContext): Pro
         throw fail("SHOAL_ERR_AUTH_FAILED", `${hello.node.name} (${hello.node.address}) did not prove it knows the cluster secret`);
       }
     }
+    ctx.admit?.(hello.node);
+    setFrameCap(ws, ctx.codec.maxFrameBytes);
     send(ws, ctx, { t: "ready" });
     return { peer: hello.node, early: reader.stop() };
   } catch (err) {
@@ -111,6 +123,7 @@ const closeCodeOf: Record<string, number> = {
   SHOAL_ERR_CLUSTER_MISMATCH: CloseCodes.CLUSTER_MISMATCH,
   SHOAL_ERR_HANDSHAKE_TIMEOUT: CloseCodes.HANDSHAKE_TIMEOUT,
   SHOAL_ERR_SELF_CONNECTION: CloseCodes.SELF_CONNECTION,
+  SHOAL_ERR_PEER_ID_IN_USE: CloseCodes.PEER_ID_IN_USE,
 };
 
 /** The ShoalError a close code stands for, so the side that was closed on knows why. */
@@ -140,7 +153,8 @@ function send(ws: WebSocket, ctx: HandshakeContext, frame: Frame): void {
 
 /** Waits for handshake frames one at a time; anything else, a close or the deadline ends it. */
 function frameReader(ws: WebSocket, ctx: HandshakeContext) {
-  const deadline = Date.now() + ctx.timeoutMs;
+  // Monotonic: a clock step must neither cut a handshake short nor stretch it.
+  const deadline = performance.now() + ctx.timeoutMs;
   const buffered: Frame[] = [];
   let failure: ShoalError | undefined;
   let wake: (() => void) | undefined;
@@ -173,7 +187,7 @@ function frameReader(ws: WebSocket, ctx: HandshakeContext) {
           return frame as Extract<Frame, { t: T }>;
         }
         if (failure) throw failure;
-        const left = deadline - Date.now();
+        const left = deadline - performance.now();
         if (left <= 0) throw fail("SHOAL_ERR_HANDSHAKE_TIMEOUT", `handshake did not finish within ${ctx.timeoutMs} ms`);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, left);

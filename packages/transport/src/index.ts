@@ -10,3 +10,4 @@ export { TransportErrors } from "./errors.js";
 export type { TransportErrorCode } from "./errors.js";
 export type { TransportStats } from "./TransportStats.js";
 export { errorOfCloseCode } from "./handshake.js";
+export { refuseUpgrade } from "./refuseUpgrade.js";

@@ -1,6 +1,6 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { type Server, createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, connect } from "node:net";
 import { type Frame, type NodeIdentity, PROTOCOL_VERSION, createCodec, silentLogger } from "@shoal/protocol";
 import { WebSocket } from "ws";
 import { createNonce } from "../secretProof.js";
@@ -61,7 +61,7 @@ export function transportPool() {
  * A peer written by hand with no Shoal code but the codec: it does the handshake (no secret)
  * and then sends whatever bytes a test wants, the way a buggy or hostile peer would.
  */
-export async function rawPeer(address: string, options: { cluster?: string } = {}) {
+export async function rawPeer(address: string, options: { cluster?: string; id?: string; name?: string } = {}) {
   const codec = createCodec();
   const ws = new WebSocket(`ws://${address}/mesh`, { maxPayload: 64 * 1024 * 1024 });
   const received: Frame[] = [];
@@ -83,7 +83,7 @@ export async function rawPeer(address: string, options: { cluster?: string } = {
     ws.once("open", resolve);
     ws.once("error", reject);
   });
-  const identity: NodeIdentity = { id: randomUUID(), name: "raw", address: "127.0.0.1:1", capabilities: [], tools: [], slots: 0 };
+  const identity: NodeIdentity = { id: options.id ?? randomUUID(), name: options.name ?? "raw", address: "127.0.0.1:1", capabilities: [], tools: [], slots: 0 };
   const send = (frame: Frame) => ws.send(codec.encode(frame));
   const next = async (type: Frame["t"]): Promise<Frame> => {
     for (;;) {
@@ -117,4 +117,43 @@ export async function eventually(predicate: () => boolean, timeoutMs = 5_000): P
     if (Date.now() > end) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * A WebSocket client written on a bare TCP socket: it upgrades, then writes whatever frames a
+ * test wants, whatever the server said before (a `ws` client stops sending once it got a close).
+ */
+export async function rawSocketPeer(address: string) {
+  const [host, port] = [address.slice(0, address.lastIndexOf(":")), Number(address.slice(address.lastIndexOf(":") + 1))];
+  const socket = connect({ host, port });
+  socket.on("error", () => {});
+  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", () => resolve());
+    socket.once("error", reject);
+  });
+  socket.write(
+    `GET /mesh HTTP/1.1\r\nHost: ${address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+  );
+  const answer = await new Promise<string>((resolve) => socket.once("data", (d: Buffer) => resolve(d.toString("latin1"))));
+  /** One masked binary frame; `announce` lies about the payload length in the header. */
+  const frame = (payload: Uint8Array, announce = payload.length) => {
+    const head = announce < 126 ? Buffer.from([0x82, 0x80 | announce]) : announce < 65536 ? Buffer.alloc(4) : Buffer.alloc(10);
+    if (announce >= 126 && announce < 65536) {
+      head.set([0x82, 0x80 | 126]);
+      head.writeUInt16BE(announce, 2);
+    } else if (announce >= 65536) {
+      head.set([0x82, 0x80 | 127]);
+      head.writeBigUInt64BE(BigInt(announce), 2);
+    }
+    const mask = randomBytes(4);
+    const body = Buffer.from(payload).map((b, i) => b ^ (mask[i % 4] as number));
+    return Buffer.concat([head, mask, body]);
+  };
+  return {
+    socket,
+    answer,
+    closed,
+    write: (payload: Uint8Array, announce?: number) => socket.write(frame(payload, announce)),
+  };
 }
