@@ -1,5 +1,5 @@
 import { Packr } from "msgpackr";
-import type { z } from "zod";
+import { z } from "zod";
 import { type Frame, FrameSchema } from "./frames.js";
 import { ShoalError } from "./ShoalError.js";
 import type { ProtocolErrorCode } from "./errors.js";
@@ -24,6 +24,16 @@ export function describeZodError(error: z.ZodError): { message: string; path: (s
   const path = (first?.path ?? []).map((p) => (typeof p === "symbol" ? String(p) : p));
   const where = path.length > 0 ? `${path.join(".")}: ` : "";
   return { message: `${where}${first?.message ?? "invalid"}`, path };
+}
+
+/**
+ * A ShoalError for a value that failed a zod schema somewhere past the codec (a handler checking
+ * a request body): the sender's mistake, to be answered as such, not a bug to log with a stack.
+ */
+export function schemaErrorOf(err: unknown, what = "request body"): ShoalError | undefined {
+  if (!(err instanceof z.ZodError)) return undefined;
+  const { message, path } = describeZodError(err);
+  return new ShoalError("SHOAL_ERR_BAD_SCHEMA", `${what}: ${message}`, { path });
 }
 
 export function createCodec(options: CodecOptions = {}): Codec {

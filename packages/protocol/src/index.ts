@@ -7,6 +7,7 @@ export type { CloseCode } from "./closeCodes.js";
 export { PROTOCOL_VERSION, DEFAULT_MAX_FRAME_BYTES } from "./version.js";
 export {
   AddressSchema,
+  MAX_INCARNATION,
   MemberSchema,
   NameSchema,
   NodeIdentitySchema,
@@ -27,7 +28,7 @@ export {
   ResponseFrameSchema,
 } from "./frames.js";
 export type { CastFrame, Frame, FrameOf, FrameType, GossipFrame, HelloFrame, RequestFrame, ResponseFrame } from "./frames.js";
-export { createCodec, describeZodError } from "./codec.js";
+export { createCodec, describeZodError, schemaErrorOf } from "./codec.js";
 export type { Codec, CodecOptions } from "./codec.js";
 export { NODE_CONFIG_DEFAULTS, NodeConfigFileSchema, NodeConfigSchema } from "./nodeConfig.js";
 export type { NodeConfig, NodeConfigFile } from "./nodeConfig.js";

@@ -8,6 +8,7 @@ import {
   type NodeIdentity,
   ShoalError,
   isShoalError,
+  schemaErrorOf,
 } from "@shoal/protocol";
 import type { WebSocket } from "ws";
 import { SendQueue, type SendQueueOptions } from "./SendQueue.js";
@@ -319,11 +320,13 @@ export class PeerConnection {
     let frame: Frame;
     try {
       frame = { t: "res", id, body: await this.hooks.request(this, method, body) };
-    } catch (err) {
+    } catch (caught) {
+      const err = schemaErrorOf(caught) ?? caught;
       const error: ErrorBody = isShoalError(err)
         ? err.toBody()
         : { code: "SHOAL_ERR_HANDLER_FAILED", message: `${method} failed: ${(err as Error)?.message ?? String(err)}` };
-      if (!isShoalError(err)) this.log.error({ err, method }, "request handler failed");
+      if (isShoalError(err)) this.complaints.info({ method, code: error.code }, "refused a request from peer");
+      else this.log.error({ err, method }, "request handler failed");
       frame = { t: "res", id, error };
     } finally {
       this.answering--;

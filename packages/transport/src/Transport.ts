@@ -13,6 +13,7 @@ import {
   LogLimiter,
   createCodec,
   isShoalError,
+  schemaErrorOf,
 } from "@shoal/protocol";
 import { WebSocket, WebSocketServer } from "ws";
 import { type BackoffOptions, createBackoff } from "./backoff.js";
@@ -440,15 +441,16 @@ export class Transport extends EventEmitter<TransportEvents> {
   private onCast(conn: PeerConnection, method: string, body: unknown): void {
     const handler = this.castHandlers.get(method);
     if (!handler) {
-      this.log.warn({ method, peer: conn.peer.name }, "cast for a method with no handler");
+      this.refusals.warn({ method, peer: conn.peer.name }, "cast for a method with no handler");
       conn.send({ t: "error", error: { code: "SHOAL_ERR_NO_HANDLER", message: `no cast handler for "${method}"` } }, { droppable: true });
       return;
     }
     try {
       handler(body, conn.peer);
-    } catch (err) {
+    } catch (caught) {
+      const err = schemaErrorOf(caught, `${method} body`) ?? caught;
       const body = isShoalError(err) ? err.toBody() : { code: "SHOAL_ERR_HANDLER_FAILED", message: (err as Error)?.message ?? String(err) };
-      this.log.warn({ method, peer: conn.peer.name, error: body }, "cast handler refused a message");
+      this.refusals.warn({ method, peer: conn.peer.name, error: body }, "cast handler refused a message");
       if (conn.isOpen) conn.send({ t: "error", error: body }, { droppable: true });
     }
   }

@@ -1,4 +1,4 @@
-import { CloseCodes, type Logger, createCodec } from "@shoal/protocol";
+import { CloseCodes, type Logger, NodeIdentitySchema, createCodec } from "@shoal/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { eventually, rawPeer, rawSocketPeer, transportPool } from "./testing/fixtures.js";
@@ -143,6 +143,16 @@ describe("a hostile peer", () => {
     await expect(Promise.all(first)).resolves.toEqual(["done", "done"]);
     a.transport.handle("echo", (body) => body);
     await expect(conn.request("echo", 1)).resolves.toBe(1);
+  });
+
+  it("gets SHOAL_ERR_BAD_SCHEMA with the path for a request body a handler's schema refuses, not a handler failure", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const a = await node("a", { logger: recordingLogger(lines) });
+    const b = await node("b");
+    a.transport.handle("strict", (body) => NodeIdentitySchema.parse(body).name);
+    const conn = await b.transport.dial(a.address);
+    await expect(conn.request("strict", { id: "x", name: 7 })).rejects.toMatchObject({ code: "SHOAL_ERR_BAD_SCHEMA", path: ["name"] });
+    expect(lines.filter((l) => l.level === "error")).toEqual([]);
   });
 
   it("turns a flood of failed handshakes into a few log lines and a full count", async () => {
