@@ -76,6 +76,30 @@ program
   .option("--json", "print the JSON answer")
   .action(async (flags) => runNodesCommand(flags));
 
+const ca = program.command("ca").description("the cluster's certificate authority");
+ca.command("init")
+  .description("make a cluster CA: ca.crt (give it to every node and CLI) and ca.key (keep it offline)")
+  .requiredOption("--dir <dir>", "where to write ca.crt and ca.key")
+  .action(async (flags: { dir: string }) => {
+    const { createCa } = await import("./tls/certificates.js");
+    const out = await createCa(flags.dir);
+    process.stdout.write(`wrote ${out.cert} and ${out.key} (keep the key off the nodes)\n`);
+  });
+
+const cert = program.command("cert").description("node certificates");
+cert
+  .command("issue")
+  .description("a node certificate signed by the cluster CA, with the node's name in its SAN: a ready --tls-dir")
+  .requiredOption("--ca <dir>", "the CA dir made by `shoal ca init`")
+  .requiredOption("--name <name>", "the node's name (--name of `shoal node`)")
+  .option("--host <host,...>", "names and addresses the node is reached at (default: localhost,127.0.0.1)", list)
+  .requiredOption("--out <dir>", "where to write node.crt, node.key and ca.crt")
+  .action(async (flags: { ca: string; name: string; host?: string[]; out: string }) => {
+    const { issueCertificate } = await import("./tls/certificates.js");
+    const out = await issueCertificate({ caDir: flags.ca, name: flags.name, hosts: flags.host ?? ["localhost", "127.0.0.1"], outDir: flags.out });
+    process.stdout.write(`wrote ${out.cert}, ${out.key} and ${out.ca}: use --tls-dir ${flags.out}\n`);
+  });
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   // The one place errors reach the user: one line, non-zero exit.
   const line = isShoalError(err) ? `${err.code}: ${err.message}` : String((err as Error)?.message ?? err);
