@@ -1,14 +1,17 @@
-import { silentLogger } from "@shoal/protocol";
-import { eventually, startTransport, type TestNode } from "@shoal/transport/testing";
+import { MAX_INCARNATION, type Member, silentLogger } from "@shoal/protocol";
+import { eventually, rawPeer, startTransport, type TestNode } from "@shoal/transport/testing";
 import { afterEach, describe, expect, it } from "vitest";
-import { Mesh } from "./Mesh.js";
+import { Mesh, type MeshOptions } from "./Mesh.js";
 
 const timing = { heartbeatMs: 50, suspectAfterMs: 200, downAfterMs: 400 };
 const running: { node: TestNode; mesh: Mesh }[] = [];
 
-async function start(name: string, seeds: string[] = [], options: { port?: number; id?: string } = {}) {
-  const node = await startTransport(name, { ...timing, deadAfterMs: 400, backoff: { initialMs: 20, maxMs: 200 }, ...options });
-  const mesh = new Mesh({ transport: node.transport, seeds, ...timing, logger: silentLogger });
+type MeshExtras = Pick<MeshOptions, "maxMembers" | "incarnation" | "onIncarnation">;
+
+async function start(name: string, seeds: string[] = [], options: { port?: number; id?: string } & MeshExtras = {}) {
+  const { maxMembers, incarnation, onIncarnation, ...transportOptions } = options;
+  const node = await startTransport(name, { ...timing, deadAfterMs: 400, backoff: { initialMs: 20, maxMs: 200 }, ...transportOptions });
+  const mesh = new Mesh({ transport: node.transport, seeds, ...timing, maxMembers, incarnation, onIncarnation, logger: silentLogger });
   mesh.start();
   const entry = { node, mesh };
   running.push(entry);
@@ -16,6 +19,24 @@ async function start(name: string, seeds: string[] = [], options: { port?: numbe
 }
 const statuses = (mesh: Mesh): Record<string, string> =>
   Object.fromEntries(mesh.members().map((m) => [m.name, m.status]).sort());
+/** Members nobody runs, at loopback ports below the ephemeral range, where nothing listens. */
+const invented = (n: number): Member[] =>
+  Array.from({ length: n }, (_, i) => ({
+    id: `invented-${i}`,
+    name: `invented-${i}`,
+    address: `127.0.0.1:${10_000 + i}`,
+    capabilities: [],
+    tools: ["llm"],
+    slots: 8,
+    incarnation: MAX_INCARNATION,
+    status: "up" as const,
+    running: 0,
+  }));
+/** A crash as its peers see it: no goodbye gossip, the port closes. */
+async function crash(entry: { node: TestNode; mesh: Mesh }) {
+  running.splice(running.indexOf(entry), 1);
+  await entry.node.close();
+}
 
 afterEach(async () => {
   await Promise.all(running.splice(0).map(async ({ node, mesh }) => {
@@ -54,12 +75,84 @@ describe("Mesh", () => {
     await eventually(() => statuses(a.mesh).b === "up");
     const port = Number(b.node.address.split(":")[1]);
     const id = b.node.identity.id;
-    // Stop b as a crash would: no goodbye gossip, the port closes.
-    running.splice(running.indexOf(b), 1);
-    await b.node.close();
+    await crash(b);
     await eventually(() => statuses(a.mesh).b === "down", 2_000);
     const b2 = await start("b", [a.node.address], { port, id });
     await eventually(() => statuses(a.mesh).b === "up" && statuses(b2.mesh).a === "up", 3_000);
     expect(b2.mesh.self.incarnation).toBeGreaterThan(0);
+  });
+
+  it("holds at most maxMembers rows against a frame of 6,000 invented members, merged as one batch, the real members up", async () => {
+    const a = await start("a", [], { maxMembers: 20 });
+    const b = await start("b", [a.node.address], { maxMembers: 20 });
+    await eventually(() => statuses(a.mesh).b === "up" && statuses(b.mesh).a === "up");
+    const peer = await rawPeer(a.node.address, { name: "liar" });
+    await peer.handshake();
+    await eventually(() => statuses(a.mesh).liar === "up");
+    const batches: number[] = [];
+    let joined = 0;
+    a.mesh.on("changes", (changes) => batches.push(changes.length));
+    a.mesh.on("up", () => joined++);
+    peer.send({ t: "gossip", members: invented(6_000) });
+    await eventually(() => a.mesh.stats.refused > 0);
+    // One frame, one batch: every listener that works per table ran once for it.
+    expect(batches[0]).toBe(joined);
+    expect(joined).toBe(20 - 3);
+    expect(a.mesh.members()).toHaveLength(20);
+    // Never at the incarnation the liar gave them: only a member itself raises its own.
+    expect(a.mesh.members().filter((m) => m.name.startsWith("invented")).every((m) => m.incarnation === 0)).toBe(true);
+    // B hears of them from A, and caps its own table too.
+    await eventually(() => b.mesh.stats.refused > 0 || b.mesh.members().length === 20);
+    expect(b.mesh.members().length).toBeLessThanOrEqual(20);
+    // Nobody answers at the invented addresses: down, then room for new members again.
+    await eventually(() => a.mesh.members().filter((m) => m.name.startsWith("invented")).every((m) => m.status === "down"));
+    expect(statuses(a.mesh)).toMatchObject({ a: "up", b: "up" });
+    expect(statuses(b.mesh)).toMatchObject({ a: "up", b: "up" });
+    const c = await start("c", [a.node.address], { maxMembers: 20 });
+    await eventually(() => statuses(a.mesh).c === "up" && statuses(c.mesh).a === "up");
+    expect(a.mesh.stats.evicted).toBeGreaterThan(0);
+    expect(c.mesh.members().length).toBeLessThanOrEqual(20);
+  });
+
+  it("keeps a member at the incarnation it sent itself, whatever a third party claims, and still refutes a real suspicion", async () => {
+    const raised: number[] = [];
+    const a = await start("a");
+    const b = await start("b", [a.node.address], { onIncarnation: (n) => raised.push(n) });
+    await eventually(() => statuses(a.mesh).b === "up" && statuses(b.mesh).a === "up");
+    const victim = b.mesh.self;
+    const peer = await rawPeer(a.node.address, { name: "liar" });
+    await peer.handshake();
+    const atB = await rawPeer(b.node.address, { name: "liar-b" });
+    await atB.handshake();
+    const lie: Member = { ...victim, incarnation: MAX_INCARNATION, status: "down" };
+    peer.send({ t: "gossip", members: [lie] });
+    atB.send({ t: "gossip", members: [lie] });
+    await eventually(() => a.mesh.stats.unverified > 0 && b.mesh.stats.forged > 0);
+    expect(a.mesh.member(victim.id)).toMatchObject({ status: "up", incarnation: 0 });
+    expect(b.mesh.self).toMatchObject({ status: "up", incarnation: 0 });
+    expect(raised).toEqual([]);
+    // A suspicion at the incarnation A knows is news A takes; B outbids it, by one.
+    peer.send({ t: "gossip", members: [{ ...victim, status: "suspect" }] });
+    await eventually(() => a.mesh.member(victim.id)?.incarnation === 1 && a.mesh.member(victim.id)?.status === "up");
+    expect(b.mesh.self.incarnation).toBe(1);
+    expect(raised).toEqual([1]);
+  });
+
+  it("a restarted node starts at the incarnation it is given; at one below what peers know it stays down", async () => {
+    const a = await start("a");
+    const b = await start("b", [a.node.address], { incarnation: 7 });
+    await eventually(() => a.mesh.member(b.node.identity.id)?.incarnation === 7);
+    const port = Number(b.node.address.split(":")[1]);
+    const id = b.node.identity.id;
+    await crash(b);
+    await eventually(() => statuses(a.mesh).b === "down", 2_000);
+    // Its last life forgotten: A's record of it, at 7, is not something it raises itself to.
+    const forgetful = await start("b", [a.node.address], { port, id });
+    await eventually(() => forgetful.mesh.stats.forged > 0, 3_000);
+    expect(statuses(a.mesh).b).toBe("down");
+    await crash(forgetful);
+    const b2 = await start("b", [a.node.address], { port, id, incarnation: 8 });
+    await eventually(() => statuses(a.mesh).b === "up" && statuses(b2.mesh).a === "up", 3_000);
+    expect(a.mesh.member(id)?.incarnation).toBe(8);
   });
 });

@@ -1,8 +1,11 @@
 import { EventEmitter } from "node:events";
-import type { Frame, Logger, Member } from "@shoal/protocol";
+import { type Frame, LIMITS, LogLimiter, type Logger, type Member } from "@shoal/protocol";
 import type { DialFailure, PeerConnection, Transport } from "@shoal/transport";
 import { FailureDetector } from "./FailureDetector.js";
-import { type MemberChange, MembershipTable } from "./MembershipTable.js";
+import { type MemberChange, type MembershipStats, MembershipTable, type MergeVerdict } from "./MembershipTable.js";
+
+/** Records per gossip frame at most: well under the frame schema's 10,000. */
+const GOSSIP_RECORDS_PER_FRAME = 1_000;
 
 export interface MeshOptions {
   transport: Transport;
@@ -16,6 +19,19 @@ export interface MeshOptions {
   downRetentionMs?: number;
   /** Every this many rounds the whole table is gossiped, not only what changed. */
   fullGossipEvery?: number;
+  /** Rows of the membership table at most, this node's own included (`max-members`). */
+  maxMembers?: number;
+  /**
+   * This node's incarnation at start: one above the last life's, which the caller keeps (the
+   * data dir). 0 for a node that never ran; peers would otherwise keep a restarted node down
+   * until they forget it, since a node never takes its incarnation from what peers say.
+   */
+  incarnation?: number;
+  /**
+   * Called each time this node raises its incarnation (a refutation, leaving), before the raised
+   * record goes out, so the caller can store it for the next life. A throw is logged.
+   */
+  onIncarnation?: (incarnation: number) => void;
   logger: Logger;
 }
 
@@ -25,6 +41,18 @@ export interface MeshEvents {
   down: [member: Member];
   /** Every change of the table, status or otherwise (load, tools), and removals. */
   changed: [change: MemberChange];
+  /**
+   * The changes of one merge (a gossip frame, a detector pass, a new connection) at once, after
+   * their `up`/`down`/`changed` events: for listeners whose work is per table, not per member,
+   * so that a frame of n records costs them once, not n times.
+   */
+  changes: [changes: MemberChange[]];
+}
+
+/** What the mesh refused or ignored, for `/metrics`. */
+export interface MeshStats extends MembershipStats {
+  /** Reports that this node is suspect or down it could not refute: its incarnation is at the bound. */
+  exhausted: number;
 }
 
 /** A member as this node sees it. */
@@ -43,8 +71,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private readonly transport: Transport;
   private readonly detector: FailureDetector;
   private readonly log: Logger;
-  private readonly downSince = new Map<string, number>();
   private readonly seeds: Set<string>;
+  private readonly refusals: Record<"full" | "forged" | "exhausted", LogLimiter>;
+  private exhausted = 0;
+  private batch: MemberChange[] = [];
   private timer: NodeJS.Timeout | undefined;
   private started = false;
 
@@ -52,7 +82,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
     super();
     this.transport = options.transport;
     this.log = options.logger.child({ component: "mesh" });
-    this.table = new MembershipTable({ ...this.transport.identity, incarnation: 0, status: "up", running: 0 });
+    this.refusals = { full: new LogLimiter(this.log), forged: new LogLimiter(this.log), exhausted: new LogLimiter(this.log) };
+    this.table = new MembershipTable(
+      { ...this.transport.identity, incarnation: options.incarnation ?? 0, status: "up", running: 0 },
+      { maxMembers: options.maxMembers ?? LIMITS["max-members"].default },
+    );
     this.detector = new FailureDetector({
       intervalMs: options.heartbeatMs,
       suspectAfterMs: options.suspectAfterMs,
@@ -69,12 +103,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.transport.on("dialFailed", this.onDialFailed);
     for (const seed of this.seeds) this.transport.maintain(seed);
     this.timer = setInterval(() => this.round(), this.options.heartbeatMs);
+    this.log.info({ incarnation: this.table.self.incarnation, maxMembers: this.options.maxMembers ?? LIMITS["max-members"].default }, "mesh started");
   }
 
   /** Tells the mesh this node is leaving (down at a new incarnation), then closes every link. */
   async leave(): Promise<void> {
     clearInterval(this.timer);
+    const before = this.table.self.incarnation;
     const farewell = this.table.leave();
+    if (farewell.incarnation !== before) this.raised();
     for (const conn of this.transport.connections()) {
       try {
         conn.send({ t: "gossip", members: [farewell] });
@@ -90,6 +127,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   get self(): Member {
     return this.table.self;
+  }
+
+  get stats(): MeshStats {
+    return { ...this.table.stats, exhausted: this.exhausted };
   }
 
   member(id: string): Member | undefined {
@@ -124,11 +165,35 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private round(): void {
     const round = this.table.nextRound();
     const full = round % (this.options.fullGossipEvery ?? 10) === 0;
-    this.transport.broadcast({ t: "gossip", members: full ? this.table.all() : this.table.changedSince(3) });
+    this.broadcast(full ? this.table.all() : this.table.changedSince(3));
     // Judge silence after the poll phase, so that frames which arrived while this loop was busy
     // are read before anyone is blamed for them.
     setImmediate(() => this.detect());
     this.forgetLongDead();
+  }
+
+  private broadcast(members: Member[]): void {
+    for (const frame of this.gossipFrames(members)) this.transport.broadcast(frame);
+  }
+
+  /** Records cut into frames that stay under the schema's count and the transport's size limit. */
+  private gossipFrames(members: Member[]): Frame[] {
+    const budget = this.transport.codec.maxFrameBytes / 2;
+    const frames: Frame[] = [];
+    let chunk: Member[] = [];
+    let bytes = 0;
+    for (const m of members) {
+      const size = estimatedBytes(m);
+      if (chunk.length > 0 && (chunk.length >= GOSSIP_RECORDS_PER_FRAME || bytes + size > budget)) {
+        frames.push({ t: "gossip", members: chunk });
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(m);
+      bytes += size;
+    }
+    if (chunk.length > 0) frames.push({ t: "gossip", members: chunk });
+    return frames;
   }
 
   private detect(): void {
@@ -142,29 +207,28 @@ export class Mesh extends EventEmitter<MeshEvents> {
       const change = this.table.mark(verdict.id, verdict.status);
       if (change) this.apply(change, `silent for ${verdict.silentMs} ms`);
     }
+    this.flush();
   }
 
   private forgetLongDead(): void {
     const retention = this.options.downRetentionMs ?? 10 * 60_000;
-    const now = Date.now();
-    for (const [id, since] of this.downSince) {
-      if (now - since < retention) continue;
-      this.downSince.delete(id);
-      const change = this.table.remove(id);
-      if (change) this.apply(change, "down for longer than the retention time");
-    }
+    for (const change of this.table.forgetDownBefore(Date.now() - retention)) this.apply(change, "down for longer than the retention time");
+    this.flush();
   }
 
   private readonly onConnected = (conn: PeerConnection): void => {
     const peer = conn.peer;
     this.detector.heard(peer.id);
     if (!this.table.get(peer.id)) {
-      const change = this.table.merge({ ...peer, incarnation: 0, status: "up", running: 0 }, peer.id);
-      if (change && change !== "refuted") this.apply(change, "connected");
+      const record: Member = { ...peer, incarnation: 0, status: "up", running: 0 };
+      const outcome = this.table.merge(record, peer.id);
+      if (typeof outcome === "object") this.apply(outcome, "connected");
+      else if (outcome === "full") this.refused(record, peer.name);
+      this.flush();
     }
     // The whole table at once: a restarted peer learns we think it is down, and refutes it.
     try {
-      conn.send({ t: "gossip", members: this.table.all() });
+      for (const frame of this.gossipFrames(this.table.all())) conn.send(frame);
     } catch (err) {
       this.log.warn({ err, peer: peer.name }, "could not send the membership table to a new peer");
     }
@@ -172,27 +236,82 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   private readonly onFrame = (frame: Frame, conn: PeerConnection): void => {
     if (frame.t !== "gossip") return;
-    this.detector.heard(conn.peer.id);
+    const from = conn.peer;
+    this.detector.heard(from.id);
+    let refuted = false;
     for (const record of frame.members) {
-      const change = this.table.merge(record, conn.peer.id);
-      if (change === "refuted") {
-        this.log.warn({ from: conn.peer.name, status: record.status, incarnation: this.table.self.incarnation }, "refuting a report that this node is not up");
-        this.transport.broadcast({ t: "gossip", members: [this.table.self] });
-      } else if (change) {
-        this.apply(change, `gossip from ${conn.peer.name}`);
-      }
+      const outcome = this.table.merge(record, from.id);
+      if (outcome === undefined) continue;
+      if (typeof outcome === "object") this.apply(outcome, `gossip from ${from.name}`);
+      else if (outcome === "refuted") {
+        this.log.warn({ from: from.name, status: record.status, incarnation: this.table.self.incarnation }, "refuting a report that this node is not up");
+        refuted = true;
+      } else this.ignored(outcome, record, from.name);
     }
+    if (refuted) {
+      this.raised();
+      this.broadcast([this.table.self]);
+    }
+    this.flush();
   };
 
-  private readonly onDialFailed = (failure: DialFailure): void => {
-    if (failure.errno !== "ECONNREFUSED") return;
-    // Nobody listens at that address any more: the process is gone, no need to wait for silence.
-    for (const m of this.table.peers()) {
-      if (m.address !== failure.address || m.status === "down") continue;
-      if (this.transport.connection(m.id)?.isOpen) continue;
-      const change = this.table.mark(m.id, "down");
-      if (change) this.apply(change, "connection refused at its address");
+  private ignored(verdict: Exclude<MergeVerdict, "refuted">, record: Member, from: string): void {
+    const self = this.table.self;
+    switch (verdict) {
+      case "full":
+        this.refused(record, from);
+        break;
+      case "forged":
+        this.refusals.forged.warn(
+          { code: "SHOAL_ERR_FALSE_INCARNATION", from, status: record.status, incarnation: record.incarnation, own: self.incarnation },
+          "ignored a record of this node at an incarnation it never had",
+        );
+        break;
+      case "exhausted":
+        this.exhausted++;
+        this.refusals.exhausted.warn(
+          { code: "SHOAL_ERR_INCARNATION_EXHAUSTED", from, status: record.status, incarnation: self.incarnation },
+          "cannot refute a report that this node is not up: its incarnation is at the bound",
+        );
+        break;
+      case "unverified": {
+        // Maybe a newer life of a member we think is down: ask it itself, at the address we know.
+        const known = this.table.get(record.id);
+        if (known?.status === "down") this.transport.maintain(known.address);
+        break;
+      }
     }
+  }
+
+  private refused(record: Member, from: string): void {
+    this.refusals.full.warn(
+      { code: "SHOAL_ERR_TABLE_FULL", from, member: record.name, memberId: record.id, maxMembers: this.options.maxMembers ?? LIMITS["max-members"].default },
+      "refused a new member: the membership table is full",
+    );
+  }
+
+  /** Hands a raised incarnation to the caller to keep, before anyone hears of it. */
+  private raised(): void {
+    try {
+      this.options.onIncarnation?.(this.table.self.incarnation);
+    } catch (err) {
+      this.log.error({ err, incarnation: this.table.self.incarnation }, "could not store the raised incarnation: a restart may come back below it");
+    }
+  }
+
+  private readonly onDialFailed = (failure: DialFailure): void => {
+    const atAddress = this.table.at(failure.address);
+    if (failure.errno === "ECONNREFUSED") {
+      // Nobody listens at that address any more: the process is gone, no need to wait for silence.
+      for (const m of atAddress) {
+        if (m.status === "down" || this.transport.connection(m.id)?.isOpen) continue;
+        const change = this.table.mark(m.id, "down");
+        if (change) this.apply(change, "connection refused at its address");
+      }
+      this.flush();
+    }
+    // A hint dial to a member that is down found nobody: stop.
+    if (atAddress.length > 0) this.releaseIfUnused(failure.address);
   };
 
   private apply(change: MemberChange, why: string): void {
@@ -204,7 +323,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
     switch (change.kind) {
       case "joined":
       case "up":
-        this.downSince.delete(m.id);
         this.detector.heard(m.id);
         if (m.address !== this.table.self.address) this.transport.maintain(m.address);
         this.emit("up", m);
@@ -213,7 +331,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
         this.emit("suspect", m);
         break;
       case "down":
-        this.downSince.set(m.id, Date.now());
         this.detector.forget(m.id);
         this.releaseIfUnused(m.address);
         this.emit("down", m);
@@ -226,12 +343,28 @@ export class Mesh extends EventEmitter<MeshEvents> {
         break;
     }
     this.emit("changed", change);
+    this.batch.push(change);
+  }
+
+  private flush(): void {
+    if (this.batch.length === 0) return;
+    const changes = this.batch;
+    this.batch = [];
+    this.emit("changes", changes);
   }
 
   /** Stops dialing an address unless it is a seed or another live member lives there. */
   private releaseIfUnused(address: string): void {
     if (this.seeds.has(address)) return;
-    if (this.table.peers().some((m) => m.address === address && m.status !== "down")) return;
+    if (this.table.at(address).some((m) => m.status !== "down")) return;
     this.transport.release(address);
   }
+}
+
+/** About the bytes of a record in MessagePack, from above: keys and numbers, and every string at 3 bytes a character. */
+function estimatedBytes(m: Member): number {
+  let n = 128 + 3 * (m.id.length + m.name.length + m.address.length);
+  for (const t of m.tools) n += 3 + t.length;
+  for (const c of m.capabilities) n += 3 + c.length;
+  return n;
 }

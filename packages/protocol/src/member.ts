@@ -21,11 +21,20 @@ export const NodeIdentitySchema = z.object({
 export type NodeIdentity = z.infer<typeof NodeIdentitySchema>;
 
 /**
+ * The highest incarnation a record may carry: 2^31 - 1, a 32-bit integer on every decoder. Only
+ * a node raises its own incarnation, by one per refutation (at most one a gossip round) and per
+ * restart, so even a node refuting twice a second for its whole life stays far below it; a node
+ * that got there stops raising (and says so in its log) rather than send a record that fails
+ * this schema.
+ */
+export const MAX_INCARNATION = 2 ** 31 - 1;
+
+/**
  * One row of the membership table, as gossiped. `incarnation` is raised only by the node itself,
  * to refute a suspicion of it; `running` is its count of busy slots (its load).
  */
 export const MemberSchema = NodeIdentitySchema.extend({
-  incarnation: z.number().int().min(0),
+  incarnation: z.number().int().min(0).max(MAX_INCARNATION),
   status: NodeStatusSchema,
   running: z.number().int().min(0),
 });
