@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { MeshErrors } from "@shoal/mesh";
 import { NodeErrors } from "@shoal/node";
 import { CloseCodes, ProtocolErrors } from "@shoal/protocol";
 import { RuntimeErrors } from "@shoal/runtime";
@@ -14,6 +15,7 @@ describe("every error code is documented in its package README", () => {
   it.each([
     ["packages/protocol", ProtocolErrors],
     ["packages/transport", TransportErrors],
+    ["packages/mesh", MeshErrors],
     ["packages/runtime", RuntimeErrors],
     ["packages/tools", ToolErrors],
     ["packages/workflow", WorkflowErrors],

@@ -1,7 +1,8 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { MAX_INCARNATION } from "@shoal/protocol";
 import { describe, expect, it } from "vitest";
 import { openDataDir } from "./dataDir.js";
 
@@ -35,5 +36,47 @@ describe("openDataDir", () => {
     const again = openDataDir(path);
     expect(readFileSync(join(path, "node.lock"), "utf8")).toBe(String(process.pid));
     again.release();
+  });
+
+  it("starts a new node at incarnation 0 and every later life one above the last one stored", () => {
+    const path = dir();
+    const reopen = () => {
+      const d = openDataDir(path);
+      d.release();
+      return d;
+    };
+    expect(reopen().incarnation).toBe(0);
+    expect(reopen().incarnation).toBe(1);
+    const third = openDataDir(path);
+    third.saveIncarnation(41);
+    third.release();
+    expect(readFileSync(join(path, "incarnation"), "utf8")).toBe("41\n");
+    expect(reopen().incarnation).toBe(42);
+  });
+
+  it("without a readable incarnation (an older data dir, a damaged file) starts above any a node refuted its way to", () => {
+    const path = dir();
+    openDataDir(path).release();
+    rmSync(join(path, "incarnation"));
+    const older = openDataDir(path);
+    older.release();
+    const secondsSince2020 = Math.floor((Date.now() - Date.UTC(2020, 0, 1)) / 1000);
+    expect(older.incarnation).toBeGreaterThanOrEqual(secondsSince2020 - 5);
+    expect(older.incarnation).toBeLessThanOrEqual(secondsSince2020);
+    for (const damaged of ["", "seven", "-3", "1e9", String(MAX_INCARNATION + 1)]) {
+      writeFileSync(join(path, "incarnation"), damaged);
+      const d = openDataDir(path);
+      d.release();
+      expect(d.incarnation, damaged).toBeGreaterThanOrEqual(secondsSince2020 - 5);
+    }
+  });
+
+  it("stays at the bound once there", () => {
+    const path = dir();
+    openDataDir(path).release();
+    writeFileSync(join(path, "incarnation"), String(MAX_INCARNATION));
+    const d = openDataDir(path);
+    d.release();
+    expect(d.incarnation).toBe(MAX_INCARNATION);
   });
 });

@@ -1,3 +1,4 @@
+import { MeshErrors } from "@shoal/mesh";
 import { type ErrorCatalog, ProtocolErrors } from "@shoal/protocol";
 import { RuntimeErrors } from "@shoal/runtime";
 import { ToolErrors } from "@shoal/tools";
@@ -9,7 +10,6 @@ export const NodeErrors = {
   SHOAL_ERR_BAD_FLAG: { status: 400, doc: "a command-line flag has a value that cannot be used" },
   SHOAL_ERR_BAD_CONFIG: { status: 400, doc: "the config file cannot be read, parsed, or fails its schema (the message names the key)" },
   SHOAL_ERR_BAD_SECRET_FILE: { status: 400, doc: "the --secret-file cannot be read or is empty" },
-  SHOAL_ERR_BAD_TLS: { status: 400, doc: "a CA, certificate or key file cannot be read, parsed or written (the message names the file)" },
   SHOAL_ERR_PORT_IN_USE: { status: 500, doc: "another process listens on the node's host and port" },
   SHOAL_ERR_DATA_DIR_LOCKED: { status: 500, doc: "another running node uses the same --data-dir" },
   SHOAL_ERR_BAD_REQUEST: { status: 400, doc: "a request body the API cannot use: not JSON, or the wrong schema (the path says where)" },
@@ -30,4 +30,4 @@ export const NodeErrors = {
 export type NodeErrorCode = keyof typeof NodeErrors;
 
 /** Every code a node can answer with, for the HTTP status of each. */
-export const allErrors: ErrorCatalog = { ...ProtocolErrors, ...TransportErrors, ...RuntimeErrors, ...ToolErrors, ...WorkflowErrors, ...NodeErrors };
+export const allErrors: ErrorCatalog = { ...ProtocolErrors, ...TransportErrors, ...MeshErrors, ...RuntimeErrors, ...ToolErrors, ...WorkflowErrors, ...NodeErrors };

@@ -1,6 +1,6 @@
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Mesh } from "@shoal/mesh";
+import type { MemberChange, Mesh } from "@shoal/mesh";
 import type { Logger } from "@shoal/protocol";
 import { z } from "zod";
 
@@ -47,9 +47,10 @@ export function rememberPeers(mesh: Mesh, dataDir: string, log: Logger): () => v
       log.warn({ err: (err as Error).message }, "could not write the list of known peers");
     }
   };
-  const events = ["up", "down"] as const;
-  for (const e of events) mesh.on(e, write);
-  return () => {
-    for (const e of events) mesh.off(e, write);
+  // Once a batch: a gossip frame that brings a thousand members writes the file once, not a thousand times.
+  const onChanges = (changes: MemberChange[]) => {
+    if (changes.some((c) => c.kind === "joined" || c.kind === "up" || c.kind === "down")) write();
   };
+  mesh.on("changes", onChanges);
+  return () => mesh.off("changes", onChanges);
 }

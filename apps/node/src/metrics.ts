@@ -1,4 +1,4 @@
-import type { Mesh } from "@shoal/mesh";
+import type { Mesh, MeshStats } from "@shoal/mesh";
 import type { Runtime } from "@shoal/runtime";
 import type { TransportStats } from "@shoal/transport";
 import type { WorkflowService } from "@shoal/workflow";
@@ -78,6 +78,14 @@ export function createMetrics(stats: TransportStats, mesh: Mesh, runtime: Runtim
     ["gaveWay", "shoal_workflows_gave_way_total", "Copies of workflows stopped or dropped here because another node owns them at a higher epoch."],
   ];
   for (const [key, name, help] of ownership) countedElsewhere(registry, name, help, () => workflows.ownershipStats[key]);
+  const membership: [keyof MeshStats, string, string][] = [
+    ["refused", "shoal_members_refused_total", "Gossip records of new members refused because the membership table was full (SHOAL_ERR_TABLE_FULL)."],
+    ["evicted", "shoal_members_evicted_total", "Down members dropped from the full membership table to make room for a new one."],
+    ["forged", "shoal_forged_incarnations_total", "Records of this node at an incarnation it never had, ignored (SHOAL_ERR_FALSE_INCARNATION)."],
+    ["unverified", "shoal_unverified_incarnations_total", "Third parties' records that would have raised another member's incarnation, ignored."],
+    ["exhausted", "shoal_unrefuted_reports_total", "Reports that this node is not up which it could not refute: its incarnation is at the bound."],
+  ];
+  for (const [key, name, help] of membership) countedElsewhere(registry, name, help, () => mesh.stats[key]);
   countedElsewhere(
     registry,
     "shoal_stale_actor_messages_total",

@@ -94,6 +94,9 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
     heartbeatMs: config["heartbeat-ms"],
     suspectAfterMs: config["suspect-after-ms"],
     downAfterMs: config["down-after-ms"],
+    maxMembers: config["max-members"],
+    incarnation: dataDir.incarnation,
+    onIncarnation: (n) => dataDir.saveIncarnation(n),
     logger: log,
   });
   const runtime = new Runtime({ transport, mesh, registry, slots: config.slots, logger: log });

@@ -131,13 +131,13 @@ export class InspectHub {
     const onWorkflow = (id: string) => this.dirtyWorkflows.add(id);
     const stopActors = runtime.inspect(onActor);
     runtime.supervisor.on("changed", onPlacement);
-    mesh.on("changed", onMember);
+    mesh.on("changes", onMember);
     workflows.on("changed", onWorkflow);
     this.flushTimer = setInterval(() => this.flush(), this.options.flushMs ?? 100);
     this.capturing = () => {
       stopActors();
       runtime.supervisor.off("changed", onPlacement);
-      mesh.off("changed", onMember);
+      mesh.off("changes", onMember);
       workflows.off("changed", onWorkflow);
       clearInterval(this.flushTimer);
       this.capturing = undefined;
