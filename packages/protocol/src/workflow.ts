@@ -7,7 +7,7 @@ export const StepIdSchema = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, "letters, 
 
 export const ForEachSchema = z.union([
   z.object({ items: z.array(z.unknown()).max(10_000) }).strict(),
-  z.object({ nodes: z.object({ capabilities: z.array(NameSchema).optional(), names: z.array(NameSchema).optional() }).strict() }).strict(),
+  z.object({ nodes: z.object({ capabilities: z.array(NameSchema).max(64).optional(), names: z.array(NameSchema).max(10_000).optional() }).strict() }).strict(),
 ]);
 
 export const StepSpecSchema = z
@@ -40,7 +40,7 @@ export const WorkflowEventNameSchema = z.enum([
 export type WorkflowEventName = z.infer<typeof WorkflowEventNameSchema>;
 
 export const NotifySchema = z
-  .object({ url: z.url({ protocol: /^https?$/ }), on: z.array(WorkflowEventNameSchema).min(1).optional() })
+  .object({ url: z.url({ protocol: /^https?$/ }).max(2048), on: z.array(WorkflowEventNameSchema).min(1).max(WorkflowEventNameSchema.options.length).optional() })
   .strict();
 
 export const WorkflowSpecSchema = z
@@ -153,14 +153,18 @@ const ReplicaBase = {
   epoch: z.number().int().min(1),
 };
 
+/** Resumes of the workflow begun that have not shown they survive (see QUARANTINE_AFTER_CRASHES); absent from older owners. */
+const ResumesSchema = z.number().int().min(0).max(1_000).optional();
+
 /**
  * `workflow.replica` (request): an owner -> its backup peer, the same writes as its own store.
  * `started` carries everything (sent first, and again whenever the backup changes); `records`
- * the instance records that changed; `ended` says the backup can let the copy go.
+ * the instance records that changed (and the resume count, once it is cleared); `ended` says
+ * the backup can let the copy go.
  */
 export const WorkflowReplicaSchema = z.discriminatedUnion("op", [
-  z.object({ op: z.literal("started"), ...ReplicaBase, spec: z.unknown(), instances: z.array(PlannedInstanceSchema), started_at: z.number(), records: z.array(InstanceRecordSchema) }),
-  z.object({ op: z.literal("records"), ...ReplicaBase, records: z.array(InstanceRecordSchema) }),
+  z.object({ op: z.literal("started"), ...ReplicaBase, spec: z.unknown(), instances: z.array(PlannedInstanceSchema), started_at: z.number(), records: z.array(InstanceRecordSchema), resumes: ResumesSchema }),
+  z.object({ op: z.literal("records"), ...ReplicaBase, records: z.array(InstanceRecordSchema), resumes: ResumesSchema }),
   z.object({ op: z.literal("ended"), ...ReplicaBase }),
 ]);
 export type WorkflowReplica = z.infer<typeof WorkflowReplicaSchema>;

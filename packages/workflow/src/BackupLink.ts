@@ -11,6 +11,8 @@ export interface ReplicaSource {
   startedAt: number;
   /** Every instance record as it is now. */
   records(): InstanceRecord[];
+  /** Its resumes that have not survived yet: a backup that takes it over goes on counting from there. */
+  resumes(): number;
 }
 
 export interface BackupLinkOptions {
@@ -59,6 +61,7 @@ export class BackupLink {
       instances: wf.instances,
       started_at: wf.startedAt,
       records: wf.records(),
+      resumes: wf.resumes(),
     };
     this.send(backup, op, wf);
   }
@@ -70,12 +73,15 @@ export class BackupLink {
       this.full(wf);
       return;
     }
-    this.send(backup, { op: "records", workflow_id: wf.id, owner: this.options.transport.identity.id, epoch: wf.epoch, records }, wf);
+    this.send(backup, { op: "records", workflow_id: wf.id, owner: this.options.transport.identity.id, epoch: wf.epoch, records, resumes: wf.resumes() }, wf);
   }
 
-  /** The workflow ended: its backup lets the copy go. */
+  /**
+   * The workflow ended: its backup lets the copy go. One that ended without running here (after
+   * a restart) has no backup yet: the peer that would be it is told, as it may hold a copy.
+   */
   ended(id: string, epoch: number): void {
-    const backup = this.backups.get(id);
+    const backup = this.backups.get(id) ?? this.pick();
     this.backups.delete(id);
     if (backup) this.send(backup, { op: "ended", workflow_id: id, owner: this.options.transport.identity.id, epoch });
   }

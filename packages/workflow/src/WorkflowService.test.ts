@@ -206,11 +206,24 @@ describe("workflows end to end (in process)", () => {
 
 describe("workflows with a store, stopped and resumed (in process)", () => {
   /** The orchestrator of `node` with a store in `file`, as a restarted node would build it. */
-  const orchestrator = (node: WorkflowNode, file: string) => {
+  const orchestrator = (node: WorkflowNode, file: string, extra: Partial<ConstructorParameters<typeof WorkflowService>[0]> = {}) => {
     const store = WorkflowStore.open(file);
     stores.push(store);
-    return { store, workflows: new WorkflowService({ runtime: node.runtime, mesh: node.mesh, transport: node.node.transport, logger: silentLogger, store, saveIntervalMs: 1 }) };
+    return { store, workflows: new WorkflowService({ runtime: node.runtime, mesh: node.mesh, transport: node.node.transport, logger: silentLogger, store, saveIntervalMs: 1, ...extra }) };
   };
+  /** Workflows accepted, then the node stopped cleanly; `crashes` more resumes of each are counted as begun and never survived. */
+  const storedThenStopped = async (node: WorkflowNode, file: string, specs: object[], crashes: number[]) => {
+    const before = orchestrator(node, file);
+    const ids = specs.map((spec) => before.workflows.submit(spec).workflow_id);
+    for (const id of ids) await expect.poll(async () => Object.values((await before.workflows.state(id)).steps).some((st) => st.status === "running")).toBe(true);
+    before.workflows.close();
+    ids.forEach((id, i) => {
+      for (let k = 0; k < (crashes[i] ?? 0); k++) before.store.resumesBegun([id]);
+    });
+    before.store.close();
+    return ids;
+  };
+  const resumesIn = (store: WorkflowStore, node: WorkflowNode) => Object.fromEntries(store.unfinished(node.node.transport.identity.id).map((w) => [w.id, w.resumes]));
   const storeFile = () => join(mkdtempSync(join(tmpdir(), "shoal-resume-")), "workflows.db");
 
   it("a step resumes at the attempt it had reached, with the same key; a step that ended is not run again", async () => {
@@ -228,7 +241,7 @@ describe("workflows with a store, stopped and resumed (in process)", () => {
     before.workflows.close();
     before.store.close();
     const after = orchestrator(a!, file);
-    expect(await after.workflows.resume()).toEqual({ resumed: 1, ended: 0, handedOver: 0 });
+    expect(await after.workflows.resume()).toEqual({ resumed: 1, ended: 0, handedOver: 0, quarantined: 0 });
     const result = await after.workflows.wait(workflow_id);
     expect(result).toMatchObject({ status: "complete", result: { second: { attempt: 2, key: `${workflow_id}/second` } } });
     const state = await after.workflows.state(workflow_id);
@@ -264,9 +277,92 @@ describe("workflows with a store, stopped and resumed (in process)", () => {
     await first.workflows.wait(workflow_id);
     first.store.close();
     const again = orchestrator(a!, file);
-    expect(await again.workflows.resume()).toEqual({ resumed: 0, ended: 1, handedOver: 0 });
-    expect(await again.workflows.resume()).toEqual({ resumed: 0, ended: 0, handedOver: 0 });
+    expect(await again.workflows.resume()).toEqual({ resumed: 0, ended: 1, handedOver: 0, quarantined: 0 });
+    expect(await again.workflows.resume()).toEqual({ resumed: 0, ended: 0, handedOver: 0, quarantined: 0 });
     expect((await again.workflows.result(workflow_id)).status).toBe("complete");
-    expect(await a!.workflows.resume()).toEqual({ resumed: 0, ended: 0, handedOver: 0 });
+    expect(await a!.workflows.resume()).toEqual({ resumed: 0, ended: 0, handedOver: 0, quarantined: 0 });
+  });
+
+  it("a workflow whose last 2 resumes crashed the node is quarantined: ended failed with SHOAL_ERR_QUARANTINED, not run again", async () => {
+    const [a] = await cluster([{ name: "a" }]);
+    const file = storeFile();
+    const [id] = (await storedThenStopped(a!, file, [{ name: "poison", steps: [{ id: "done", tool: "echo", input: { v: 1 } }, { id: "long", tool: "sleep", needs: ["done"], input: { ms: 10_000 } }, { id: "after", tool: "echo", needs: ["long"] }] }], [2])) as [string];
+    const resumedAt = Date.now();
+    const after = orchestrator(a!, file);
+    expect(await after.workflows.resume()).toEqual({ resumed: 0, ended: 0, handedOver: 0, quarantined: 1 });
+    const state = await after.workflows.state(id);
+    expect(state.status).toBe("failed");
+    expect(state.steps.done).toMatchObject({ status: "complete" });
+    expect(state.steps.long).toMatchObject({ status: "failed", error: { code: "SHOAL_ERR_QUARANTINED", message: expect.stringMatching(/crashed a each of the 2 times it was resumed/) } });
+    expect(state.steps.after).toMatchObject({ status: "skipped", error: { code: "SHOAL_ERR_QUARANTINED" } });
+    const result = await after.workflows.result(id);
+    expect(WorkflowResultSchema.parse(result)).toMatchObject({ status: "failed", steps_completed: 1, failures: [{ step: "long", error: { code: "SHOAL_ERR_QUARANTINED" } }, { step: "after", error: { code: "SHOAL_ERR_QUARANTINED" } }] });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(timeline.filter((t) => t.start >= resumedAt)).toEqual([]); // nothing of it ran again
+    expect(after.store.unfinished(a!.node.transport.identity.id)).toEqual([]);
+    expect(after.store.endedWorkflows().map((w) => [w.id, w.result.status])).toEqual([[id, "failed"]]);
+  });
+
+  it("a resume is counted before the workflow runs and cleared once it survived; suspects wait, alone, until the others survived", async () => {
+    const [a] = await cluster([{ name: "a" }]);
+    const file = storeFile();
+    const spec = (name: string) => ({ name, steps: [{ id: name, tool: "sleep", input: { ms: 600, out: name } }] });
+    const [fresh, suspect] = (await storedThenStopped(a!, file, [spec("fresh"), spec("suspect")], [0, 1])) as [string, string];
+    const resumedAt = Date.now();
+    const after = orchestrator(a!, file, { survivalMs: 300 });
+    expect(await after.workflows.resume()).toEqual({ resumed: 2, ended: 0, handedOver: 0, quarantined: 0 });
+    expect(resumesIn(after.store, a!)).toEqual({ [fresh]: 1, [suspect]: 1 });
+    // The suspect is owned and shown, but waits while the other one is on trial.
+    const waiting = await after.workflows.state(suspect);
+    expect(waiting).toMatchObject({ status: "running", owner: "a", steps: { suspect: { status: "pending", placement: expect.stringMatching(/^waiting: /) } } });
+    expect(after.workflows.running).toBe(2);
+    await expect.poll(() => resumesIn(after.store, a!)[suspect], { timeout: 2_000 }).toBe(2);
+    expect(resumesIn(after.store, a!)[fresh]).toBe(0);
+    await expect.poll(() => resumesIn(after.store, a!)[suspect], { timeout: 2_000 }).toBe(0);
+    expect(await after.workflows.wait(suspect)).toMatchObject({ status: "complete", result: { suspect: "suspect" } });
+    expect(await after.workflows.wait(fresh)).toMatchObject({ status: "complete", result: { fresh: "fresh" } });
+    // The suspect's step started only once the fresh one had run through its 300 ms trial.
+    const startOf = (step: string) => timeline.find((t) => t.step === step && t.start >= resumedAt)?.start as number;
+    expect(startOf("fresh") - resumedAt).toBeLessThan(300);
+    expect(startOf("suspect") - resumedAt).toBeGreaterThanOrEqual(300);
+  });
+
+  it("a clean stop clears the count of a resume still on trial", async () => {
+    const [a] = await cluster([{ name: "a" }]);
+    const file = storeFile();
+    const [id] = (await storedThenStopped(a!, file, [{ name: "calm", steps: [{ id: "long", tool: "sleep", input: { ms: 5_000 } }] }], [0])) as [string];
+    const after = orchestrator(a!, file, { survivalMs: 60_000 });
+    await after.workflows.resume();
+    expect(resumesIn(after.store, a!)).toEqual({ [id]: 1 });
+    after.workflows.close();
+    expect(resumesIn(after.store, a!)).toEqual({ [id]: 0 });
+  });
+
+  it("refuses a workflow past --max-workflows with SHOAL_ERR_OVERLOADED and a retry hint; an ended one frees its place", async () => {
+    const [a] = await cluster([{ name: "a" }]);
+    const workflows = new WorkflowService({ runtime: a!.runtime, mesh: a!.mesh, transport: a!.node.transport, logger: silentLogger, maxWorkflows: 2 });
+    const long = { name: "long", steps: [{ id: "s", tool: "sleep", input: { ms: 300 } }] };
+    const first = workflows.submit(long).workflow_id;
+    workflows.submit(long);
+    let err: unknown;
+    try {
+      workflows.submit(long);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({ code: "SHOAL_ERR_OVERLOADED", retryAfterMs: 1_000, message: expect.stringMatching(/a already runs 2 workflows, its maximum \(--max-workflows 2\)/) });
+    await workflows.wait(first);
+    expect(workflows.submit(long).workflow_id).toMatch(/^wf_/);
+  });
+
+  it("refuses a spec over --max-workflow-instances before storing anything", async () => {
+    const [a] = await cluster([{ name: "a" }]);
+    const file = storeFile();
+    const { store, workflows } = orchestrator(a!, file, { maxWorkflowInstances: 10 });
+    expect(() => workflows.submit({ name: "big", steps: [{ id: "each", tool: "echo", for_each: { items: Array.from({ length: 11 }, (_, i) => i) } }] })).toThrow(
+      expect.objectContaining({ code: "SHOAL_ERR_TOO_MANY_INSTANCES", path: ["steps", 0, "for_each"] }),
+    );
+    expect(store.unfinished(a!.node.transport.identity.id)).toEqual([]);
+    expect(workflows.running).toBe(0);
   });
 });

@@ -2,7 +2,9 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { Mesh } from "@shoal/mesh";
 import {
+  LIMIT_DEFAULTS,
   type Logger,
+  QUARANTINE_AFTER_CRASHES,
   ShoalError,
   type WorkflowClaim,
   WorkflowClaimSchema,
@@ -19,6 +21,7 @@ import type { Transport } from "@shoal/transport";
 import { type Actor, createActor, toPromise } from "xstate";
 import { z } from "zod";
 import { BackupLink, type ReplicaSource } from "./BackupLink.js";
+import { endUnrun, storedContext } from "./endUnrun.js";
 import { type StepDetails, resultOf, stateOf } from "./formats.js";
 import { Notifier, type WorkflowNotice } from "./Notifier.js";
 import { OwnershipClaims } from "./OwnershipClaims.js";
@@ -48,7 +51,19 @@ export interface WorkflowServiceOptions {
    * this much: those steps run again on resume. 20 ms by default.
    */
   saveIntervalMs?: number;
+  /** Instances one workflow may have, fanned-out ones counted (`--max-workflow-instances`, 5,000). */
+  maxWorkflowInstances?: number;
+  /** Workflows this node runs at once as their owner; `submit` refuses more (`--max-workflows`, 1,000). */
+  maxWorkflows?: number;
+  /**
+   * A resumed workflow that has run this long without its node crashing (or that stored an
+   * outcome of a step first) no longer counts as a resume that crashed; 5 s by default.
+   */
+  survivalMs?: number;
 }
+
+/** How long a refused submit should wait before trying again. */
+const RETRY_AFTER_MS = 1_000;
 
 interface OwnedWorkflow {
   id: string;
@@ -60,6 +75,21 @@ interface OwnedWorkflow {
   ended: Promise<WorkflowResult>;
   /** Stopped here because another node owns it now at a higher epoch. */
   fenced: boolean;
+  /** Resumes of it begun and not yet survived: 0 when accepted here, or once it has run a while. */
+  resumes: number;
+  /** While a resume of it is on trial: resolves once it survived (or stopped here). */
+  trial: { timer: NodeJS.Timeout; done(): void } | undefined;
+  survived: Promise<void>;
+}
+
+/**
+ * A stored workflow suspected of crashing this node (its last resume did not survive), waiting
+ * for its turn to be resumed alone. It is owned here meanwhile: counted, shown, backed up.
+ */
+interface WaitingWorkflow {
+  stored: StoredWorkflow;
+  ended: Promise<WorkflowResult>;
+  settle(outcome: Promise<WorkflowResult>): void;
 }
 
 const IdBody = z.object({ id: z.string().max(64) });
@@ -81,6 +111,9 @@ export interface WorkflowSummary {
  */
 export class WorkflowService extends EventEmitter<{ changed: [workflowId: string] }> {
   private readonly owned = new Map<string, OwnedWorkflow>();
+  private readonly waiting = new Map<string, WaitingWorkflow>();
+  /** Suspects are resumed one after the other, in this chain. */
+  private trials: Promise<void> = Promise.resolve();
   /** Ended workflows: only their final state and result, not the actors that ran them. */
   private readonly ended = new Map<string, { state: WorkflowState; result: WorkflowResult }>();
   private readonly log: Logger;
@@ -116,7 +149,10 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       recordsOf: (id) => (this.owned.get(id)?.actor.getSnapshot().context as WorkflowContext | undefined)?.instances,
       written: (id, records) => {
         const wf = this.owned.get(id);
-        if (wf) this.backups?.records(this.sourceOf(wf), records);
+        if (!wf) return;
+        // A step's outcome was stored: the resume survived (and its backup hears the cleared count with the records).
+        if (this.endTrial(wf)) this.clearResumes(wf, false);
+        this.backups?.records(this.sourceOf(wf), records);
       },
     });
     const claims = new OwnershipClaims({ transport: t, mesh: options.mesh, store, logger: this.log });
@@ -136,9 +172,19 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     });
   }
 
-  /** Checks the spec against the live mesh and starts it; throws SHOAL_ERR_BAD_SPEC naming the step. */
+  /**
+   * Checks the spec against the live mesh and starts it; throws SHOAL_ERR_BAD_SPEC naming the
+   * step, SHOAL_ERR_TOO_MANY_INSTANCES / SHOAL_ERR_SPEC_TOO_LARGE before anything is expanded
+   * or stored, SHOAL_ERR_OVERLOADED (with a retry hint) when this node already runs its maximum.
+   */
   submit(spec: unknown): { workflow_id: string } {
-    const plan = planWorkflow(spec, this.options.mesh.table.all());
+    const max = this.options.maxWorkflows ?? LIMIT_DEFAULTS["max-workflows"];
+    if (this.running >= max) {
+      throw new ShoalError("SHOAL_ERR_OVERLOADED", `${this.nodeName} already runs ${this.running} workflows, its maximum (--max-workflows ${max}); try again later`, {
+        retryAfterMs: RETRY_AFTER_MS,
+      });
+    }
+    const plan = planWorkflow(spec, this.options.mesh.table.all(), { maxInstances: this.options.maxWorkflowInstances ?? LIMIT_DEFAULTS["max-workflow-instances"] });
     const id = `wf_${randomBytes(9).toString("base64url").toLowerCase().replace(/[^a-z0-9]/g, "").padEnd(12, "0").slice(0, 12)}`;
     const startedAt = Date.now();
     this.options.store?.started({ id, owner: this.selfId, epoch: 1, spec: plan.spec, instances: plan.instances, startedAt });
@@ -155,9 +201,9 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
    * Call it once the node is back in the mesh: its steps need nodes to run on, and the peers
    * must be there to say what they took over.
    */
-  async resume(): Promise<{ resumed: number; ended: number; handedOver: number }> {
+  async resume(): Promise<{ resumed: number; ended: number; handedOver: number; quarantined: number }> {
     const store = this.options.store;
-    if (!store) return { resumed: 0, ended: 0, handedOver: 0 };
+    if (!store) return { resumed: 0, ended: 0, handedOver: 0, quarantined: 0 };
     const retainMs = this.options.retainMs ?? 60 * 60_000;
     const now = Date.now();
     let ended = 0;
@@ -172,8 +218,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     }
     const unfinished = store.unfinished(this.selfId).filter((wf) => !this.here(wf.id));
     const claims = (await this.claims?.ask(unfinished.map((wf) => wf.id))) ?? new Map<string, WorkflowClaim>();
-    let resumed = 0;
     let handedOver = 0;
+    const mine: StoredWorkflow[] = [];
     for (const wf of unfinished) {
       const claim = claims.get(wf.id);
       if (claim && claim.epoch > wf.epoch) this.dropSuperseded(claim);
@@ -183,25 +229,130 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
         handedOver++;
         continue;
       }
-      if (this.run(wf)) resumed++;
+      mine.push(wf);
     }
-    this.log.info({ resumed, ended, handedOver }, "workflows taken back from the store");
-    return { resumed, ended, handedOver };
+    const { taken, quarantined, waiting } = this.relaunch(mine);
+    const resumed = taken.length - quarantined;
+    this.log.info({ resumed, ended, handedOver, quarantined, waiting }, "workflows taken back from the store");
+    return { resumed, ended, handedOver, quarantined };
   }
 
-  /** Runs a stored workflow on from its records, as its owner at its epoch; false if it cannot be. */
-  private run(stored: StoredWorkflow): boolean {
+  /**
+   * Runs stored workflows on here as their owner (after a restart, or taken over), each counted
+   * in the store as a resume begun before it is restored. One whose last
+   * QUARANTINE_AFTER_CRASHES resumes all crashed the node is ended instead (quarantined). Those
+   * whose last resume crashed (suspects) are resumed one at a time, each once the one before it
+   * (and, first, all the others) survived: then a second crash is charged to the workflow that
+   * caused it, not to every workflow that happened to be resumed with it. Returns the ids now
+   * owned here: launched, waiting for their turn, or quarantined.
+   */
+  private relaunch(list: StoredWorkflow[]): { taken: string[]; quarantined: number; waiting: number } {
+    const store = this.options.store as WorkflowStore;
+    const taken: string[] = [];
+    const fresh: StoredWorkflow[] = [];
+    const suspects: StoredWorkflow[] = [];
+    let quarantined = 0;
+    for (const wf of list) {
+      if (wf.resumes < QUARANTINE_AFTER_CRASHES) (wf.resumes === 0 ? fresh : suspects).push(wf);
+      else if (this.quarantine(wf)) {
+        quarantined++;
+        taken.push(wf.id);
+      }
+    }
+    store.resumesBegun(fresh.map((wf) => wf.id));
+    const launched: OwnedWorkflow[] = [];
+    for (const stored of fresh) {
+      const wf = this.run({ ...stored, resumes: stored.resumes + 1 });
+      if (!wf) continue;
+      launched.push(wf);
+      taken.push(wf.id);
+    }
+    for (const stored of suspects) {
+      this.holdSuspect(stored);
+      taken.push(stored.id);
+    }
+    if (suspects.length > 0) {
+      this.trials = this.trials.then(() => this.inTurn(launched, suspects)).catch((err: unknown) => this.log.error({ err }, "could not resume the suspected workflows"));
+    }
+    return { taken, quarantined, waiting: suspects.length };
+  }
+
+  /** Keeps a suspect owned here until its turn comes. */
+  private holdSuspect(stored: StoredWorkflow): void {
+    let settle!: (outcome: Promise<WorkflowResult>) => void;
+    const ended = new Promise<WorkflowResult>((resolve) => {
+      settle = resolve;
+    });
+    ended.catch(() => {});
+    this.waiting.set(stored.id, { stored, ended, settle });
+    this.backups?.full(this.sourceOfStored(stored));
+    this.log.warn({ workflowId: stored.id, resumes: stored.resumes }, "workflow's last resume crashed this node: it is resumed alone, once the others have survived theirs");
+  }
+
+  private async inTurn(before: OwnedWorkflow[], suspects: StoredWorkflow[]): Promise<void> {
+    await Promise.all(before.map((wf) => wf.survived));
+    const store = this.options.store as WorkflowStore;
+    for (const stored of suspects) {
+      const waiting = this.waiting.get(stored.id);
+      if (this.closing || !waiting) continue; // stopping, or cancelled or owned elsewhere meanwhile
+      this.waiting.delete(stored.id);
+      store.resumesBegun([stored.id]);
+      const wf = this.run({ ...stored, resumes: stored.resumes + 1 });
+      if (!wf) {
+        waiting.settle(Promise.reject(new ShoalError("SHOAL_ERR_STORE", `workflow ${stored.id} could not be resumed`)));
+        continue;
+      }
+      waiting.settle(wf.ended);
+      await wf.survived;
+    }
+  }
+
+  /** Ends a stored workflow whose resumes kept crashing the node, without running it: failed, SHOAL_ERR_QUARANTINED. */
+  private quarantine(stored: StoredWorkflow): boolean {
+    const message = `workflow ${stored.id} crashed ${this.nodeName} each of the ${stored.resumes} times it was resumed; it is not run again`;
+    this.log.error({ workflowId: stored.id, resumes: stored.resumes }, "workflow quarantined: its resumes crashed the node");
+    return this.endStored(stored, { code: "SHOAL_ERR_QUARANTINED", message }, true);
+  }
+
+  /** Ends a stored workflow that is not running here, as `endUnrun` says; false (logged) if it cannot be. */
+  private endStored(stored: StoredWorkflow, error: { code: string; message: string }, failed: boolean): boolean {
     try {
-      const wf = this.launch(stored.id, restorePlan(stored.spec, stored.instances), stored.startedAt, stored.epoch, stored.records);
-      this.backups?.full(this.sourceOf(wf));
+      const plan = restorePlan(stored.spec, stored.instances);
+      const { state, result } = endUnrun(storedContext(stored, plan), this.nodeName, error, { failed });
+      const endedAt = Date.now();
+      this.options.store?.ended({ id: stored.id, endedAt, state, result });
+      this.backups?.ended(stored.id, stored.epoch);
+      this.keepEnded(stored.id, state, result, this.options.retainMs ?? 60 * 60_000);
+      new Notifier(plan.spec.notify, this.log.child({ workflowId: stored.id, workflow: plan.spec.name })).notify({
+        event: "workflow.finished",
+        workflow_id: stored.id,
+        name: plan.spec.name,
+        at: new Date(endedAt).toISOString(),
+        status: result.status,
+        total_time_ms: result.total_time_ms,
+        failures: result.failures,
+      });
+      this.emit("changed", stored.id);
       return true;
     } catch (err) {
-      this.log.error({ err, workflowId: stored.id }, "could not run a stored workflow; it stays in the store");
+      this.log.error({ err, workflowId: stored.id }, "could not end a stored workflow; it stays in the store");
       return false;
     }
   }
 
-  private launch(id: string, plan: Plan, startedAt: number, epoch: number, restored?: Record<string, InstanceRecord>): OwnedWorkflow {
+  /** Runs a stored workflow on from its records, as its owner at its epoch; undefined if it cannot be. */
+  private run(stored: StoredWorkflow): OwnedWorkflow | undefined {
+    try {
+      const wf = this.launch(stored.id, restorePlan(stored.spec, stored.instances), stored.startedAt, stored.epoch, stored.records, stored.resumes);
+      this.backups?.full(this.sourceOf(wf));
+      return wf;
+    } catch (err) {
+      this.log.error({ err, workflowId: stored.id }, "could not run a stored workflow; it stays in the store");
+      return undefined;
+    }
+  }
+
+  private launch(id: string, plan: Plan, startedAt: number, epoch: number, restored?: Record<string, InstanceRecord>, resumes = 0): OwnedWorkflow {
     const log = this.log.child({ workflowId: id, workflow: plan.spec.name });
     const notifier = new Notifier(plan.spec.notify, log);
     const actor = createActor(createWorkflowMachine(plan, this.options.runtime), { input: { workflowId: id, startedAt, ...(restored && { restored }) } });
@@ -231,11 +382,19 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       if (!isShoalError(err, "SHOAL_ERR_DRAINING")) log.error({ err }, "workflow actor failed");
     });
     this.progress?.begin(id, restored);
-    const wf: OwnedWorkflow = { id, plan, startedAt, epoch, actor, ended, fenced: false };
+    let survived = Promise.resolve();
+    let trial: OwnedWorkflow["trial"];
+    if (resumes > 0) {
+      survived = new Promise<void>((done) => {
+        // Unref'd: a trial never keeps a stopping process alive.
+        trial = { timer: setTimeout(() => this.endTrial(wf) && this.clearResumes(wf, true), this.options.survivalMs ?? 5_000).unref(), done };
+      });
+    }
+    const wf: OwnedWorkflow = { id, plan, startedAt, epoch, actor, ended, fenced: false, resumes, trial, survived };
     this.owned.set(id, wf);
     const changed = () => this.emit("changed", id);
     actor.subscribe({ next: changed, error: changed });
-    if (restored) log.info({ steps: plan.instances.length, epoch }, "workflow resumed");
+    if (restored) log.info({ steps: plan.instances.length, epoch, resumes }, "workflow resumed");
     else notifier.notify(notice("workflow.started", { steps: plan.instances.length, owner: this.nodeName }));
     actor.start();
     return wf;
@@ -250,9 +409,38 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     if (this.closing) return;
     this.progress?.flush();
     this.closing = true;
-    for (const wf of this.owned.values()) wf.actor.stop();
-    this.log.info({ workflows: this.owned.size, stored: this.options.store !== undefined }, "workflows stopped for shutdown");
+    for (const wf of this.owned.values()) {
+      // A clean stop: whatever crashed the node before, it was not this resume.
+      if (this.endTrial(wf)) this.clearResumes(wf, true);
+      wf.actor.stop();
+    }
+    const stopping = new ShoalError("SHOAL_ERR_DRAINING", `${this.nodeName} is stopping; the workflow runs on when it starts again`);
+    for (const w of this.waiting.values()) w.settle(Promise.reject(stopping));
+    this.log.info({ workflows: this.owned.size + this.waiting.size, stored: this.options.store !== undefined }, "workflows stopped for shutdown");
     this.owned.clear();
+    this.waiting.clear();
+  }
+
+  /** Ends a workflow's trial, if it is on one; true if it was. */
+  private endTrial(wf: OwnedWorkflow): boolean {
+    const trial = wf.trial;
+    if (!trial) return false;
+    wf.trial = undefined;
+    clearTimeout(trial.timer);
+    trial.done();
+    return true;
+  }
+
+  /** The workflow survived its resume: its count goes back to 0, in the store and (unless a write on its way says so) at its backup. */
+  private clearResumes(wf: OwnedWorkflow, tellBackup: boolean): void {
+    this.log.info({ workflowId: wf.id, resumes: wf.resumes }, "resumed workflow survived");
+    wf.resumes = 0;
+    try {
+      this.options.store?.resumeSurvived(wf.id);
+    } catch (err) {
+      this.log.warn({ err, workflowId: wf.id }, "could not clear a workflow's resume count");
+    }
+    if (tellBackup) this.backups?.records(this.sourceOf(wf), []);
   }
 
   /** What the backup link copies of an owned workflow. */
@@ -264,11 +452,17 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       instances: wf.plan.instances,
       startedAt: wf.startedAt,
       records: () => Object.values((wf.actor.getSnapshot().context as WorkflowContext).instances),
+      resumes: () => wf.resumes,
     };
   }
 
+  /** What the backup link copies of a workflow waiting for its turn: what the store has. */
+  private sourceOfStored(stored: StoredWorkflow): ReplicaSource {
+    return { ...stored, records: () => Object.values(stored.records), resumes: () => stored.resumes };
+  }
+
   private sources(): ReplicaSource[] {
-    return [...this.owned.values()].map((wf) => this.sourceOf(wf));
+    return [...[...this.owned.values()].map((wf) => this.sourceOf(wf)), ...[...this.waiting.values()].map((w) => this.sourceOfStored(w.stored))];
   }
 
   /** A backup's side: keeps an owner's copy, unless that owner has been replaced (fenced). */
@@ -284,20 +478,36 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private takeOver(downId: string): void {
     const store = this.options.store;
     if (!store || this.closing) return;
-    for (const replica of store.unfinished(downId)) {
-      if (this.here(replica.id)) continue;
-      const epoch = replica.epoch + 1;
-      store.claim(replica.id, this.selfId, epoch);
-      const from = this.options.mesh.member(downId)?.name ?? downId;
-      this.log.warn({ workflowId: replica.id, from, epoch }, "took over a workflow whose owner is down");
-      if (!this.run({ ...replica, owner: this.selfId, epoch })) continue;
-      this.ownershipStats.takenOver++;
-      this.claims?.announce(this.claims.mine(replica.id, epoch));
+    try {
+      const claimed: StoredWorkflow[] = [];
+      for (const replica of store.unfinished(downId)) {
+        if (this.here(replica.id)) continue;
+        const epoch = replica.epoch + 1;
+        store.claim(replica.id, this.selfId, epoch);
+        const from = this.options.mesh.member(downId)?.name ?? downId;
+        this.log.warn({ workflowId: replica.id, from, epoch, resumes: replica.resumes }, "took over a workflow whose owner is down");
+        claimed.push({ ...replica, owner: this.selfId, epoch });
+      }
+      const epochs = new Map(claimed.map((wf) => [wf.id, wf.epoch]));
+      for (const id of this.relaunch(claimed).taken) {
+        this.ownershipStats.takenOver++;
+        this.claims?.announce(this.claims.mine(id, epochs.get(id) as number));
+      }
+    } catch (err) {
+      // The store failed: the copies stay as they are; the owner's restart runs them on.
+      this.log.error({ err, from: downId }, "could not take over the workflows of a down owner");
     }
   }
 
   /** Another node owns a workflow at a higher epoch: stop the copy here, without ending it. */
   private fence(claim: WorkflowClaim): void {
+    const waiting = this.waiting.get(claim.workflow_id);
+    if (waiting && waiting.stored.epoch < claim.epoch) {
+      this.waiting.delete(claim.workflow_id);
+      this.backups?.forget(claim.workflow_id);
+      waiting.settle(Promise.reject(new ShoalError("SHOAL_ERR_DRAINING", `workflow ${claim.workflow_id} is owned by another node now`)));
+      this.emit("changed", claim.workflow_id);
+    }
     const wf = this.owned.get(claim.workflow_id);
     if (!wf) {
       this.dropSuperseded(claim);
@@ -306,6 +516,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     if (wf.epoch >= claim.epoch) return;
     this.log.warn({ workflowId: wf.id, owner: claim.owner_name, epoch: claim.epoch, ourEpoch: wf.epoch }, "another node took this workflow over; stopping it here");
     wf.fenced = true;
+    this.endTrial(wf);
     this.ownershipStats.gaveWay++;
     this.owned.delete(wf.id);
     this.progress?.end(wf.id);
@@ -355,19 +566,21 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   wait(id: string): Promise<WorkflowResult> {
     const done = this.ended.get(id);
     if (done) return Promise.resolve(done.result);
+    const waiting = this.waiting.get(id);
+    if (waiting) return waiting.ended;
     const wf = this.owned.get(id);
     if (!wf) return Promise.reject(new ShoalError("SHOAL_ERR_UNKNOWN_WORKFLOW", `${this.nodeName} does not own workflow ${id}`));
     return wf.ended;
   }
 
-  /** Workflows running here (this node owns them and they have not ended). */
+  /** Workflows running here (this node owns them and they have not ended), those waiting for their turn to resume included. */
   get running(): number {
-    return this.owned.size;
+    return this.owned.size + this.waiting.size;
   }
 
   /** Workflows this node owns, newest first. */
   list(): WorkflowSummary[] {
-    return [...this.ended.keys(), ...this.owned.keys()].reverse().map((id) => {
+    return [...this.ended.keys(), ...this.waiting.keys(), ...this.owned.keys()].reverse().map((id) => {
       const s = this.localState(id);
       return { workflow_id: s.workflow_id, name: s.name, status: s.status, owner: s.owner, started_at: s.started_at, progress: s.progress };
     });
@@ -382,12 +595,13 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   }
 
   private here(id: string): boolean {
-    return this.owned.has(id) || this.ended.has(id);
+    return this.owned.has(id) || this.ended.has(id) || this.waiting.has(id);
   }
 
   /** Keeps what an ended workflow said and lets its actors go. */
   private retire(wf: OwnedWorkflow, result: WorkflowResult): void {
     const id = wf.id;
+    this.endTrial(wf); // its count is cleared with the end stored below
     const state = this.localState(id);
     this.owned.delete(id);
     this.progress?.end(id);
@@ -430,6 +644,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private localState(id: string): WorkflowState {
     const done = this.ended.get(id);
     if (done) return done.state;
+    const waiting = this.waiting.get(id);
+    if (waiting) return stateOf(storedContext(waiting.stored, restorePlan(waiting.stored.spec, waiting.stored.instances)), this.nodeName, () => ({ placement: "waiting: resumed alone once the workflows before it survived their resume" }));
     const wf = this.require(id);
     const snap = wf.actor.getSnapshot();
     return stateOf(snap.context as WorkflowContext, this.nodeName, (_instance, actorId) => this.detailsOf(actorId));
@@ -438,6 +654,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private localResult(id: string): WorkflowResult {
     const done = this.ended.get(id);
     if (done) return done.result;
+    if (this.waiting.has(id)) throw new ShoalError("SHOAL_ERR_WORKFLOW_RUNNING", `workflow ${id} is still running (waiting to be resumed)`);
     const wf = this.require(id);
     const ctx = wf.actor.getSnapshot().context as WorkflowContext;
     if (ctx.endedAt === null) throw new ShoalError("SHOAL_ERR_WORKFLOW_RUNNING", `workflow ${id} is still running`);
@@ -447,6 +664,17 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private localCancel(id: string): WorkflowState {
     const done = this.ended.get(id);
     if (done) return done.state;
+    const waiting = this.waiting.get(id);
+    if (waiting) {
+      this.log.info({ workflowId: id }, "cancelling a workflow waiting to be resumed");
+      this.waiting.delete(id);
+      if (this.endStored(waiting.stored, { code: "SHOAL_ERR_CANCELLED", message: "the workflow was cancelled" }, false)) {
+        waiting.settle(Promise.resolve(this.localResult(id)));
+        return this.localState(id);
+      }
+      this.waiting.set(id, waiting);
+      throw new ShoalError("SHOAL_ERR_STORE", `workflow ${id} could not be cancelled`);
+    }
     const wf = this.require(id);
     if (wf.actor.getSnapshot().status === "active") {
       this.log.info({ workflowId: id }, "cancelling workflow");

@@ -61,6 +61,7 @@ describe("WorkflowStore", () => {
           a: record("a", { status: "complete", attempts: 1, node: "n1", result: { v: 1 }, endedAt: 2_000 }),
           b: record("b", { status: "running", attempts: 2, node: "n2" }),
         },
+        resumes: 0,
       },
     ]);
     expect(again.endedWorkflows()).toEqual([]);
@@ -90,7 +91,7 @@ describe("WorkflowStore", () => {
     const db = new Database(newer);
     db.pragma("user_version = 99");
     db.close();
-    expect(() => WorkflowStore.open(newer)).toThrow(expect.objectContaining({ code: "SHOAL_ERR_STORE", message: expect.stringMatching(/version 99.*reads version 2/) }));
+    expect(() => WorkflowStore.open(newer)).toThrow(expect.objectContaining({ code: "SHOAL_ERR_STORE", message: expect.stringMatching(/version 99.*reads version 3/) }));
   });
 
   it("a write that fails is a SHOAL_ERR_STORE saying what could not be stored", () => {
@@ -110,7 +111,7 @@ describe("WorkflowStore", () => {
     expect(store.replicate({ op: "records", ...base, records: [record("a")] }, name)).toEqual({ unknown: true });
     expect(store.replicate({ op: "started", ...base, spec, instances, started_at: 10, records: [record("a", { status: "running" })] }, name)).toEqual({ stored: true });
     expect(store.replicate({ op: "records", ...base, records: [record("a", { status: "complete", result: 1 })] }, name)).toEqual({ stored: true });
-    expect(store.unfinished("A")).toEqual([{ id: "wf_abcdef", owner: "A", epoch: 1, spec, instances, startedAt: 10, records: { a: record("a", { status: "complete", result: 1 }) } }]);
+    expect(store.unfinished("A")).toEqual([{ id: "wf_abcdef", owner: "A", epoch: 1, spec, instances, startedAt: 10, records: { a: record("a", { status: "complete", result: 1 }) }, resumes: 0 }]);
     expect(store.unfinished("me")).toEqual([]);
 
     // Taken over here at epoch 2: the old owner's writes are refused, with who owns it now.
@@ -152,6 +153,51 @@ describe("WorkflowStore", () => {
     v1.close();
     const store = storeAt(file);
     expect(store.startedBy("me")).toBe(0);
-    expect(store.unfinished("me")).toEqual([{ id: "wf_old001", owner: "me", epoch: 1, spec, instances, startedAt: 5, records: {} }]);
+    expect(store.unfinished("me")).toEqual([{ id: "wf_old001", owner: "me", epoch: 1, spec, instances, startedAt: 5, records: {}, resumes: 0 }]);
+  });
+
+  it("opens a version-2 store: its workflows are not suspected of crashing the node", () => {
+    const file = fileIn();
+    const v2 = new Database(file);
+    v2.exec(`
+      CREATE TABLE workflows (id TEXT PRIMARY KEY, spec TEXT NOT NULL, instances TEXT NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER, state TEXT, result TEXT, owner TEXT NOT NULL DEFAULT '', epoch INTEGER NOT NULL DEFAULT 1);
+      CREATE TABLE instances (workflow_id TEXT NOT NULL, id TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (workflow_id, id)) WITHOUT ROWID;
+    `);
+    v2.prepare("INSERT INTO workflows (id, spec, instances, started_at, owner, epoch) VALUES (?, ?, ?, ?, ?, ?)").run("wf_v2old01", JSON.stringify(spec), JSON.stringify(instances), 5, "me", 3);
+    v2.pragma("user_version = 2");
+    v2.close();
+    const store = storeAt(file);
+    expect(store.unfinished("me")).toEqual([{ id: "wf_v2old01", owner: "me", epoch: 3, spec, instances, startedAt: 5, records: {}, resumes: 0 }]);
+    store.close();
+    expect(new Database(file).pragma("user_version", { simple: true })).toBe(3);
+  });
+
+  it("counts resumes begun across reopens (committed before the call returns) and clears them once survived or ended", () => {
+    const file = fileIn();
+    const store = storeAt(file);
+    store.started({ id: "wf_1", owner: "me", epoch: 1, spec, instances, startedAt: 1 });
+    store.started({ id: "wf_2", owner: "me", epoch: 1, spec, instances, startedAt: 2 });
+    store.resumesBegun(["wf_1", "wf_2"]);
+    store.resumesBegun(["wf_1"]);
+    store.close(); // as a crash would leave it: nothing else was written
+    const again = storeAt(file);
+    expect(again.unfinished("me").map((w) => [w.id, w.resumes])).toEqual([["wf_1", 2], ["wf_2", 1]]);
+    again.resumeSurvived("wf_2");
+    expect(again.unfinished("me").map((w) => [w.id, w.resumes])).toEqual([["wf_1", 2], ["wf_2", 0]]);
+    again.ended({ id: "wf_1", endedAt: 5, state: {} as WorkflowState, result: {} as WorkflowResult });
+    expect(again.unfinished("me").map((w) => w.id)).toEqual(["wf_2"]);
+  });
+
+  it("a replica carries its owner's resume count: with the whole copy, and with records when it is cleared", () => {
+    const store = storeAt(fileIn());
+    const base = { workflow_id: "wf_abcdef", owner: "A", epoch: 1 };
+    store.replicate({ op: "started", ...base, spec, instances, started_at: 10, records: [], resumes: 1 }, (id) => id);
+    expect(store.unfinished("A")[0]?.resumes).toBe(1);
+    store.replicate({ op: "records", ...base, records: [record("a", { status: "complete" })] }, (id) => id);
+    expect(store.unfinished("A")[0]?.resumes).toBe(1); // an older owner says nothing of it
+    store.replicate({ op: "records", ...base, records: [], resumes: 0 }, (id) => id);
+    expect(store.unfinished("A")[0]).toMatchObject({ resumes: 0, records: { a: { status: "complete" } } });
+    store.replicate({ op: "started", ...base, spec, instances, started_at: 10, records: [] }, (id) => id);
+    expect(store.unfinished("A")[0]?.resumes).toBe(0);
   });
 });

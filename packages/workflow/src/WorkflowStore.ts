@@ -17,6 +17,12 @@ export interface StoredWorkflow {
   startedAt: number;
   /** The latest record of each instance that has one. */
   records: Record<string, InstanceRecord>;
+  /**
+   * Resumes of it begun (after a restart or at a takeover) that have not yet shown they survive:
+   * each is counted before the workflow is restored, and cleared once it has run a while, so a
+   * count that reaches QUARANTINE_AFTER_CRASHES means it crashed its node that many times.
+   */
+  resumes: number;
 }
 
 export interface EndedWorkflow {
@@ -26,7 +32,7 @@ export interface EndedWorkflow {
   result: WorkflowResult;
 }
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 interface WorkflowRow {
   id: string;
@@ -35,6 +41,7 @@ interface WorkflowRow {
   spec: string;
   instances: string;
   started_at: number;
+  resumes: number;
 }
 
 /**
@@ -92,6 +99,10 @@ export class WorkflowStore {
         // Version 1 had no owners: every workflow in it is the node's own ('' until `startedBy`).
         db.exec("ALTER TABLE workflows ADD COLUMN owner TEXT NOT NULL DEFAULT ''; ALTER TABLE workflows ADD COLUMN epoch INTEGER NOT NULL DEFAULT 1;");
       }
+      if (version < 3) {
+        // Version 2 counted no resumes: no workflow in it is suspected of crashing its node.
+        db.exec("ALTER TABLE workflows ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0;");
+      }
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
       return new WorkflowStore(db);
     } catch (err) {
@@ -101,7 +112,7 @@ export class WorkflowStore {
   }
 
   /** A workflow this node accepted (or took over: then it is already here as a replica). */
-  started(wf: Omit<StoredWorkflow, "records">): void {
+  started(wf: Omit<StoredWorkflow, "records" | "resumes">): void {
     this.guarded("store a new workflow", () =>
       this.stmts.insertWorkflow.run(wf.id, wf.owner, wf.epoch, JSON.stringify(wf.spec), JSON.stringify(wf.instances), wf.startedAt),
     );
@@ -116,6 +127,20 @@ export class WorkflowStore {
   /** A workflow ended: its final state and result replace its instance rows. */
   ended(wf: EndedWorkflow): void {
     this.guarded("store the end of a workflow", () => this.stmts.end(wf));
+  }
+
+  /**
+   * Resumes of these workflows begin: each one's count goes up by one, committed (one
+   * transaction) before the caller restores any of them, so a crash on the way leaves it counted.
+   */
+  resumesBegun(ids: string[]): void {
+    if (ids.length === 0) return;
+    this.guarded("count a resume", () => this.stmts.resumesBegun(ids));
+  }
+
+  /** The workflow has run long enough after its resume: it is no longer suspected of crashing its node. */
+  resumeSurvived(id: string): void {
+    this.guarded("clear a resume count", () => this.stmts.resumeSurvived.run(id));
   }
 
   /** Owner and epoch of a workflow this store knows, owned or replicated. */
@@ -149,7 +174,7 @@ export class WorkflowStore {
       }
       if (op.op === "records") {
         if (!known) return { unknown: true };
-        this.stmts.upsertRecords(op.records.map((record) => ({ workflowId: op.workflow_id, record })));
+        this.stmts.replicaRecords(op);
         return { stored: true };
       }
       this.stmts.replaceReplica(op);
@@ -190,7 +215,7 @@ export class WorkflowStore {
   private load(row: WorkflowRow): StoredWorkflow {
     const records: Record<string, InstanceRecord> = {};
     for (const r of this.stmts.selectRecords.all(row.id) as { id: string; record: string }[]) records[r.id] = JSON.parse(r.record);
-    return { id: row.id, owner: row.owner, epoch: row.epoch, spec: JSON.parse(row.spec), instances: JSON.parse(row.instances), startedAt: row.started_at, records };
+    return { id: row.id, owner: row.owner, epoch: row.epoch, spec: JSON.parse(row.spec), instances: JSON.parse(row.instances), startedAt: row.started_at, records, resumes: row.resumes };
   }
 
   /** SQLite's errors (disk full, file gone) as SHOAL_ERR_STORE saying what could not be done. */
@@ -204,14 +229,16 @@ export class WorkflowStore {
 }
 
 function prepare(db: Database.Database) {
-  const endWorkflow = db.prepare("UPDATE workflows SET ended_at = ?, state = ?, result = ? WHERE id = ?");
+  const endWorkflow = db.prepare("UPDATE workflows SET ended_at = ?, state = ?, result = ?, resumes = 0 WHERE id = ?");
   const deleteRecords = db.prepare("DELETE FROM instances WHERE workflow_id = ?");
   const deleteWorkflow = db.prepare("DELETE FROM workflows WHERE id = ?");
   const upsertRecord = db.prepare("INSERT INTO instances (workflow_id, id, record) VALUES (?, ?, ?) ON CONFLICT (workflow_id, id) DO UPDATE SET record = excluded.record");
   const upsertWorkflow = db.prepare(
-    `INSERT INTO workflows (id, owner, epoch, spec, instances, started_at) VALUES (?, ?, ?, ?, ?, ?)
-     ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, epoch = excluded.epoch, spec = excluded.spec, instances = excluded.instances, started_at = excluded.started_at, ended_at = NULL`,
+    `INSERT INTO workflows (id, owner, epoch, spec, instances, started_at, resumes) VALUES (?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, epoch = excluded.epoch, spec = excluded.spec, instances = excluded.instances, started_at = excluded.started_at, ended_at = NULL, resumes = excluded.resumes`,
   );
+  const setResumes = db.prepare("UPDATE workflows SET resumes = ? WHERE id = ?");
+  const countResume = db.prepare("UPDATE workflows SET resumes = resumes + 1 WHERE id = ?");
   const adoptLegacy = db.prepare("UPDATE workflows SET owner = ? WHERE owner = ''");
   const replicaIds = db.prepare("SELECT id FROM workflows WHERE owner <> ?");
   const forget = db.transaction((id: string) => {
@@ -224,12 +251,20 @@ function prepare(db: Database.Database) {
     upsertRecords: db.transaction((changes: { workflowId: string; record: InstanceRecord }[]) => {
       for (const { workflowId, record } of changes) upsertRecord.run(workflowId, record.id, JSON.stringify(record));
     }),
+    replicaRecords: db.transaction((op: Extract<WorkflowReplica, { op: "records" }>) => {
+      for (const record of op.records) upsertRecord.run(op.workflow_id, record.id, JSON.stringify(record));
+      if (op.resumes !== undefined) setResumes.run(op.resumes, op.workflow_id);
+    }),
+    resumesBegun: db.transaction((ids: string[]) => {
+      for (const id of ids) countResume.run(id);
+    }),
+    resumeSurvived: db.prepare("UPDATE workflows SET resumes = 0 WHERE id = ?"),
     end: db.transaction((wf: EndedWorkflow) => {
       endWorkflow.run(wf.endedAt, JSON.stringify(wf.state), JSON.stringify(wf.result), wf.id);
       deleteRecords.run(wf.id);
     }),
     replaceReplica: db.transaction((op: Extract<WorkflowReplica, { op: "started" }>) => {
-      upsertWorkflow.run(op.workflow_id, op.owner, op.epoch, JSON.stringify(op.spec), JSON.stringify(op.instances), op.started_at);
+      upsertWorkflow.run(op.workflow_id, op.owner, op.epoch, JSON.stringify(op.spec), JSON.stringify(op.instances), op.started_at, op.resumes ?? 0);
       deleteRecords.run(op.workflow_id);
       for (const record of op.records) upsertRecord.run(op.workflow_id, record.id, JSON.stringify(record));
     }),
@@ -243,7 +278,7 @@ function prepare(db: Database.Database) {
     claim: db.prepare("UPDATE workflows SET owner = ?, epoch = ? WHERE id = ?"),
     selectOwnership: db.prepare("SELECT owner, epoch FROM workflows WHERE id = ?"),
     selectTakenOver: db.prepare("SELECT id, epoch FROM workflows WHERE owner = ? AND epoch > 1"),
-    selectUnfinished: db.prepare("SELECT id, owner, epoch, spec, instances, started_at FROM workflows WHERE ended_at IS NULL AND owner = ? ORDER BY started_at, id"),
+    selectUnfinished: db.prepare("SELECT id, owner, epoch, spec, instances, started_at, resumes FROM workflows WHERE ended_at IS NULL AND owner = ? ORDER BY started_at, id"),
     selectRecords: db.prepare("SELECT id, record FROM instances WHERE workflow_id = ?"),
     selectEnded: db.prepare("SELECT id, ended_at, state, result FROM workflows WHERE ended_at IS NOT NULL ORDER BY ended_at, id"),
   };

@@ -3,6 +3,9 @@ import type { ErrorCatalog } from "@shoal/protocol";
 /** Codes raised by the orchestrator. */
 export const WorkflowErrors = {
   SHOAL_ERR_BAD_SPEC: { status: 400, doc: "the workflow spec is invalid: the message names the step and the problem, the path says where" },
+  SHOAL_ERR_TOO_MANY_INSTANCES: { status: 400, doc: "the workflow would have more instances than --max-workflow-instances (or more waits between instances than 10 times that); the message names the step at which it went over, the path its for_each or needs" },
+  SHOAL_ERR_SPEC_TOO_LARGE: { status: 400, doc: "the step input copied into each instance would come to more than 64 MiB for the workflow; the message names the step" },
+  SHOAL_ERR_QUARANTINED: { status: 500, doc: "the workflow crashed its owner each of the last 2 times it was resumed; it was ended failed instead of being run again" },
   SHOAL_ERR_UNKNOWN_WORKFLOW: { status: 404, doc: "no node in the mesh knows a workflow with that id" },
   SHOAL_ERR_WORKFLOW_RUNNING: { status: 409, doc: "the workflow has not finished yet, so there is no result" },
   SHOAL_ERR_STEP_TIMEOUT: { status: 504, doc: "a step took longer than its timeout_ms (recorded per attempt)" },

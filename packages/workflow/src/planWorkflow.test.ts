@@ -86,6 +86,71 @@ describe("planWorkflow: bad specs are refused, naming the step and the problem",
   });
 });
 
+describe("planWorkflow: what a spec would expand into is counted before anything is made", () => {
+  const items = (n: number) => Array.from({ length: n }, (_, k) => k);
+  const refused = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (err) {
+      return err as { code: string; message: string; path: unknown[] };
+    }
+    throw new Error("the spec was accepted");
+  };
+
+  it("refuses the poison spec (20 steps x 10,000 items) at its first step, quickly, naming the limit and its flag", () => {
+    const spec = wf(Array.from({ length: 20 }, (_, i) => ({ id: `s${i}`, tool: "echo", for_each: { items: items(10_000) } })));
+    expect(JSON.stringify(spec).length).toBeGreaterThan(400_000);
+    const start = performance.now();
+    const err = refused(() => planWorkflow(spec, mesh));
+    expect(performance.now() - start).toBeLessThan(500);
+    expect(err).toMatchObject({ code: "SHOAL_ERR_TOO_MANY_INSTANCES", path: ["steps", 0, "for_each"] });
+    expect(err.message).toMatch(/^step s0: the workflow would have 200000 instances; it passes the limit of 5000 \(--max-workflow-instances\) at this step, whose for_each makes 10000$/);
+  });
+
+  it("accepts exactly the limit and names the step whose instances pass it, counting nodes matched too (property)", () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: 8 }), fc.integer({ min: 1, max: 150 }), (sizes, max) => {
+        // 0 stands for a fan-out over the two camera nodes; others are item lists of that size.
+        const steps = sizes.map((n, i) => (n === 0 ? { id: `s${i}`, tool: "vision_agent", for_each: { nodes: { capabilities: ["camera"] } } } : { id: `s${i}`, tool: "echo", for_each: { items: items(n) } }));
+        const counts = sizes.map((n) => (n === 0 ? 2 : n));
+        const over = counts.findIndex((_, i) => counts.slice(0, i + 1).reduce((a, b) => a + b, 0) > max);
+        const plan = () => planWorkflow(wf(steps), mesh, { maxInstances: max });
+        if (over === -1) expect(plan().instances).toHaveLength(counts.reduce((a, b) => a + b, 0));
+        else expect(refused(plan)).toMatchObject({ code: "SHOAL_ERR_TOO_MANY_INSTANCES", path: ["steps", over, "for_each"], message: expect.stringMatching(new RegExp(`^step s${over}: .*limit of ${max} \\(--max-workflow-instances\\)`)) });
+      }),
+    );
+  });
+
+  it("a step without for_each that passes the limit is named too", () => {
+    const err = refused(() => planWorkflow(wf([{ id: "a", tool: "echo", for_each: { items: items(3) } }, { id: "b", tool: "echo" }]), mesh, { maxInstances: 3 }));
+    expect(err).toMatchObject({ code: "SHOAL_ERR_TOO_MANY_INSTANCES", path: ["steps", 1], message: expect.stringMatching(/^step b: the workflow would have 4 instances/) });
+  });
+
+  it("counts the waits between instances: a fan-out that needs a fan-out is N x M, bounded by 10 x the limit", () => {
+    const pair = (n: number, m: number, link: object) => wf([{ id: "a", tool: "echo", for_each: { items: items(n) } }, { id: "b", tool: "echo", for_each: { items: items(m) }, ...link }]);
+    expect(planWorkflow(pair(100, 100, { needs: ["a"] }), mesh, { maxInstances: 1_000 }).instances).toHaveLength(200); // 10,000 waits
+    expect(refused(() => planWorkflow(pair(101, 100, { needs: ["a"] }), mesh, { maxInstances: 1_000 }))).toMatchObject({
+      code: "SHOAL_ERR_TOO_MANY_INSTANCES",
+      path: ["steps", 1, "needs"],
+      message: expect.stringMatching(/^step b: its 100 instances each wait for every instance of a; that makes 10100 waits .*10 x --max-workflow-instances \(10000\)/),
+    });
+    // A $from waits the same way (and hands each instance all the outputs).
+    expect(refused(() => planWorkflow(pair(101, 100, { input: { all: { $from: "a" } } }), mesh, { maxInstances: 1_000 }))).toMatchObject({ code: "SHOAL_ERR_TOO_MANY_INSTANCES", path: ["steps", 1, "input"] });
+    // Fanning in is what aggregation does: one instance waiting for the whole fan-out is cheap.
+    expect(planWorkflow(wf([{ id: "a", tool: "echo", for_each: { items: items(900) } }, { id: "b", tool: "echo", input: { all: { $from: "a" } } }]), mesh, { maxInstances: 1_000 }).instances).toHaveLength(901);
+  });
+
+  it("refuses a step input that each of many instances would copy past 64 MiB, naming the step", () => {
+    const input = { blob: "x".repeat(20_000) };
+    expect(planWorkflow(wf([{ id: "big", tool: "echo", input, for_each: { items: items(3_000) } }]), mesh).instances).toHaveLength(3_000);
+    expect(refused(() => planWorkflow(wf([{ id: "big", tool: "echo", input, for_each: { items: items(3_400) } }]), mesh))).toMatchObject({
+      code: "SHOAL_ERR_SPEC_TOO_LARGE",
+      path: ["steps", 0, "input"],
+      message: expect.stringMatching(/^step big: its input \(20011 bytes\) copied into each of its 3400 instances makes 68037400 bytes/),
+    });
+  });
+});
+
 describe("topologicalOrder (property)", () => {
   it("orders every node after what it depends on, for any DAG", () => {
     fc.assert(

@@ -2,7 +2,7 @@ import type { InstanceRecord, StepStatus } from "@shoal/protocol";
 import type { Runtime } from "@shoal/runtime";
 import { type AnyActorLogic, type DoneActorEvent, assign, emit, enqueueActions, setup } from "xstate";
 import { resolveFromRefs } from "./fromRefs.js";
-import type { Plan, PlannedInstance } from "./planWorkflow.js";
+import type { Plan, PlannedStep } from "./planWorkflow.js";
 import { type StepError, type StepInput, type StepOutput, type StepUpdateEvent, createStepMachine } from "./stepMachine.js";
 
 export type { InstanceRecord };
@@ -53,6 +53,28 @@ function resumedRecord(rec: InstanceRecord): InstanceRecord {
 }
 const NEVER = 2 ** 31 - 1;
 
+/** The context a workflow starts with: fresh records, or (resumed) the stored ones as a resume runs them on. */
+export function initialContext(plan: Plan, input: WorkflowInput): WorkflowContext {
+  const instances: Record<string, InstanceRecord> = Object.fromEntries(
+    plan.instances.map((i) => {
+      const before = input.restored?.[i.id];
+      const fresh: InstanceRecord = { id: i.id, step: i.step, logic: i.logic, status: "pending", node: null, attempts: 0, startedAt: null, endedAt: null, spawned: false, actor: null };
+      return [i.id, before ? resumedRecord(before) : fresh];
+    }),
+  );
+  return {
+    workflowId: input.workflowId,
+    plan,
+    startedAt: input.startedAt,
+    endedAt: null,
+    running: 0,
+    endedCount: Object.values(instances).filter((r) => TERMINAL.has(r.status)).length,
+    version: 0,
+    maxParallel: plan.spec.max_parallel ?? 8,
+    instances,
+  };
+}
+
 /**
  * The workflow actor: runs the plan's instances as step actors, each as soon as every step it
  * depends on has ended, within `max_parallel` (the runtime's slots bound the rest); ends when
@@ -75,15 +97,28 @@ export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
         let running = context.running;
         let ended = context.endedCount;
         const now = Date.now();
+        // Per step, once a pass: whether all it needs has ended, what is missing, its resolved
+        // input. Instances come grouped by step in dependency order, so what this pass changes
+        // of a step is settled before a step that needs it is looked at.
+        const ready = new Map<string, { missing: InstanceRecord[]; input: unknown } | null>();
+        const readiness = (step: PlannedStep) => {
+          if (ready.has(step.spec.id)) return ready.get(step.spec.id) ?? null;
+          const depRecords = step.deps.flatMap((d) => plan.steps.get(d)?.instances.map((i) => instances[i.id] as InstanceRecord) ?? []);
+          const r = depRecords.every((d) => TERMINAL.has(d.status))
+            ? { missing: depRecords.filter((d) => d.status !== "complete"), input: resolveFromRefs(step.spec.input ?? {}, outputsOf(plan, step.deps, instances)) }
+            : null;
+          ready.set(step.spec.id, r);
+          return r;
+        };
         for (const inst of plan.instances) {
           const rec = instances[inst.id] as InstanceRecord;
           if (rec.spawned || rec.status !== "pending") continue;
           const step = plan.steps.get(inst.step);
           if (!step) continue;
-          const depRecords = step.deps.flatMap((d) => plan.steps.get(d)?.instances.map((i) => instances[i.id] as InstanceRecord) ?? []);
-          if (!depRecords.every((r) => TERMINAL.has(r.status))) continue;
+          const r = readiness(step);
+          if (!r) continue;
           if (running >= context.maxParallel) break;
-          const missing = depRecords.filter((r) => r.status !== "complete");
+          const missing = r.missing;
           if (missing.length > 0 && step.spec.on_missing === "fail") {
             Object.assign(rec, {
               status: "failed",
@@ -97,7 +132,7 @@ export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
           const input: StepInput = {
             workflowId: context.workflowId,
             instance: inst.id,
-            input: stepInput(inst, step.spec.input, outputsOf(step.deps, instances)),
+            input: inst.item === undefined ? r.input : { ...(r.input as object), item: inst.item },
             timeoutMs: step.spec.timeout_ms,
             maxAttempts: 1 + (step.spec.retries ?? 1),
             firstAttempt: Math.max(1, rec.attempts),
@@ -147,26 +182,7 @@ export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
     },
   }).createMachine({
     id: "workflow",
-    context: ({ input }) => {
-      const instances: Record<string, InstanceRecord> = Object.fromEntries(
-        plan.instances.map((i) => {
-          const before = input.restored?.[i.id];
-          const fresh: InstanceRecord = { id: i.id, step: i.step, logic: i.logic, status: "pending", node: null, attempts: 0, startedAt: null, endedAt: null, spawned: false, actor: null };
-          return [i.id, before ? resumedRecord(before) : fresh];
-        }),
-      );
-      return {
-        workflowId: input.workflowId,
-        plan,
-        startedAt: input.startedAt,
-        endedAt: null,
-        running: 0,
-        endedCount: Object.values(instances).filter((r) => TERMINAL.has(r.status)).length,
-        version: 0,
-        maxParallel: plan.spec.max_parallel ?? 8,
-        instances,
-      };
-    },
+    context: ({ input }) => initialContext(plan, input),
     initial: "running",
     states: {
       running: {
@@ -206,18 +222,15 @@ export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
 }
 
 /** Outputs of the given steps as `$from` sees them: a fan-out's is the list of its completed instances' outputs. */
-function outputsOf(stepIds: string[], instances: Record<string, InstanceRecord>): Map<string, unknown> {
+function outputsOf(plan: Plan, stepIds: string[], instances: Record<string, InstanceRecord>): Map<string, unknown> {
   const outputs = new Map<string, unknown>();
   for (const id of stepIds) {
-    const recs = Object.values(instances).filter((r) => r.step === id);
-    const fanOut = recs.length > 1 || recs[0]?.id !== id;
-    if (fanOut) outputs.set(id, recs.filter((r) => r.status === "complete").map((r) => r.result));
+    const step = plan.steps.get(id);
+    if (!step) continue;
+    const recs = step.instances.map((i) => instances[i.id] as InstanceRecord);
+    if (step.fanOut) outputs.set(id, recs.filter((r) => r.status === "complete").map((r) => r.result));
     else if (recs[0]?.status === "complete") outputs.set(id, recs[0].result);
   }
   return outputs;
 }
 
-function stepInput(inst: PlannedInstance, input: unknown, outputs: Map<string, unknown>): unknown {
-  const resolved = resolveFromRefs(input ?? {}, outputs);
-  return inst.item === undefined ? resolved : { ...(resolved as object), item: inst.item };
-}
