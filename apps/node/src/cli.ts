@@ -81,7 +81,7 @@ ca.command("init")
   .description("make a cluster CA: ca.crt (give it to every node and CLI) and ca.key (keep it offline)")
   .requiredOption("--dir <dir>", "where to write ca.crt and ca.key")
   .action(async (flags: { dir: string }) => {
-    const { createCa } = await import("./tls/certificates.js");
+    const { createCa } = await import("@shoal/transport/certificates");
     const out = await createCa(flags.dir);
     process.stdout.write(`wrote ${out.cert} and ${out.key} (keep the key off the nodes)\n`);
   });
@@ -95,7 +95,7 @@ cert
   .option("--host <host,...>", "names and addresses the node is reached at (default: localhost,127.0.0.1)", list)
   .requiredOption("--out <dir>", "where to write node.crt, node.key and ca.crt")
   .action(async (flags: { ca: string; name: string; host?: string[]; out: string }) => {
-    const { issueCertificate } = await import("./tls/certificates.js");
+    const { issueCertificate } = await import("@shoal/transport/certificates");
     const out = await issueCertificate({ caDir: flags.ca, name: flags.name, hosts: flags.host ?? ["localhost", "127.0.0.1"], outDir: flags.out });
     process.stdout.write(`wrote ${out.cert}, ${out.key} and ${out.ca}: use --tls-dir ${flags.out}\n`);
   });

@@ -16,6 +16,7 @@ export const CloseCodes = {
   SELF_CONNECTION: 4008,
   DUPLICATE: 4009,
   PEER_ID_IN_USE: 4010,
+  CERT_NAME_MISMATCH: 4011,
 } as const;
 
 export type CloseCode = (typeof CloseCodes)[keyof typeof CloseCodes];

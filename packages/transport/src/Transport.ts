@@ -19,6 +19,7 @@ import { WebSocket, WebSocketServer } from "ws";
 import { type BackoffOptions, createBackoff } from "./backoff.js";
 import { type HandshakeContext, type HandshakeResult, acceptHandshake, dialHandshake } from "./handshake.js";
 import { PendingConnections } from "./PendingConnections.js";
+import { type TlsMaterial, certifiedName, uncertifiedReason } from "./peerCertificate.js";
 import { refuseUpgrade } from "./refuseUpgrade.js";
 import { type Direction, type LinkFault, PeerConnection, type PeerConnectionOptions } from "./PeerConnection.js";
 import type { SendQueueOptions } from "./SendQueue.js";
@@ -31,6 +32,12 @@ export interface TransportOptions extends SendQueueOptions {
   cluster: string;
   /** Cluster secret; with it every peer must prove it knows the same one. */
   secret?: string | undefined;
+  /**
+   * Mutual TLS: peers are dialed over wss with this node's certificate, and must present one the
+   * cluster CA signed for the name they claim. The HTTP server in front of `handleUpgrade` must
+   * then be an https server that asks for client certificates (`requestCert`).
+   */
+  tls?: TlsMaterial | undefined;
   logger: Logger;
   maxFrameBytes?: number;
   /** Largest frame read from a peer that has not finished the handshake (64 KiB). */
@@ -151,12 +158,21 @@ export class Transport extends EventEmitter<TransportEvents> {
       refuseUpgrade(socket, 503, { code: "SHOAL_ERR_OVERLOADED", message: `${this.identity.name} refused the connection: ${admitted.refused}` }, { "Retry-After": "1" });
       return true;
     }
+    const certified = this.options.tls ? certifiedName(req.socket) : undefined;
+    if (this.options.tls && certified === undefined) {
+      admitted.release();
+      this.stats.handshakeFailures++;
+      const why = uncertifiedReason(req);
+      this.refusals.warn({ code: "SHOAL_ERR_PEER_CERT_REQUIRED", remote }, `refused a connection on ${MESH_PATH}: ${why}`);
+      refuseUpgrade(socket, 401, { code: "SHOAL_ERR_PEER_CERT_REQUIRED", message: `${MESH_PATH} needs a certificate signed by the cluster CA for a node: ${why}` });
+      return true;
+    }
     // Until ws has the socket (it may refuse the upgrade itself), the slot goes with the socket.
     socket.once("close", admitted.release);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       this.guard(ws);
       this.pendingSockets.add(ws);
-      acceptHandshake(ws, this.handshake)
+      acceptHandshake(ws, this.handshake, this.options.tls ? { certified } : undefined)
         .then((result) => this.adopt(ws, result, "in"))
         .catch((err: ShoalError) => this.handshakeFailed(err, { remote, direction: "in" }))
         .finally(() => {
@@ -169,13 +185,21 @@ export class Transport extends EventEmitter<TransportEvents> {
 
   /** Opens one connection to `address` (host:port) and completes the handshake. */
   async dial(address: string): Promise<PeerConnection> {
-    const ws = new WebSocket(`ws://${address}${MESH_PATH}`, {
+    const tls = this.options.tls;
+    const ws = new WebSocket(`${tls ? "wss" : "ws"}://${address}${MESH_PATH}`, {
       maxPayload: this.maxHandshakeFrameBytes,
       perMessageDeflate: false,
       handshakeTimeout: this.handshake.timeoutMs,
+      // The chain is checked against the cluster CA; the host name is not, because peers are
+      // dialed at whatever address gossip gave. Who the peer is comes from the name its
+      // certificate is for, checked against the name it claims in the handshake. (Node takes any
+      // falsy answer of checkServerIdentity as "no error"; ws types it as a boolean.)
+      ...(tls && { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: true, checkServerIdentity: () => false }),
     });
     this.guard(ws);
     this.pendingSockets.add(ws);
+    let certified: string | undefined;
+    if (tls) ws.once("upgrade", (res) => (certified = certifiedName(res.socket)));
     try {
       await new Promise<void>((resolve, reject) => {
         ws.once("open", resolve);
@@ -191,7 +215,7 @@ export class Transport extends EventEmitter<TransportEvents> {
       throw new ShoalError("SHOAL_ERR_DIAL_FAILED", `cannot reach ${address}: ${(err as Error).message}`, { cause: err });
     }
     try {
-      const result = await dialHandshake(ws, this.handshake);
+      const result = await dialHandshake(ws, this.handshake, tls ? { certified } : undefined);
       return this.adopt(ws, result, "out");
     } catch (err) {
       this.handshakeFailed(err as ShoalError, { remote: address, direction: "out" });

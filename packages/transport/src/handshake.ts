@@ -51,13 +51,21 @@ export interface HandshakeResult {
   early: Frame[];
 }
 
-export async function dialHandshake(ws: WebSocket, ctx: HandshakeContext): Promise<HandshakeResult> {
+/**
+ * With mutual TLS, `certified` is the node name the peer's certificate vouches for (undefined:
+ * none); the name the peer claims in its hello must be that one. Without TLS it is not given.
+ */
+export interface PeerCertificate {
+  certified: string | undefined;
+}
+
+export async function dialHandshake(ws: WebSocket, ctx: HandshakeContext, cert?: PeerCertificate): Promise<HandshakeResult> {
   const reader = frameReader(ws, ctx);
   try {
     const nonce = createNonce();
     send(ws, ctx, { t: "hello", v: PROTOCOL_VERSION, cluster: ctx.cluster, node: ctx.identity, nonce });
     const hello = await reader.next("hello");
-    checkHello(hello, ctx);
+    checkHello(hello, ctx, cert);
     if (ctx.isCut?.(hello.node.id)) throw fail("SHOAL_ERR_DIAL_FAILED", `link to ${hello.node.name} is cut by fault injection`);
     if (ctx.secret !== undefined) {
       const expected = proveSecret(ctx.secret, "acceptor", hello.nonce, nonce, hello.node.id);
@@ -77,11 +85,11 @@ export async function dialHandshake(ws: WebSocket, ctx: HandshakeContext): Promi
   }
 }
 
-export async function acceptHandshake(ws: WebSocket, ctx: HandshakeContext): Promise<HandshakeResult> {
+export async function acceptHandshake(ws: WebSocket, ctx: HandshakeContext, cert?: PeerCertificate): Promise<HandshakeResult> {
   const reader = frameReader(ws, ctx);
   try {
     const hello = await reader.next("hello");
-    checkHello(hello, ctx);
+    checkHello(hello, ctx, cert);
     if (ctx.isCut?.(hello.node.id)) throw fail("SHOAL_ERR_DIAL_FAILED", `link to ${hello.node.name} is cut by fault injection`);
     const nonce = createNonce();
     const proof = ctx.secret === undefined ? undefined : proveSecret(ctx.secret, "acceptor", nonce, hello.nonce, ctx.identity.id);
@@ -105,7 +113,7 @@ export async function acceptHandshake(ws: WebSocket, ctx: HandshakeContext): Pro
   }
 }
 
-function checkHello(hello: HelloFrame, ctx: HandshakeContext): void {
+function checkHello(hello: HelloFrame, ctx: HandshakeContext, cert: PeerCertificate | undefined): void {
   if (hello.v !== PROTOCOL_VERSION) {
     throw fail("SHOAL_ERR_PROTOCOL_VERSION", `${hello.node.name} speaks protocol ${hello.v}, this node speaks ${PROTOCOL_VERSION}`);
   }
@@ -114,6 +122,9 @@ function checkHello(hello: HelloFrame, ctx: HandshakeContext): void {
   }
   if (hello.node.id === ctx.identity.id) {
     throw fail("SHOAL_ERR_SELF_CONNECTION", `${hello.node.address} is this node itself`);
+  }
+  if (cert && cert.certified !== hello.node.name) {
+    throw fail("SHOAL_ERR_CERT_NAME_MISMATCH", `a peer claims to be ${hello.node.name} but its certificate is for ${cert.certified ?? "no node"}`);
   }
 }
 
@@ -124,6 +135,7 @@ const closeCodeOf: Record<string, number> = {
   SHOAL_ERR_HANDSHAKE_TIMEOUT: CloseCodes.HANDSHAKE_TIMEOUT,
   SHOAL_ERR_SELF_CONNECTION: CloseCodes.SELF_CONNECTION,
   SHOAL_ERR_PEER_ID_IN_USE: CloseCodes.PEER_ID_IN_USE,
+  SHOAL_ERR_CERT_NAME_MISMATCH: CloseCodes.CERT_NAME_MISMATCH,
 };
 
 /** The ShoalError a close code stands for, so the side that was closed on knows why. */

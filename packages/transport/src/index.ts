@@ -11,3 +11,4 @@ export type { TransportErrorCode } from "./errors.js";
 export type { TransportStats } from "./TransportStats.js";
 export { errorOfCloseCode } from "./handshake.js";
 export { refuseUpgrade } from "./refuseUpgrade.js";
+export type { TlsMaterial } from "./peerCertificate.js";

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { type Server, createServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import { type AddressInfo, connect } from "node:net";
 import { type Frame, type NodeIdentity, PROTOCOL_VERSION, createCodec, silentLogger } from "@shoal/protocol";
 import { WebSocket } from "ws";
@@ -20,7 +21,11 @@ export async function startTransport(
   name: string,
   options: Partial<Omit<TransportOptions, "identity">> & { port?: number; id?: string; identity?: Partial<Pick<NodeIdentity, "capabilities" | "tools" | "slots">> } = {},
 ): Promise<TestNode> {
-  const server = createServer((_req, res) => res.writeHead(404).end());
+  const notFound = (_req: unknown, res: { writeHead(s: number): { end(): void } }) => res.writeHead(404).end();
+  // With TLS, as `shoal node` serves it: client certificates asked for, checked by the transport.
+  const server: Server = options.tls
+    ? createHttpsServer({ ca: options.tls.ca, cert: options.tls.cert, key: options.tls.key, requestCert: true, rejectUnauthorized: false }, notFound)
+    : createServer(notFound);
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, "127.0.0.1", resolve));
   const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
   const identity: NodeIdentity = { id: options.id ?? randomUUID(), name, address, capabilities: [], tools: [], slots: 1, ...options.identity };
