@@ -15,12 +15,21 @@ export interface WorkflowNotice {
 }
 
 /**
+ * Events of one workflow waiting to be posted; past this, new ones are logged but not posted. A
+ * webhook that hangs (4 tries of 5 s each per event) must not make a workflow of thousands of
+ * steps hold all of their events.
+ */
+export const MAX_QUEUED_NOTICES = 1_000;
+
+/**
  * Posts workflow and step events to a webhook, in order, with retries (4 tries, backoff), and
  * logs every event whether or not anyone listens. A webhook that stays down costs log lines,
- * never the workflow.
+ * never the workflow. Its answer's body is never read.
  */
 export class Notifier {
   private chain: Promise<void> = Promise.resolve();
+  private queued = 0;
+  private dropped = 0;
   private readonly log: Logger;
 
   constructor(
@@ -37,7 +46,17 @@ export class Notifier {
     if (!target) return;
     const wanted = target.on ?? ["workflow.started", "workflow.finished"];
     if (!wanted.includes(notice.event)) return;
-    this.chain = this.chain.then(() => this.post(target.url, notice));
+    if (this.queued >= MAX_QUEUED_NOTICES) {
+      this.dropped++;
+      if (this.dropped === 1 || this.dropped % MAX_QUEUED_NOTICES === 0) {
+        this.log.warn({ url: target.url, event: notice.event, dropped: this.dropped, queued: this.queued }, "webhook is behind; events past the queue are not posted");
+      }
+      return;
+    }
+    this.queued++;
+    this.chain = this.chain.then(() => this.post(target.url, notice)).then(() => {
+      this.queued--;
+    });
   }
 
   /** Resolves when every notice so far has been posted or given up on. */
@@ -50,6 +69,8 @@ export class Notifier {
     for (let attempt = 1; attempt <= this.tries; attempt++) {
       try {
         const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(notice), signal: AbortSignal.timeout(5_000) });
+        // Only the status matters: whatever the webhook sends back is not read into memory.
+        await res.body?.cancel().catch(() => {});
         if (res.ok) return;
         this.log.warn({ url, status: res.status, attempt, event: notice.event }, "webhook answered with an error");
       } catch (err) {
