@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { existsSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { LIMITS, isShoalError } from "@shoal/protocol";
 import { runNodeCommand } from "./commands/nodeCommand.js";
@@ -98,6 +99,28 @@ cert
     const { issueCertificate } = await import("@shoal/transport/certificates");
     const out = await issueCertificate({ caDir: flags.ca, name: flags.name, hosts: flags.host ?? ["localhost", "127.0.0.1"], outDir: flags.out });
     process.stdout.write(`wrote ${out.cert}, ${out.key} and ${out.ca}: use --tls-dir ${flags.out}\n`);
+  });
+
+program
+  .command("token")
+  .description("API tokens")
+  .command("create")
+  .description("print a new API token once (signed with the cluster's token key; the key file is made if it does not exist)")
+  .requiredOption("--key-file <file>", "the cluster's token key: the file every node gets as --token-key-file")
+  .addOption(new Option("--scope <scope>", "read: GET routes and /v1/inspect; submit: also workflows, tasks, cancel, actors; admin: everything").choices(["read", "submit", "admin"]).makeOptionMandatory())
+  .option("--ttl <duration>", "lifetime, e.g. 30d, 12h, 90m", "30d")
+  .action(async (flags: { keyFile: string; scope: "read" | "submit" | "admin"; ttl: string }) => {
+    const { createToken, createTokenKey, parseTtl, readTokenKey } = await import("./auth/apiTokens.js");
+    const ttl = parseTtl(flags.ttl);
+    let key: Buffer;
+    if (existsSync(flags.keyFile)) key = readTokenKey(flags.keyFile);
+    else {
+      key = createTokenKey(flags.keyFile);
+      process.stderr.write(`shoal: made a new token key in ${flags.keyFile}; give the same file to every node as --token-key-file\n`);
+    }
+    const { token, claims } = createToken(key, flags.scope, ttl);
+    process.stderr.write(`token ${claims.id}, scope ${claims.scope}, expires ${new Date(claims.exp * 1000).toISOString()} (revoke: add ${claims.id} to --revoked-tokens)\n`);
+    process.stdout.write(`${token}\n`);
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
