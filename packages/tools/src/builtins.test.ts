@@ -3,6 +3,7 @@ import { type Server, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { silentLogger } from "@shoal/protocol";
 import jpeg from "jpeg-js";
 import { afterEach, describe, expect, it } from "vitest";
@@ -109,12 +110,64 @@ describe("http_request", () => {
       res.writeHead(200, { "content-type": "application/json" });
       res.end(JSON.stringify({ ok: true }));
     });
-    await expect(httpRequest.run({ url: `${url}/x`, method: "GET", headers: {}, timeout_ms: 1000 }, ctx())).resolves.toMatchObject({ status: 200, body: { ok: true } });
-    await expect(httpRequest.run({ url: `${url}/missing`, method: "GET", headers: {}, timeout_ms: 1000 }, ctx())).rejects.toMatchObject({ code: "SHOAL_ERR_HTTP_FAILED", message: /404/ });
+    await expect(httpRequest().run({ url: `${url}/x`, method: "GET", headers: {}, timeout_ms: 1000 }, ctx())).resolves.toMatchObject({ status: 200, body: { ok: true } });
+    await expect(httpRequest().run({ url: `${url}/missing`, method: "GET", headers: {}, timeout_ms: 1000 }, ctx())).rejects.toMatchObject({ code: "SHOAL_ERR_HTTP_FAILED", message: /404/ });
     const abort = new AbortController();
-    const pending = httpRequest.run({ url: `${url}/slow`, method: "GET", headers: {}, timeout_ms: 10_000 }, ctx({ signal: abort.signal }));
+    const pending = httpRequest().run({ url: `${url}/slow`, method: "GET", headers: {}, timeout_ms: 10_000 }, ctx({ signal: abort.signal }));
     abort.abort();
     await expect(pending).rejects.toMatchObject({ code: "SHOAL_ERR_HTTP_FAILED" });
+  });
+});
+
+describe("http_request and llm_complete read at most --http-max-response-bytes", () => {
+  const KIB = 1024;
+  const get = (tool: ReturnType<typeof httpRequest>, url: string) => tool.run({ url, method: "GET", headers: {}, timeout_ms: 10_000 }, ctx());
+  /** Serves `/endless` (chunked, no length, never ends), `/declared` (a Content-Length over the limit), `/bomb` (a small gzip of 50 MiB) and `/exact/N`; says when a response was cut off. */
+  async function bigServer() {
+    const closed: string[] = [];
+    const bomb = gzipSync(Buffer.alloc(50 * KIB * KIB));
+    const url = await serve((req, res) => {
+      res.on("close", () => closed.push(req.url ?? ""));
+      if (req.url?.startsWith("/endless")) {
+        res.writeHead(200, { "content-type": "text/plain" });
+        const chunk = Buffer.alloc(64 * KIB, 97);
+        const pump = () => {
+          while (!res.destroyed && res.write(chunk)) {}
+          if (!res.destroyed) res.once("drain", pump);
+        };
+        return pump();
+      }
+      if (req.url === "/declared") {
+        res.writeHead(200, { "content-length": String(100 * KIB * KIB) });
+        return void res.write(Buffer.alloc(KIB)); // and then nothing: only the header is read
+      }
+      if (req.url === "/bomb") return void res.writeHead(200, { "content-encoding": "gzip", "content-length": String(bomb.length) }).end(bomb);
+      const n = Number(req.url?.split("/")[2]);
+      res.writeHead(200, { "content-type": "text/plain" }).end("y".repeat(n));
+    });
+    return { url, closed };
+  }
+
+  it("refuses a Content-Length over the limit before reading, cuts off a chunked body and a gzip bomb at it, and takes exactly the limit", async () => {
+    const { url, closed } = await bigServer();
+    const tool = httpRequest({ maxResponseBytes: 256 * KIB });
+    const tooLarge = { code: "SHOAL_ERR_RESPONSE_TOO_LARGE", message: expect.stringMatching(/over the limit of 262144 bytes \(--http-max-response-bytes\)/) };
+    await expect(get(tool, `${url}/declared`)).rejects.toMatchObject({ ...tooLarge, message: expect.stringMatching(/^GET .*\/declared: the response body is 104857600 bytes \(Content-Length\)/) });
+    await expect(get(tool, `${url}/endless`)).rejects.toMatchObject({ ...tooLarge, message: expect.stringMatching(/^GET .*\/endless: the response body is more than that/) });
+    await expect(get(tool, `${url}/bomb`)).rejects.toMatchObject(tooLarge);
+    // The requests were ended, not left streaming into a buffer nobody reads.
+    await expect.poll(() => closed.sort()).toEqual(["/bomb", "/declared", "/endless"]);
+    await expect(get(tool, `${url}/exact/${256 * KIB}`)).resolves.toMatchObject({ status: 200, body: "y".repeat(256 * KIB) });
+    await expect(get(tool, `${url}/exact/${256 * KIB + 1}`)).rejects.toMatchObject(tooLarge);
+    // The default is 10 MiB.
+    await expect(get(httpRequest(), `${url}/exact/${1024 * KIB}`)).resolves.toMatchObject({ status: 200 });
+    await expect(get(httpRequest(), `${url}/endless`)).rejects.toMatchObject({ code: "SHOAL_ERR_RESPONSE_TOO_LARGE", message: expect.stringMatching(/limit of 10485760 bytes/) });
+  });
+
+  it("llm_complete reads its answer the same way", async () => {
+    const { url } = await bigServer();
+    const tool = llmComplete({ url: `${url}/endless` }, { maxResponseBytes: 64 * KIB });
+    await expect(tool.run({ prompt: "x", timeout_ms: 10_000 }, ctx())).rejects.toMatchObject({ code: "SHOAL_ERR_RESPONSE_TOO_LARGE", message: expect.stringMatching(/^llm_complete: .*limit of 65536 bytes/) });
   });
 });
 

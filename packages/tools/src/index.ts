@@ -4,7 +4,7 @@ export { loadPlugins, parseDefinitions } from "./loadPlugins.js";
 export { ToolErrors } from "./errors.js";
 export type { ToolErrorCode } from "./errors.js";
 export { builtinTools, httpRequest, llmComplete, summarize, visionAgent } from "./builtins/index.js";
-export type { BuiltinSettings, LlmSettings, VisionSettings } from "./builtins/index.js";
+export type { BuiltinSettings, HttpSettings, LlmSettings, VisionSettings } from "./builtins/index.js";
 export { writeSampleFrames } from "./builtins/sampleFrames.js";
 export type { SampleFrameOptions } from "./builtins/sampleFrames.js";
 export { brightness, decodeFrame, motion } from "./builtins/imageStats.js";

@@ -1,6 +1,7 @@
 import { ShoalError } from "@shoal/protocol";
 import { z } from "zod";
 import { defineTool } from "../definitions.js";
+import { type HttpSettings, maxResponseBytesOf, readBoundedBody } from "./readBoundedBody.js";
 
 const Input = z
   .object({
@@ -12,34 +13,42 @@ const Input = z
   })
   .strict();
 
-/** Calls an HTTP endpoint; JSON answers are parsed. A 4xx/5xx is an error, so the step retries. */
-export const httpRequest = defineTool({
-  name: "http_request",
-  input: Input,
-  async run(input, ctx) {
-    const json = input.body !== undefined && typeof input.body !== "string";
-    let res: Response;
-    try {
-      res = await fetch(input.url, {
-        method: input.method,
-        headers: { ...(json && { "content-type": "application/json" }), ...input.headers },
-        ...(input.body !== undefined && { body: json ? JSON.stringify(input.body) : (input.body as string) }),
-        signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(input.timeout_ms)]),
-      });
-    } catch (err) {
-      throw new ShoalError("SHOAL_ERR_HTTP_FAILED", `${input.method} ${input.url}: ${(err as Error).message}`, { cause: err });
-    }
-    const text = await res.text();
-    const type = res.headers.get("content-type") ?? "";
-    let body: unknown = text;
-    if (type.includes("json")) {
+/**
+ * Calls an HTTP endpoint; JSON answers are parsed. A 4xx/5xx is an error, so the step retries.
+ * The answer's body is read up to `maxResponseBytes` (SHOAL_ERR_RESPONSE_TOO_LARGE past it).
+ */
+export function httpRequest(settings: HttpSettings = {}) {
+  const maxBytes = maxResponseBytesOf(settings);
+  return defineTool({
+    name: "http_request",
+    input: Input,
+    async run(input, ctx) {
+      const json = input.body !== undefined && typeof input.body !== "string";
+      const what = `${input.method} ${input.url}`;
+      const cutOff = new AbortController();
+      let res: Response;
       try {
-        body = JSON.parse(text);
-      } catch {
-        body = text; // a server that says JSON and sends something else: keep the text
+        res = await fetch(input.url, {
+          method: input.method,
+          headers: { ...(json && { "content-type": "application/json" }), ...input.headers },
+          ...(input.body !== undefined && { body: json ? JSON.stringify(input.body) : (input.body as string) }),
+          signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(input.timeout_ms), cutOff.signal]),
+        });
+      } catch (err) {
+        throw new ShoalError("SHOAL_ERR_HTTP_FAILED", `${what}: ${(err as Error).message}`, { cause: err });
       }
-    }
-    if (res.status >= 400) throw new ShoalError("SHOAL_ERR_HTTP_FAILED", `${input.method} ${input.url} answered ${res.status}: ${text.slice(0, 200)}`);
-    return { status: res.status, headers: Object.fromEntries(res.headers.entries()), body };
-  },
-});
+      const text = await readBoundedBody(res, maxBytes, what, () => cutOff.abort());
+      const type = res.headers.get("content-type") ?? "";
+      let body: unknown = text;
+      if (type.includes("json")) {
+        try {
+          body = JSON.parse(text);
+        } catch {
+          body = text; // a server that says JSON and sends something else: keep the text
+        }
+      }
+      if (res.status >= 400) throw new ShoalError("SHOAL_ERR_HTTP_FAILED", `${what} answered ${res.status}: ${text.slice(0, 200)}`);
+      return { status: res.status, headers: Object.fromEntries(res.headers.entries()), body };
+    },
+  });
+}

@@ -1,6 +1,7 @@
 import { ShoalError } from "@shoal/protocol";
 import { z } from "zod";
 import { defineTool } from "../definitions.js";
+import { type HttpSettings, maxResponseBytesOf, readBoundedBody } from "./readBoundedBody.js";
 
 export interface LlmSettings {
   /** Base URL of an OpenAI-compatible API, e.g. `http://gpu-01:8080/v1` (llama.cpp, vLLM, Ollama). */
@@ -27,8 +28,9 @@ const Completion = z.object({
   usage: z.object({ prompt_tokens: z.number(), completion_tokens: z.number(), total_tokens: z.number() }).partial().optional(),
 });
 
-/** A chat completion from an OpenAI-compatible endpoint; the step's context goes in as JSON. */
-export function llmComplete(settings: LlmSettings) {
+/** A chat completion from an OpenAI-compatible endpoint; the step's context goes in as JSON. Its answer is read up to `http.maxResponseBytes`. */
+export function llmComplete(settings: LlmSettings, http: HttpSettings = {}) {
+  const maxBytes = maxResponseBytesOf(http);
   return defineTool({
     name: "llm_complete",
     input: Input,
@@ -44,18 +46,19 @@ export function llmComplete(settings: LlmSettings) {
         ...(input.max_tokens !== undefined && { max_tokens: input.max_tokens }),
         ...(input.temperature !== undefined && { temperature: input.temperature }),
       };
+      const cutOff = new AbortController();
       let res: Response;
       try {
         res = await fetch(`${url}/chat/completions`, {
           method: "POST",
           headers: { "content-type": "application/json", ...(settings.apiKey && { authorization: `Bearer ${settings.apiKey}` }) },
           body: JSON.stringify(body),
-          signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(input.timeout_ms)]),
+          signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(input.timeout_ms), cutOff.signal]),
         });
       } catch (err) {
         throw new ShoalError("SHOAL_ERR_HTTP_FAILED", `llm_complete: cannot reach ${url}: ${(err as Error).message}`, { cause: err });
       }
-      const text = await res.text();
+      const text = await readBoundedBody(res, maxBytes, `llm_complete: ${url}`, () => cutOff.abort());
       if (!res.ok) throw new ShoalError("SHOAL_ERR_HTTP_FAILED", `llm_complete: ${url} answered ${res.status}: ${text.slice(0, 300)}`);
       let parsed: z.infer<typeof Completion>;
       try {
