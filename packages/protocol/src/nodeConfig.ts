@@ -17,6 +17,20 @@ const NodeConfigShape = {
     slots: z.number().int().min(0).max(100_000),
     "data-dir": z.string().min(1),
     "secret-file": z.string().min(1).optional(),
+    /** `ca.crt`, `node.crt`, `node.key`: mutual TLS for the mesh, https for the API. */
+    "tls-dir": z.string().min(1).optional(),
+    /** The cluster's token key: with it the API wants a bearer token signed with it. */
+    "token-key-file": z.string().min(1).optional(),
+    /** Ids of revoked tokens, one per line; read again when it changes. */
+    "revoked-tokens": z.string().min(1).optional(),
+    /** Run without TLS or tokens on an address that is not loopback. */
+    insecure: z.boolean(),
+    /** Host header values the API accepts besides the node's own names and addresses. */
+    "allow-host": z.array(z.string().min(1).max(255)),
+    /** Origins whose browser requests and WebSocket upgrades are accepted (exact, e.g. https://ops.example:8443). */
+    "allow-origin": z.array(z.string().min(1).max(255)),
+    /** Key for the HMAC signature header on webhooks. */
+    "webhook-secret-file": z.string().min(1).optional(),
     plugin: z.array(z.string().min(1)),
     "log-level": z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
     /** Interval between heartbeats and gossip rounds. */
@@ -65,6 +79,9 @@ export const NODE_CONFIG_DEFAULTS = {
   capabilities: [] as string[],
   slots: 4,
   plugin: [] as string[],
+  insecure: false,
+  "allow-host": [] as string[],
+  "allow-origin": [] as string[],
   "log-level": "info",
   "heartbeat-ms": 500,
   "suspect-after-ms": 1200,

@@ -10,7 +10,7 @@ export const TransportErrors = {
   SHOAL_ERR_PEER_ID_IN_USE: { status: 409, doc: "a connection claimed the id of a node that is connected already; the new one is refused, the live one kept (close code 4010)" },
   SHOAL_ERR_CERT_NAME_MISMATCH: { status: 403, doc: "with mutual TLS, a peer claimed a node name its certificate is not for (close code 4011)" },
   SHOAL_ERR_PEER_CERT_REQUIRED: { status: 401, doc: "with mutual TLS, an upgrade on /mesh without a certificate the cluster CA signed for a node; refused before any WebSocket is made" },
-  SHOAL_ERR_BAD_TLS: { status: 400, doc: "a CA, certificate or key file cannot be read, parsed or written (the message names the file)" },
+  SHOAL_ERR_BAD_TLS: { status: 400, doc: "a CA, certificate or key file cannot be read, parsed or written, a key is readable by others, or a node certificate is not the CA's, not for the node's name, or expired (the message names the file)" },
   SHOAL_ERR_DIAL_FAILED: { status: 502, doc: "no WebSocket could be opened to the address (refused, unreachable, not a Shoal node)" },
   SHOAL_ERR_PEER_CLOSED: { status: 503, doc: "the connection closed while a request was waiting for its answer" },
   SHOAL_ERR_NOT_CONNECTED: { status: 503, doc: "no open connection to that peer" },
