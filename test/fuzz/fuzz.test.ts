@@ -1,0 +1,84 @@
+import { writeFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Findings } from "./Findings.js";
+import { FuzzMesh } from "./FuzzMesh.js";
+import { type Budget, fuzzFrames, fuzzHttp, replay } from "./campaign.js";
+
+/**
+ * Hostile input against 3 real nodes: frames on /mesh, then HTTP requests and raw bytes on the
+ * API port. In `npm test` a fixed seed and a budget that fits in about a minute; `npm run fuzz`
+ * (test/fuzz/run.mjs) sets SHOAL_FUZZ_LONG=1 and the budgets below for the long run. See README.md.
+ */
+const env = process.env;
+const long = env.SHOAL_FUZZ_LONG === "1";
+const num = (value: string | undefined, fallback: number) => (value === undefined || value === "" ? fallback : Number(value));
+const minutes = num(env.SHOAL_FUZZ_MINUTES, long ? 20 : 1.1);
+const seed = num(env.SHOAL_FUZZ_SEED, 42);
+const replayOf = env.SHOAL_FUZZ_REPLAY;
+/** RSS growth per node the run must stay under. */
+const RSS_GROWTH_MB = long ? 50 : 100;
+
+const started = Date.now();
+const total = minutes * 60_000;
+const budget: Budget = {
+  seed,
+  frames: num(env.SHOAL_FUZZ_FRAMES, long ? 100_000 : 3_000),
+  requests: num(env.SHOAL_FUZZ_REQUESTS, long ? 10_000 : 2_500),
+  // Most of the time goes to frames (sessions, handshakes, restarts); HTTP requests are quick.
+  framesUntil: started + total * 0.6,
+  httpUntil: started + total,
+  shrinkMs: long ? 60_000 : 6_000,
+  shrinkTotalMs: long ? 5 * 60_000 : 12_000,
+};
+const findings = new Findings(seed);
+const mesh = new FuzzMesh();
+
+describe(long ? "fuzz: the long run" : "fuzz: 3 real nodes take hostile frames and requests", () => {
+  beforeAll(async () => {
+    await mesh.start();
+  }, 60_000);
+
+  afterAll(async () => {
+    findings.ended = Date.now();
+    await mesh.close();
+    const table = findings.table(mesh.slots, { rssGrowthMb: RSS_GROWTH_MB });
+    if (env.SHOAL_FUZZ_REPORT) writeFileSync(env.SHOAL_FUZZ_REPORT, `${table}\n`);
+    else console.warn(table);
+  }, 60_000);
+
+  if (replayOf) {
+    it("replays one input", async () => {
+      const [part, replaySeed, ...path] = replayOf.split(":");
+      if (part !== "frames" && part !== "http") throw new Error(`--replay wants frames:SEED:PATH or http:SEED:PATH, got ${replayOf}`);
+      const text = await replay(mesh, findings, part, Number(replaySeed), path.join(":"));
+      if (env.SHOAL_FUZZ_REPORT) writeFileSync(`${env.SHOAL_FUZZ_REPORT}.replay`, `${text}\n`);
+      else console.warn(text);
+    }, 120_000);
+    return;
+  }
+
+  it(
+    "frames on /mesh: no node exits, each answers /healthz and sees all 3 up after every session",
+    async () => {
+      await fuzzFrames(mesh, findings, budget);
+      // A run that sent almost nothing proves nothing.
+      expect(findings.frames.units).toBeGreaterThan(long ? 1_000 : 500);
+      expect(findings.summary("frames")).toEqual([]);
+    },
+    total + 120_000,
+  );
+
+  it(
+    "HTTP requests and raw bytes: no node exits, no 5xx, every 4xx has its error body",
+    async () => {
+      await fuzzHttp(mesh, findings, budget);
+      expect(findings.http.units).toBeGreaterThan(long ? 1_000 : 500);
+      expect(findings.summary("http")).toEqual([]);
+    },
+    total + 120_000,
+  );
+
+  it("RSS of each node grows less than the bound over the run", () => {
+    for (const slot of mesh.slots) expect(slot.lastRssMb - slot.startRssMb, slot.name).toBeLessThan(RSS_GROWTH_MB);
+  });
+});
