@@ -7,6 +7,7 @@ import {
   type ActorUpdate,
   type Checkpoint,
   type HostReply,
+  LIMIT_DEFAULTS,
   type Logger,
   ShoalError,
   type SnapshotView,
@@ -32,6 +33,8 @@ export interface ActorHostOptions {
   nodeName: string;
   registry: LogicRegistry;
   slots: number;
+  /** Actors hosted here at most (`--max-actors`, 10,000); only bites when `slots` is larger. */
+  maxActors?: number;
   logger: Logger;
   /** Snapshots of a busy actor are sent at most this often. */
   updateIntervalMs?: number;
@@ -59,7 +62,8 @@ interface Hosted {
 /**
  * Runs actors on this node for supervisors anywhere in the mesh: XState machines restored from
  * checkpoints, promise (tool) actors run with their idempotency key. Takes at most `slots`
- * actors; reports snapshots and checkpoints, then one outcome, to each actor's supervisor.
+ * actors (SHOAL_ERR_NO_SLOT: wait) and never more than `maxActors` (SHOAL_ERR_OVERLOADED: go
+ * elsewhere); reports snapshots and checkpoints, then one outcome, to each actor's supervisor.
  */
 export class ActorHost extends EventEmitter<ActorHostEvents> {
   private readonly actors = new Map<string, Hosted>();
@@ -105,6 +109,11 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
     if (this.draining) throw new ShoalError("SHOAL_ERR_DRAINING", `${this.options.nodeName} is draining and takes no new actors`);
     if (this.actors.size >= this.slots) {
       throw new ShoalError("SHOAL_ERR_NO_SLOT", `${this.options.nodeName} has all ${this.slots} slots busy`);
+    }
+    const maxActors = this.options.maxActors ?? LIMIT_DEFAULTS["max-actors"];
+    if (this.actors.size >= maxActors) {
+      // Not "wait for a slot": its supervisor places the actor elsewhere, or reports this.
+      throw new ShoalError("SHOAL_ERR_OVERLOADED", `${this.options.nodeName} hosts ${this.actors.size} actors, its maximum (--max-actors ${maxActors})`, { retryAfterMs: 1_000 });
     }
     const logic = this.options.registry.get(req.logic);
     const input = this.options.registry.checkInput(logic, req.input);

@@ -13,7 +13,7 @@ function recordingLogger(sink: { obj: unknown; msg: string | undefined }[]): Log
 }
 
 const nodes: RuntimeNode[] = [];
-async function cluster(specs: { name: string; capabilities?: string[]; slots?: number }[]) {
+async function cluster(specs: { name: string; capabilities?: string[]; slots?: number; maxActors?: number }[]) {
   const started: RuntimeNode[] = [];
   for (const spec of specs) {
     const seed = started[0];
@@ -104,6 +104,36 @@ describe("Runtime: slots and placement", () => {
     expect(peak.get("b")).toBeLessThanOrEqual(3);
     expect(peak.get("c")).toBeLessThanOrEqual(1);
     expect(new Set(outputs)).toEqual(new Set(["a", "b", "c"]));
+  });
+
+  it("a node at its --max-actors refuses a spawn: the actor goes to another node, or fails with SHOAL_ERR_OVERLOADED when none is left", async () => {
+    const [a, b, c] = await cluster([{ name: "a", slots: 0 }, { name: "b", slots: 10, maxActors: 2 }, { name: "c", slots: 10, maxActors: 1 }]);
+    // Least loaded by slots would put them all on b and c in turn; the limits send the rest on.
+    const placed = await Promise.all([1, 2, 3].map(() => a!.runtime.start("counter", {})));
+    expect(placed.map((r) => r.record?.status)).toEqual(["running", "running", "running"]);
+    expect([b!.runtime.list().length, c!.runtime.list().length]).toEqual([2, 1]);
+    const refused = await a!.runtime.start("counter", {}).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(refused).toMatchObject({ code: "SHOAL_ERR_OVERLOADED", retryAfterMs: 1_000, message: expect.stringMatching(/^no node can take another counter actor now: .*--max-actors 2.*--max-actors 1|^no node can take another counter actor now: .*--max-actors 1.*--max-actors 2/) });
+    // A place that frees up is used again.
+    await placed[0]?.send({ type: "DONE" });
+    await placed[0]?.done;
+    await eventually(() => b!.runtime.list().length + c!.runtime.list().length === 2);
+    expect((await a!.runtime.start("counter", {})).record?.status).toBe("running");
+  });
+
+  it("a node refuses to supervise more API-started actors than its --max-actors", async () => {
+    const [a] = await cluster([{ name: "a", slots: 0, maxActors: 2 }, { name: "b", slots: 1 }]);
+    const first = await a!.runtime.start("counter", {});
+    await a!.runtime.start("counter", {}); // waits for b's only slot
+    expect(a!.runtime.supervisor.pending()).toHaveLength(1);
+    await expect(a!.runtime.start("counter", {})).rejects.toMatchObject({ code: "SHOAL_ERR_OVERLOADED", message: "a already supervises 2 actors, its maximum (--max-actors 2)" });
+    await first.send({ type: "DONE" });
+    await first.done;
+    await eventually(() => a!.runtime.supervisor.active === 1);
+    await a!.runtime.start("counter", {});
   });
 
   it("spread puts actors of one logic on different nodes", async () => {

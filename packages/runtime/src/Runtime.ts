@@ -9,6 +9,7 @@ import {
   AskRequestSchema,
   HandoffRequestSchema,
   HostReplySchema,
+  LIMIT_DEFAULTS,
   type Logger,
   SendRequestSchema,
   ShoalError,
@@ -36,6 +37,11 @@ export interface RuntimeOptions {
   mesh: Mesh;
   registry: LogicRegistry;
   slots: number;
+  /**
+   * Actors hosted here at most, and actors started through `start` (the API) that this node
+   * supervises at most (`--max-actors`, 10,000); both refuse with SHOAL_ERR_OVERLOADED.
+   */
+  maxActors?: number;
   logger: Logger;
   /** Snapshot and checkpoint updates of a busy actor go out at most this often. */
   updateIntervalMs?: number;
@@ -73,18 +79,21 @@ export class Runtime implements ActorRouter {
   private readonly log: Logger;
   private readonly outcomesInFlight = new Set<Promise<void>>();
   private readonly requestTimeoutMs: number;
+  private readonly maxActors: number;
 
   constructor(options: RuntimeOptions) {
     this.transport = options.transport;
     this.mesh = options.mesh;
     this.log = options.logger.child({ component: "runtime" });
     this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+    this.maxActors = options.maxActors ?? LIMIT_DEFAULTS["max-actors"];
     this.registry = options.registry;
     const self = this.transport.identity;
     this.host = new ActorHost({
       nodeName: self.name,
       registry: options.registry,
       slots: options.slots,
+      maxActors: this.maxActors,
       logger: options.logger,
       ...(options.updateIntervalMs !== undefined && { updateIntervalMs: options.updateIntervalMs }),
     });
@@ -109,13 +118,28 @@ export class Runtime implements ActorRouter {
   }
 
   /**
-   * Spawns like `spawn`, then waits for the first placement pass: resolves with the ref once the
-   * actor is placed or queued for a slot, rejects at once when nothing in the mesh can run it.
+   * Spawns like `spawn` for a caller outside the mesh (the API): resolves with the ref once the
+   * actor runs or waits in the queue for a slot; rejects when nothing in the mesh can run it
+   * (SHOAL_ERR_OVERLOADED when the nodes that could are at their --max-actors, or this node
+   * already supervises that many actors).
    */
   async start(logic: string, input: unknown, options: SpawnOptions = {}): Promise<ActorRef> {
+    if (this.supervisor.active >= this.maxActors) {
+      throw new ShoalError("SHOAL_ERR_OVERLOADED", `${this.transport.identity.name} already supervises ${this.supervisor.active} actors, its maximum (--max-actors ${this.maxActors})`, {
+        retryAfterMs: 1_000,
+      });
+    }
     const ref = this.spawn(logic, input, options);
-    await new Promise((resolve) => setImmediate(resolve));
-    if (ref.record?.status === "error") await ref.done;
+    const record = ref.record as SupervisedActor;
+    const settled = () => record.finished || record.status === "running" || (record.status !== "starting" && record.waiting !== undefined);
+    await new Promise<void>((resolve) => {
+      const off = record.subscribe(() => {
+        if (!settled()) return;
+        off();
+        resolve();
+      });
+    });
+    if (record.status === "error" || record.status === "stopped") await ref.done;
     return ref;
   }
 

@@ -70,6 +70,8 @@ export class SupervisedActor {
   waiting: string | undefined;
   /** The node it is moving away from, which must not get it back. */
   leaving: string | undefined;
+  /** Nodes that refused it for being at a limit since it was last placed, with what they said. */
+  readonly refusedBy = new Map<string, string>();
   readonly history: { node: string; epoch: number; at: string; why: string }[] = [];
   readonly since = Date.now();
   readonly done: Promise<unknown>;
@@ -171,6 +173,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.queue.push(actor);
     this.pump();
     return actor;
+  }
+
+  /** Actors supervised here that have not ended: placed, or waiting for a slot. */
+  get active(): number {
+    return this.actors.size;
   }
 
   get(actorId: string): SupervisedActor | undefined {
@@ -290,6 +297,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         reserved,
         sameLogic: sameLogic.get(actor.logic) ?? new Map(),
         ...(actor.leaving && { exclude: new Set([actor.leaving]) }),
+        ...(actor.refusedBy.size > 0 && { refused: actor.refusedBy }),
       });
       if (result.kind === "wait") {
         if (actor.waiting !== result.why) {
@@ -322,6 +330,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   private async launch(actor: SupervisedActor, decision: PlacementDecision): Promise<void> {
     const epoch = ++actor.epoch;
+    const before = actor.status;
     const migration = actor.status === "moving";
     actor.status = "starting";
     actor.nodeId = decision.nodeId;
@@ -350,6 +359,16 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       this.inflight.set(decision.nodeId, (this.inflight.get(decision.nodeId) ?? 1) - 1);
       if (actor.epoch !== epoch || actor.finished) return;
       const error = isShoalError(err) ? err : new ShoalError("SHOAL_ERR_ACTOR_FAILED", String(err));
+      if (error.code === "SHOAL_ERR_OVERLOADED") {
+        // At a limit: another node now, or (none left) the actor fails with this.
+        this.log.info({ actorId: actor.id, node: decision.nodeName, err: error.message }, "spawn refused by a node at its limit; trying another");
+        actor.refusedBy.set(decision.nodeId, error.message);
+        actor.status = before;
+        actor.nodeId = undefined;
+        this.queue.unshift(actor);
+        this.pump();
+        return;
+      }
       if (RETRY_ELSEWHERE.has(error.code)) {
         this.log.debug({ actorId: actor.id, node: decision.nodeName, code: error.code }, "spawn refused; trying again");
         actor.status = "moving";
@@ -368,6 +387,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (actor.epoch !== epoch || actor.finished) return;
     actor.status = "running";
     actor.leaving = undefined;
+    actor.refusedBy.clear();
     this.log.info({ actorId: actor.id, logic: actor.logic, node: decision.nodeName, epoch, why: decision.why }, migration ? "actor moved" : "actor placed");
     this.changed(actor);
     this.flushBuffer(actor);

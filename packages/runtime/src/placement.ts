@@ -11,6 +11,8 @@ export interface PlacementRequest {
   sameLogic: ReadonlyMap<string, number>;
   /** Nodes not to use: the one an actor is leaving. */
   exclude?: ReadonlySet<string>;
+  /** Nodes that refused this actor for being at a limit (SHOAL_ERR_OVERLOADED), with what they said. */
+  refused?: ReadonlyMap<string, string>;
 }
 
 /** Why an actor went where it went: kept for devtools and the API. */
@@ -27,8 +29,9 @@ export type PlacementResult = { kind: "placed"; decision: PlacementDecision } | 
 
 /**
  * Picks a node: first the nodes that may run the logic (up, hosting it, with the capabilities,
- * the pinned one if any), then among those with a free slot, by strategy. No free slot anywhere
- * means wait; no eligible node at all means fail.
+ * the pinned one if any, not one that refused it for a limit), then among those with a free
+ * slot, by strategy. No free slot anywhere means wait; no eligible node at all means fail
+ * (SHOAL_ERR_OVERLOADED when the nodes that could run it refused it for their limits).
  */
 export function choosePlacement(members: Member[], req: PlacementRequest): PlacementResult {
   const rejected: { node: string; why: string }[] = [];
@@ -42,13 +45,15 @@ export function choosePlacement(members: Member[], req: PlacementRequest): Place
           ? `status ${m.status}`
           : req.exclude?.has(m.id)
             ? "being left"
-            : !m.tools.includes(req.logic)
-              ? `does not host ${req.logic}`
-              : wanted.find((c) => !m.capabilities.includes(c))
-                ? `lacks capability ${wanted.find((c) => !m.capabilities.includes(c))}`
-                : m.slots === 0
-                  ? "no slots (draining or compute-less)"
-                  : undefined;
+            : req.refused?.has(m.id)
+              ? `refused it: ${req.refused.get(m.id)}`
+              : !m.tools.includes(req.logic)
+                ? `does not host ${req.logic}`
+                : wanted.find((c) => !m.capabilities.includes(c))
+                  ? `lacks capability ${wanted.find((c) => !m.capabilities.includes(c))}`
+                  : m.slots === 0
+                    ? "no slots (draining or compute-less)"
+                    : undefined;
     if (why === undefined) eligible.push(m);
     else if (req.placement.node === undefined || m.name === req.placement.node) rejected.push({ node: m.name, why });
   }
@@ -62,6 +67,12 @@ export function choosePlacement(members: Member[], req: PlacementRequest): Place
       : `no up node hosts ${req.logic}${wanted.length ? ` with ${wanted.join(", ")}` : ""}`;
     // A pinned node that is only suspect may come back; anything else will not fix itself.
     if (pinned && rejected[0]?.why === "status suspect") return { kind: "wait", why: reason };
+    const refusals = members.filter((m) => req.refused?.has(m.id) && (pinned === undefined || m.name === pinned));
+    if (refusals.length > 0) {
+      // The nodes that could run it are at a limit: say so, with the flag each one named.
+      const why = refusals.map((m) => req.refused?.get(m.id)).join("; ");
+      return { kind: "fail", error: new ShoalError("SHOAL_ERR_OVERLOADED", `no node can take another ${req.logic} actor now: ${why}`, { retryAfterMs: 1_000 }) };
+    }
     return { kind: "fail", error: new ShoalError("SHOAL_ERR_NO_NODE", reason) };
   }
   const used = (m: Member) => Math.max(m.running, 0) + (req.reserved.get(m.id) ?? 0);

@@ -130,7 +130,7 @@ export const FAST = { heartbeatMs: 50, suspectAfterMs: 200, downAfterMs: 400 };
 
 export async function startRuntimeNode(
   name: string,
-  options: { seeds?: string[]; capabilities?: string[]; slots?: number; logic?: HostedLogic[]; logger?: Logger } = {},
+  options: { seeds?: string[]; capabilities?: string[]; slots?: number; maxActors?: number; logic?: HostedLogic[]; logger?: Logger } = {},
 ): Promise<RuntimeNode> {
   const registry = new LogicRegistry();
   for (const def of options.logic ?? testLogic) registry.register(def);
@@ -143,7 +143,15 @@ export async function startRuntimeNode(
     identity: { capabilities, tools: registry.hostable(capabilities), slots },
   });
   const mesh = new Mesh({ transport: node.transport, seeds: options.seeds ?? [], ...FAST, logger: silentLogger });
-  const runtime = new Runtime({ transport: node.transport, mesh, registry, slots, logger: options.logger ?? silentLogger, updateIntervalMs: 5 });
+  const runtime = new Runtime({
+    transport: node.transport,
+    mesh,
+    registry,
+    slots,
+    logger: options.logger ?? silentLogger,
+    updateIntervalMs: 5,
+    ...(options.maxActors !== undefined && { maxActors: options.maxActors }),
+  });
   mesh.setSlots(slots);
   mesh.start();
   let closed = false;
