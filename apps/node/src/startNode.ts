@@ -43,6 +43,7 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
   const builtins = builtinTools({
     llm: { url: config["llm-url"] ?? process.env.SHOAL_LLM_URL, model: config["llm-model"] ?? process.env.SHOAL_LLM_MODEL, apiKey: process.env.SHOAL_LLM_API_KEY },
     vision: { cameraDir: config["camera-dir"] ?? process.env.SHOAL_CAMERA_DIR },
+    http: { maxResponseBytes: config["http-max-response-bytes"] },
   });
   for (const def of [...builtins, ...(await loadPlugins(config.plugin))]) registry.register(def);
   const dataDir = openDataDir(config["data-dir"]);
@@ -99,8 +100,16 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
     onIncarnation: (n) => dataDir.saveIncarnation(n),
     logger: log,
   });
-  const runtime = new Runtime({ transport, mesh, registry, slots: config.slots, logger: log });
-  const workflows = new WorkflowService({ runtime, mesh, transport, logger: log, store });
+  const runtime = new Runtime({ transport, mesh, registry, slots: config.slots, maxActors: config["max-actors"], logger: log });
+  const workflows = new WorkflowService({
+    runtime,
+    mesh,
+    transport,
+    logger: log,
+    store,
+    maxWorkflowInstances: config["max-workflow-instances"],
+    maxWorkflows: config["max-workflows"],
+  });
   const api = createHttpApi({
     nodeName: config.name,
     mesh,
