@@ -1,16 +1,17 @@
-import { type Server, createServer } from "node:http";
+import type { Server } from "node:http";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { Mesh } from "@shoal/mesh";
 import { type Logger, type NodeConfig, type NodeIdentity, ShoalError } from "@shoal/protocol";
 import { LogicRegistry, Runtime } from "@shoal/runtime";
 import { builtinTools, loadPlugins } from "@shoal/tools";
-import { Transport } from "@shoal/transport";
+import { Transport, refuseUpgrade } from "@shoal/transport";
 import { WorkflowService, WorkflowStore } from "@shoal/workflow";
 import { z } from "zod";
 import { readSecretFile } from "./config.js";
 import { openDataDir } from "./dataDir.js";
 import { createHttpApi, nodeRow } from "./http/createHttpApi.js";
+import { createHttpServer } from "./http/createHttpServer.js";
 import { InspectHub } from "./inspect/InspectHub.js";
 import { createInspectSocket } from "./inspect/inspectSocket.js";
 import type { Handler } from "./http/Router.js";
@@ -48,7 +49,8 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
   for (const def of [...builtins, ...(await loadPlugins(config.plugin))]) registry.register(def);
   const dataDir = openDataDir(config["data-dir"]);
   const log = logger.child({ node: config.name });
-  const server = createServer();
+  const http = createHttpServer({ logger: log, maxBodyBytes: config["max-body-bytes"], maxJsonDepth: config["max-json-depth"] });
+  const server = http.server;
   let store: WorkflowStore;
   try {
     store = WorkflowStore.open(join(dataDir.path, "workflows.db"));
@@ -110,23 +112,23 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
     maxWorkflowInstances: config["max-workflow-instances"],
     maxWorkflows: config["max-workflows"],
   });
-  const api = createHttpApi({
+  const hub = new InspectHub({ mesh, runtime, workflows, transport, logger: log, toRow: nodeRow });
+  const inspect = createInspectSocket(hub, secret, log, { maxInspectors: config["max-inspectors"] });
+  // Upgrades never reach Fastify. node:http hands them over with no error listener on the socket.
+  server.on("upgrade", (req, socket, head) => {
+    socket.on("error", (err) => log.debug({ err }, "upgrade socket error"));
+    if (!transport.handleUpgrade(req, socket, head) && !inspect.handleUpgrade(req, socket, head)) {
+      refuseUpgrade(socket, 404, { code: "SHOAL_ERR_NOT_FOUND", message: `no WebSocket at ${(req.url ?? "/").split("?", 1)[0]?.slice(0, 200)}` });
+    }
+  });
+  await createHttpApi(http, {
     nodeName: config.name,
     mesh,
     runtime,
     workflows,
     metrics: createMetrics(transport.stats, mesh, runtime, workflows),
     secret,
-    logger: log,
     ...(debugRoutes && { debugRoutes: debugHandlers(transport, mesh) }),
-  });
-  const hub = new InspectHub({ mesh, runtime, workflows, transport, logger: log, toRow: nodeRow });
-  const inspect = createInspectSocket(hub, secret, log);
-  server.on("request", (req, res) => void api.handle(req, res));
-  server.on("upgrade", (req, socket, head) => {
-    if (!transport.handleUpgrade(req, socket, head) && !inspect.handleUpgrade(req, socket, head)) {
-      socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
-    }
   });
   mesh.start();
   const forgetPeers = rememberPeers(mesh, dataDir.path, log);

@@ -3,7 +3,6 @@ import {
   type ActorRow,
   AskApiRequestSchema,
   EventApiRequestSchema,
-  type Logger,
   type NodeRow,
   type NodesResponse,
   SpawnApiRequestSchema,
@@ -12,6 +11,7 @@ import type { Runtime } from "@shoal/runtime";
 import type { WorkflowService } from "@shoal/workflow";
 import { z } from "zod";
 import type { Registry } from "prom-client";
+import type { HttpServer } from "./createHttpServer.js";
 import { devtoolsHandler, devtoolsRoot } from "./devtoolsAssets.js";
 import { type Handler, Router } from "./Router.js";
 
@@ -22,33 +22,32 @@ export interface HttpApiOptions {
   workflows: WorkflowService;
   metrics: Registry;
   secret: string | undefined;
-  logger: Logger;
   /** Extra POST routes for tests and fault drills, e.g. `/debug/block`. */
   debugRoutes?: Record<string, Handler>;
 }
 
-/** The node's HTTP API on the mesh port. */
-export function createHttpApi(options: HttpApiOptions): Router {
+/** The node's HTTP API on the mesh port: adds the routes to the port's app, then serves them. */
+export async function createHttpApi(http: HttpServer, options: HttpApiOptions): Promise<void> {
   const { runtime, workflows } = options;
-  const router = new Router(options.secret, options.logger)
+  const router = new Router(http.app, options.secret)
     .add("GET", "/healthz", () => ({ json: { ok: true, node: options.nodeName } }), { open: true })
     .add("GET", "/v1/nodes", () => ({ json: nodesResponse(options.nodeName, options.mesh) }))
     .add("GET", "/metrics", async () => ({ text: await options.metrics.metrics(), contentType: options.metrics.contentType }))
     .add("GET", "/v1/actors", () => ({ json: { node: options.nodeName, actors: runtime.list() satisfies ActorRow[] } }))
     .add("POST", "/v1/actors", async ({ body }) => {
-      const req = await body(SpawnApiRequestSchema);
+      const req = body(SpawnApiRequestSchema);
       // Placement fails at once when nothing in the mesh can run it: answer with that error.
       const ref = await runtime.start(req.logic, req.input ?? {}, req.placement ? { placement: req.placement } : {});
       return { status: 201, json: await runtime.describe(ref.id) };
     })
     .add("GET", "/v1/actors/:id", async ({ params }) => ({ json: await runtime.describe(params.id ?? "") }))
     .add("POST", "/v1/actors/:id/events", async ({ params, body }) => {
-      const { event } = await body(EventApiRequestSchema);
+      const { event } = body(EventApiRequestSchema);
       await runtime.send(params.id ?? "", event);
       return { status: 202, json: { delivered: true } };
     })
     .add("POST", "/v1/actors/:id/ask", async ({ params, body }) => {
-      const { event, timeout_ms } = await body(AskApiRequestSchema);
+      const { event, timeout_ms } = body(AskApiRequestSchema);
       return { json: await runtime.ask(params.id ?? "", event, timeout_ms ?? 5_000) };
     })
     .add("DELETE", "/v1/actors/:id", async ({ params }) => {
@@ -61,7 +60,7 @@ export function createHttpApi(options: HttpApiOptions): Router {
     .add("GET", "/v1/logic/:name", ({ params }) => ({ json: runtime.registry.describe(params.name ?? "") }))
     .add("POST", "/v1/workflows", async ({ body, url }) => {
       // The spec is checked by the orchestrator, which names the step in its 400.
-      const { workflow_id } = workflows.submit(await body(z.unknown()));
+      const { workflow_id } = workflows.submit(body(z.unknown()));
       if (url.searchParams.get("wait") === "1") return { json: await workflows.wait(workflow_id) };
       return { status: 202, json: { workflow_id } };
     })
@@ -72,7 +71,8 @@ export function createHttpApi(options: HttpApiOptions): Router {
   const devtools = devtoolsHandler(devtoolsRoot());
   for (const path of ["/devtools", "/devtools/", "/devtools/assets/:file"]) router.add("GET", path, devtools, { open: true });
   for (const [path, handler] of Object.entries(options.debugRoutes ?? {})) router.add("POST", path, handler);
-  return router;
+  router.seal();
+  await http.start();
 }
 
 export function nodesResponse(nodeName: string, mesh: Mesh): NodesResponse {

@@ -1,0 +1,176 @@
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
+import type { Socket } from "node:net";
+import { LogLimiter, type Logger, ShoalError, isShoalError } from "@shoal/protocol";
+import { refuseUpgrade } from "@shoal/transport";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { errorReply } from "./errorReply.js";
+import { jsonDeeperThan } from "./jsonDepth.js";
+
+/**
+ * How long the HTTP side waits for a client; the README says why each value. None of them runs
+ * while a handler works on its answer, so a `?wait=1` that waits for minutes is never cut.
+ */
+export const HTTP_TIMEOUTS = {
+  /** From the connection (or the previous answer) to the end of the request's headers. */
+  headersTimeoutMs: 10_000,
+  /** From the connection (or the previous answer) to the end of the request's body. */
+  requestTimeoutMs: 60_000,
+  /** An idle keep-alive connection between two requests. */
+  keepAliveTimeoutMs: 5_000,
+  /** How often node:http looks for clients past the two above: a late one is cut within this. */
+  checkIntervalMs: 1_000,
+};
+
+/** Request line and headers; past it node:http refuses the request (431). */
+export const MAX_HEADER_BYTES = 16 * 1024;
+
+export const JSON_TYPE = "application/json; charset=utf-8";
+
+export interface HttpServerOptions {
+  logger: Logger;
+  /** `--max-body-bytes`: larger bodies get 413 SHOAL_ERR_BODY_TOO_LARGE. */
+  maxBodyBytes: number;
+  /** `--max-json-depth`: deeper bodies get 400 SHOAL_ERR_TOO_DEEP before anything parses them. */
+  maxJsonDepth: number;
+  /** Shorter timeouts, for tests. */
+  timeouts?: Partial<typeof HTTP_TIMEOUTS>;
+}
+
+export interface HttpServer {
+  /** The port's node:http server: listen on it; its `upgrade` listener takes /mesh and /v1/inspect. */
+  readonly server: Server;
+  /** The Fastify app that answers its requests; the routes go here (see Router). */
+  readonly app: FastifyInstance;
+  /** Serves requests once every route is added; requests that came before it wait for it. */
+  start(): Promise<void>;
+}
+
+/**
+ * The HTTP side of the node's port: node:http with timeouts for slow and idle clients, Fastify
+ * on it for routing and bodies, and every refusal, down to bytes that are not HTTP at all,
+ * answered with a 4xx and `{"error":{"code","message","path"?}}`. Only a handler's own bug is
+ * a 500 (SHOAL_ERR_INTERNAL, logged once with its stack).
+ */
+export function createHttpServer(options: HttpServerOptions): HttpServer {
+  const timeouts = { ...HTTP_TIMEOUTS, ...options.timeouts };
+  const log = options.logger.child({ component: "http" });
+  const malformed = new LogLimiter(log);
+  let routing: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+  const waiting: [IncomingMessage, ServerResponse][] = [];
+  const server = createServer(
+    {
+      headersTimeout: timeouts.headersTimeoutMs,
+      requestTimeout: timeouts.requestTimeoutMs,
+      connectionsCheckingInterval: timeouts.checkIntervalMs,
+      maxHeaderSize: MAX_HEADER_BYTES,
+    },
+    (req, res) => {
+      if (routing) routing(req, res);
+      else waiting.push([req, res]);
+    },
+  );
+  server.keepAliveTimeout = timeouts.keepAliveTimeoutMs;
+  // No inactivity cut on a connection whose answer is pending: that is a long poll waiting.
+  server.timeout = 0;
+
+  const refusalOf = (err: unknown, request: FastifyRequest): ShoalError | undefined => {
+    if (isShoalError(err)) return err;
+    const { code, statusCode, message } = err as { code?: string; statusCode?: number; message?: string };
+    switch (code) {
+      case "FST_ERR_BAD_URL":
+      case "FST_ERR_MAX_PARAM_LENGTH":
+        return new ShoalError("SHOAL_ERR_BAD_URL", `${clip(request.url)} cannot be decoded: bad percent-encoding, or not UTF-8`);
+      case "FST_ERR_CTP_BODY_TOO_LARGE":
+        return new ShoalError("SHOAL_ERR_BODY_TOO_LARGE", `request body is over ${options.maxBodyBytes} bytes (--max-body-bytes)`);
+      case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+        return new ShoalError("SHOAL_ERR_UNSUPPORTED_MEDIA_TYPE", `request bodies are application/json, not ${clip(request.headers["content-type"] ?? "untyped")}`);
+    }
+    // Fastify's other refusals and the request stream's (a body shorter than its Content-Length,
+    // a client gone mid-body) carry a 4xx: the client's doing, not a bug.
+    if (typeof statusCode === "number" && statusCode >= 400 && statusCode < 500) return new ShoalError("SHOAL_ERR_BAD_REQUEST", `bad request: ${message}`);
+    return undefined;
+  };
+  const sendError = (reply: FastifyReply, err: unknown): void => {
+    let refusal = refusalOf(err, reply.request);
+    if (!refusal) {
+      log.error({ err, method: reply.request.method, url: reply.request.url }, "request handler failed");
+      refusal = new ShoalError("SHOAL_ERR_INTERNAL", (err as Error)?.message ?? String(err));
+    }
+    const { status, headers, body } = errorReply(refusal);
+    reply.code(status).headers(headers).type(JSON_TYPE).send(JSON.stringify(body));
+  };
+
+  const app = Fastify({
+    serverFactory: () => server,
+    logger: false,
+    bodyLimit: options.maxBodyBytes,
+    // HEAD is not an API method: it gets the 405 that names the ones a path takes.
+    exposeHeadRoutes: false,
+    // Ids in paths are bounded by the header limit, not by Fastify's 100 characters.
+    routerOptions: { maxParamLength: MAX_HEADER_BYTES },
+    frameworkErrors: (err, request, reply) => sendError(reply, refusalOf(err, request) ?? err),
+    clientErrorHandler: (err, socket) => answerMalformed(err, socket, malformed),
+  });
+  app.setErrorHandler((err, _request, reply) => sendError(reply, err));
+  app.setNotFoundHandler((request, reply) => sendError(reply, new ShoalError("SHOAL_ERR_NOT_FOUND", `no route ${request.method} ${clip(pathOf(request.url))}`)));
+  // JSON only (no text/plain, no forms): any other body is a 415.
+  app.removeAllContentTypeParsers();
+  const secureJson = app.getDefaultJsonParser("error", "error") as (request: FastifyRequest, body: string, done: (err: Error | null, value?: unknown) => void) => void;
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, text, done) => {
+    const body = text as string;
+    // An empty body is no body: POSTs such as cancel need none, with or without a content type.
+    if (/^\s*$/.test(body)) return done(null, undefined);
+    if (jsonDeeperThan(body, options.maxJsonDepth)) {
+      return done(new ShoalError("SHOAL_ERR_TOO_DEEP", `request body nests arrays or objects deeper than ${options.maxJsonDepth} (--max-json-depth)`), undefined);
+    }
+    // Fastify's parser also refuses __proto__ and constructor.prototype keys.
+    secureJson(request, body, (err, value) => done(err ? notJson(body) : null, value));
+  });
+
+  return {
+    server,
+    app,
+    async start() {
+      await app.ready();
+      routing = app.routing;
+      for (const [req, res] of waiting.splice(0)) routing(req, res);
+    },
+  };
+}
+
+/**
+ * node:http's `clientError`: bytes that are not an HTTP request, headers over the limit, a client
+ * too slow to send its request. Answered with the error body where nothing else is being
+ * answered on that socket (node's own rule, so that two answers never mix), then the socket
+ * goes; a socket that is already broken just goes.
+ */
+function answerMalformed(err: NodeJS.ErrnoException, socket: Socket, log: LogLimiter): void {
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (err.code === "ECONNRESET" || !socket.writable || inFlight?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const refusal =
+    err.code === "HPE_HEADER_OVERFLOW"
+      ? new ShoalError("SHOAL_ERR_HEADERS_TOO_LARGE", `request line and headers are over ${MAX_HEADER_BYTES} bytes`)
+      : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? new ShoalError("SHOAL_ERR_CLIENT_TIMEOUT", "the request did not arrive in time")
+        : new ShoalError("SHOAL_ERR_BAD_HTTP", `not an HTTP/1.1 request (${err.code ?? err.message})`);
+  log.info({ code: refusal.code, cause: err.code, remote: socket.remoteAddress }, "refused a malformed HTTP request");
+  const { status, headers, body } = errorReply(refusal);
+  refuseUpgrade(socket, status, body.error, headers);
+}
+
+function notJson(text: string): ShoalError {
+  try {
+    JSON.parse(text);
+    return new ShoalError("SHOAL_ERR_BAD_REQUEST", "request body has a __proto__ or constructor.prototype key");
+  } catch (err) {
+    return new ShoalError("SHOAL_ERR_BAD_REQUEST", `request body is not JSON: ${(err as Error).message}`);
+  }
+}
+
+const pathOf = (url: string) => url.split("?", 1)[0] ?? url;
+
+/** What a client sent, short enough to echo in a message. */
+const clip = (text: string) => (text.length > 200 ? `${text.slice(0, 200)}...` : text);
