@@ -33,6 +33,15 @@ const a = () => nodes[0] as NodeProcess;
 const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 
 describe("devtools in a real browser against a real 3-node mesh", () => {
+  it("shows a crafted id from a link as text: the XSS link runs no script", async () => {
+    const payload = `<img src=x onerror="window.__pwned=1">`;
+    await page.goto(`http://${a().address}/devtools#/workflows/${encodeURIComponent(payload)}`);
+    await page.waitForSelector("p.error");
+    expect(await page.textContent("p.error")).toContain(payload);
+    expect(await page.locator("#app img").count()).toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+  });
+
   it("shows the mesh: 3 nodes up, with capabilities, tools and slots", async () => {
     await page.goto(`http://${a().address}/devtools#/mesh`);
     await page.waitForSelector('.node-card[data-status="up"]:nth-child(3)');

@@ -1,5 +1,6 @@
 import type { ActorRow, LogicInfo, NodesResponse, WorkflowState } from "@shoal/protocol";
 import { getJson, openInspect } from "./api.js";
+import { html, setHtml } from "./dom.js";
 import { Store } from "./store.js";
 import { renderActor, renderActors } from "./views/actor.js";
 import { renderMesh } from "./views/mesh.js";
@@ -84,7 +85,8 @@ async function loadWorkflow(id: string): Promise<void> {
     store.dirty.add("load");
     store.changed();
   } catch (err) {
-    app.innerHTML = `<p class="error">${(err as Error).message}</p>`;
+    // The message may echo the id from the address bar: text, never markup.
+    setHtml(app, html`<p class="error">${(err as Error).message}</p>`);
   }
 }
 
@@ -104,7 +106,7 @@ async function loadActor(id: string): Promise<void> {
     store.dirty.add("load");
     store.changed();
   } catch (err) {
-    app.insertAdjacentHTML("beforeend", `<p class="error">${(err as Error).message}</p>`);
+    app.insertAdjacentHTML("beforeend", html`<p class="error">${(err as Error).message}</p>`.text);
   }
 }
 

@@ -1,5 +1,5 @@
 import type { LogicInfo, StateChart } from "@shoal/protocol";
-import { esc, json } from "../dom.js";
+import { type Html, html, json, setHtml } from "../dom.js";
 import type { ActorEntry, Store } from "../store.js";
 
 /** States that are active in a snapshot value, as full ids (`counter.counting`). */
@@ -18,29 +18,33 @@ function activeIds(rootId: string, value: unknown): Set<string> {
   return out;
 }
 
-function chartHtml(node: StateChart, active: Set<string>): string {
+function chartHtml(node: StateChart, active: Set<string>): Html {
   const on = active.has(node.id);
-  const transitions = node.transitions
-    .map((t) => `<li>${esc(t.event.replace(/^xstate\.after\.(\d+)\..*/, "after $1 ms"))}${t.targets.length ? ` → ${esc(t.targets.map((x) => x.split(".").pop()).join(", "))}` : ""}</li>`)
-    .join("");
-  return `<div class="state ${node.type}${on ? " active" : ""}" data-state-id="${esc(node.id)}">
-    <div class="state-name">${esc(node.key)}${node.type === "final" ? " (final)" : ""}</div>
-    ${transitions ? `<ul class="transitions">${transitions}</ul>` : ""}
-    ${node.states.length ? `<div class="children">${node.states.map((c) => chartHtml(c, active)).join("")}</div>` : ""}
+  const transitions = node.transitions.map(
+    (t) => html`<li>${t.event.replace(/^xstate\.after\.(\d+)\..*/, "after $1 ms")}${t.targets.length ? ` → ${t.targets.map((x) => x.split(".").pop()).join(", ")}` : ""}</li>`,
+  );
+  return html`<div class="state ${node.type}${on ? " active" : ""}" data-state-id="${node.id}">
+    <div class="state-name">${node.key}${node.type === "final" ? " (final)" : ""}</div>
+    ${transitions.length ? html`<ul class="transitions">${transitions}</ul>` : ""}
+    ${node.states.length ? html`<div class="children">${node.states.map((c) => chartHtml(c, active))}</div>` : ""}
   </div>`;
 }
+
+const actorLink = (id: string) => html`<a href="#/actors/${encodeURIComponent(id)}">${id}</a>`;
+const workflowLink = (id: string) => html`<a href="#/workflows/${encodeURIComponent(id)}">${id}</a>`;
 
 /** Actors this page has seen, with where they run now. */
 export function renderActors(root: HTMLElement, store: Store): void {
   const rows = [...store.actors.values()].reverse().slice(0, 500);
-  root.innerHTML = `<h2>Actors <small>${store.actors.size} seen</small></h2>
+  setHtml(
+    root,
+    html`<h2>Actors <small>${store.actors.size} seen</small></h2>
     <table class="actors"><tr><th>actor</th><th>logic</th><th>status</th><th>node</th><th>epoch</th><th>workflow</th></tr>
-    ${rows
-      .map(
-        (a) =>
-          `<tr><td><a href="#/actors/${esc(a.id)}">${esc(a.id)}</a></td><td>${esc(a.logic ?? "")}</td><td>${esc(a.status)}</td><td>${esc(a.host ?? "-")}</td><td>${a.epoch}</td><td>${a.workflowId ? `<a href="#/workflows/${esc(a.workflowId)}">${esc(a.workflowId)}</a>` : ""}</td></tr>`,
-      )
-      .join("")}</table>`;
+    ${rows.map(
+      (a) =>
+        html`<tr><td>${actorLink(a.id)}</td><td>${a.logic ?? ""}</td><td>${a.status}</td><td>${a.host ?? "-"}</td><td>${a.epoch}</td><td>${a.workflowId ? workflowLink(a.workflowId) : ""}</td></tr>`,
+    )}</table>`,
+  );
 }
 
 /**
@@ -49,20 +53,22 @@ export function renderActors(root: HTMLElement, store: Store): void {
  */
 export function renderActor(root: HTMLElement, store: Store, a: ActorEntry, logic: LogicInfo | undefined): void {
   const value = a.snapshot?.value;
-  const chart = logic?.chart ? chartHtml(logic.chart, activeIds(logic.chart.id, value)) : `<p class="muted">${logic ? "a tool: no state chart" : "loading chart…"}</p>`;
-  root.innerHTML = `
-    <h2>Actor ${esc(a.id)} <small>${esc(a.logic ?? "")}</small></h2>
-    <p>now on <b id="actor-host">${esc(a.host ?? "-")}</b> · status <b id="actor-status">${esc(a.status)}</b> · epoch ${a.epoch}
-      ${a.hosts.length > 1 ? ` · moved: ${a.hosts.map((h) => `${esc(h.node)} (epoch ${h.epoch})`).join(" → ")}` : ""}
-      ${a.workflowId ? ` · workflow <a href="#/workflows/${esc(a.workflowId)}">${esc(a.workflowId)}</a>` : ""}</p>
+  const chart = logic?.chart ? chartHtml(logic.chart, activeIds(logic.chart.id, value)) : html`<p class="muted">${logic ? "a tool: no state chart" : "loading chart…"}</p>`;
+  setHtml(
+    root,
+    html`
+    <h2>Actor ${a.id} <small>${a.logic ?? ""}</small></h2>
+    <p>now on <b id="actor-host">${a.host ?? "-"}</b> · status <b id="actor-status">${a.status}</b> · epoch ${a.epoch}
+      ${a.hosts.length > 1 ? ` · moved: ${a.hosts.map((h) => `${h.node} (epoch ${h.epoch})`).join(" → ")}` : ""}
+      ${a.workflowId ? html` · workflow ${workflowLink(a.workflowId)}` : ""}</p>
     <div class="actor-view">
-      <section><h3>state <span id="actor-state">${esc(JSON.stringify(value ?? null))}</span></h3><div class="chart">${chart}</div>
+      <section><h3>state <span id="actor-state">${JSON.stringify(value ?? null)}</span></h3><div class="chart">${chart}</div>
         <h4>context</h4>${json(a.snapshot?.context ?? null)}</section>
       <section><h3>events</h3><ol class="event-log" id="event-log">${a.log
         .slice()
         .reverse()
-        .map((l) => `<li class="${l.type}"><time>${new Date(l.at).toLocaleTimeString()}</time> <b>${esc(l.node)}</b> ${esc(l.text)}</li>`)
-        .join("")}</ol></section>
-    </div>`;
+        .map((l) => html`<li class="${l.type}"><time>${new Date(l.at).toLocaleTimeString()}</time> <b>${l.node}</b> ${l.text}</li>`)}</ol></section>
+    </div>`,
+  );
   void store;
 }

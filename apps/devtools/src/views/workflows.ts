@@ -1,4 +1,4 @@
-import { esc, fmtTime } from "../dom.js";
+import { fmtTime, html, setHtml } from "../dom.js";
 import type { Store } from "../store.js";
 
 const ROW = 30;
@@ -13,11 +13,14 @@ export function renderWorkflows(root: HTMLElement, store: Store, ui: { filter: s
   const f = ui.filter.toLowerCase();
   const rows = f ? all.filter((w) => `${w.id} ${w.name} ${w.status} ${w.owner}`.toLowerCase().includes(f)) : all;
   if (!root.querySelector("#wf-filter")) {
-    root.innerHTML = `
+    setHtml(
+      root,
+      html`
       <h2>Workflows <small id="wf-count"></small></h2>
       <input id="wf-filter" placeholder="filter by name, id, status, owner" />
       <div class="wf-head"><span>workflow</span><span>name</span><span>status</span><span>progress</span><span>owner</span><span>started</span></div>
-      <div id="wf-scroll" class="wf-scroll"><div id="wf-space"></div></div>`;
+      <div id="wf-scroll" class="wf-scroll"><div id="wf-space"></div></div>`,
+    );
     const input = root.querySelector("#wf-filter") as HTMLInputElement;
     input.value = ui.filter;
     input.oninput = () => {
@@ -36,12 +39,12 @@ export function renderWorkflows(root: HTMLElement, store: Store, ui: { filter: s
   space.style.height = `${rows.length * ROW}px`;
   const first = Math.max(0, Math.floor(ui.scrollTop / ROW) - 5);
   const count = Math.ceil((scroll.clientHeight || 600) / ROW) + 10;
-  space.innerHTML = rows
-    .slice(first, first + count)
-    .map(
-      (w, i) => `<a class="wf-row ${w.status}" data-workflow="${esc(w.id)}" style="top:${(first + i) * ROW}px" href="#/workflows/${esc(w.id)}">
-        <span>${esc(w.id)}</span><span>${esc(w.name)}</span><span class="badge ${w.status}">${w.status}</span>
-        <span>${w.progress.done}/${w.progress.total}</span><span>${esc(w.owner)}</span><span>${fmtTime(w.startedAt)}</span></a>`,
-    )
-    .join("");
+  setHtml(
+    space,
+    html`${rows.slice(first, first + count).map(
+      (w, i) => html`<a class="wf-row ${w.status}" data-workflow="${w.id}" style="top:${(first + i) * ROW}px" href="#/workflows/${encodeURIComponent(w.id)}">
+        <span>${w.id}</span><span>${w.name}</span><span class="badge ${w.status}">${w.status}</span>
+        <span>${w.progress.done}/${w.progress.total}</span><span>${w.owner}</span><span>${fmtTime(w.startedAt)}</span></a>`,
+    )}`,
+  );
 }
