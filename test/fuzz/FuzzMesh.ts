@@ -115,6 +115,13 @@ export class FuzzMesh {
     if (this.broken || this.anyDead()) await this.heal();
   }
 
+  /** Does the node in `slot` answer /healthz within a second? */
+  async answers(slot: number): Promise<boolean> {
+    const node = this.nodes[slot];
+    if (!node || this.dead.has(node)) return false;
+    return fetch(`http://${node.address}/healthz`, { signal: AbortSignal.timeout(1_000) }).then((r) => r.status === 200, () => false);
+  }
+
   /** Waits up to `ms` for a node to exit (a crash shows as a refused request a moment before the exit). */
   async settle(ms: number): Promise<void> {
     const end = Date.now() + ms;

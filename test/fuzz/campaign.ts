@@ -25,6 +25,8 @@ export interface Budget {
   /** Time given to shrinking each new finding, and to all shrinking of one part. */
   shrinkMs: number;
   shrinkTotalMs: number;
+  /** Called after each round, e.g. to print progress. */
+  onRound?: (part: Finding["part"]) => void;
 }
 
 const RUNS_PER_ROUND = 50;
@@ -106,6 +108,7 @@ async function campaign<T>(probe: Probe<T>, findings: Findings, seed: number, un
     const result = await fc.check(property, { seed: roundSeed, numRuns: RUNS_PER_ROUND });
     if (harnessError !== undefined) throw harnessError;
     if (hunting) shrinkLeft -= Date.now() - huntStart;
+    budget.onRound?.(probe.part);
     if (result.failed && hunting && result.counterexample) {
       findings.shrunk(hunting.signature, {
         path: result.counterexamplePath ?? undefined,
@@ -213,7 +216,8 @@ export function httpProbe(mesh: FuzzMesh, findings: Findings, budget: Budget): P
         findings.http.units++;
       }
       const problem = judge(fuzz, answer, findings, counting);
-      if (answer.status === undefined || answer.status >= 500) await mesh.settle(300);
+      // A node that died shows first as a reset or a refused request, a moment before its exit.
+      if ((answer.status === undefined || answer.status >= 500) && !(await mesh.answers(fuzz.input.node))) await mesh.settle(1_000);
       let health: Awaited<ReturnType<FuzzMesh["check"]>> = { ok: true };
       if (mesh.anyDead() || ++sinceCheck >= HTTP_CHECK_EVERY || !counting) {
         sinceCheck = 0;

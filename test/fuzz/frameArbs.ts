@@ -204,18 +204,18 @@ export interface ActionWeights {
   maxHuge: number;
 }
 
-/** One thing a fuzzing peer sends. Weights: mostly frames and their mutations; big inputs rarely. */
+/** One thing a fuzzing peer sends. Weights: mostly frames and their mutations; big inputs (deep, huge, flood) about one in 40. */
 export const action = (w: ActionWeights): fc.Arbitrary<Action> =>
   fc.oneof(
-    { weight: 10, arbitrary: validFrame.map((frame) => ({ k: "frame" as const, frame })) },
-    { weight: 8, arbitrary: wrongFrame.map((frame) => ({ k: "frame" as const, frame })) },
-    { weight: 10, arbitrary: fc.record({ k: fc.constant("mutated" as const), frame: validFrame, edits: fc.array(edit, { minLength: 1, maxLength: 6 }) }) },
-    { weight: 3, arbitrary: lie },
+    { weight: 30, arbitrary: validFrame.map((frame) => ({ k: "frame" as const, frame })) },
+    { weight: 24, arbitrary: wrongFrame.map((frame) => ({ k: "frame" as const, frame })) },
+    { weight: 30, arbitrary: fc.record({ k: fc.constant("mutated" as const), frame: validFrame, edits: fc.array(edit, { minLength: 1, maxLength: 6 }) }) },
+    { weight: 9, arbitrary: lie },
     { weight: 1, arbitrary: deep },
     { weight: 1, arbitrary: huge(w.maxHuge) },
     { weight: 1, arbitrary: fc.record({ k: fc.constant("flood" as const), count: fc.oneof(fc.integer({ min: 100, max: 2_000 }), fc.constant(6_000), fc.constant(10_001)) }) },
-    { weight: 3, arbitrary: fc.record({ k: fc.constant("raw" as const), bytes: fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 64 }) }) },
-    { weight: 2, arbitrary: fc.record({ k: fc.constant("text" as const), text: fc.oneof(fc.string({ maxLength: 64 }), validFrame.map((f) => JSON.stringify(f))) }) },
+    { weight: 9, arbitrary: fc.record({ k: fc.constant("raw" as const), bytes: fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 64 }) }) },
+    { weight: 6, arbitrary: fc.record({ k: fc.constant("text" as const), text: fc.oneof(fc.string({ maxLength: 64 }), validFrame.map((f) => JSON.stringify(f))) }) },
     { weight: 1, arbitrary: fc.record({ k: fc.constant("pause" as const), ms: fc.integer({ min: 0, max: 50 }) }) },
   );
 
@@ -247,7 +247,8 @@ export const session = (o: SessionOptions): fc.Arbitrary<Session> =>
         mode: fc.constant("post" as const),
         node: slot,
         peer: peerIdentity,
-        actions: fc.array(action(o), { minLength: 1, maxLength: o.maxActions }),
+        // "max": lengths spread up to maxActions, not fast-check's small default, so a session says a lot.
+        actions: fc.array(action(o), { minLength: 1, maxLength: o.maxActions, size: "max" }),
         close: fc.constantFrom(1000, 1001, 4000, 3000, "terminate" as const),
       }),
     },

@@ -29,8 +29,16 @@ const budget: Budget = {
   httpUntil: started + total,
   shrinkMs: long ? 60_000 : 6_000,
   shrinkTotalMs: long ? 5 * 60_000 : 12_000,
+  onRound: long ? progress : undefined,
 };
 const findings = new Findings(seed);
+let lastProgress = 0;
+function progress(): void {
+  if (Date.now() - lastProgress < 30_000) return;
+  lastProgress = Date.now();
+  const crashes = mesh.slots.reduce((n, s) => n + s.crashes, 0);
+  console.warn(`fuzz: ${((Date.now() - started) / 60_000).toFixed(1)} min, ${findings.frames.units} frames, ${findings.http.units} requests, ${crashes} crashes, ${findings.findings.size} findings`);
+}
 const mesh = new FuzzMesh();
 
 describe(long ? "fuzz: the long run" : "fuzz: 3 real nodes take hostile frames and requests", () => {

@@ -226,10 +226,10 @@ export function exchange(port: number, bytes: Buffer, options: { timeoutMs?: num
 }
 
 export function sendHttp(port: number, input: HttpInput): Promise<HttpAnswer> {
-  return exchange(port, requestBytes(input, `127.0.0.1:${port}`), mayGoUnanswered(input) ? { timeoutMs: 2_000 } : {});
+  return exchange(port, requestBytes(input, `127.0.0.1:${port}`), mayGoUnanswered(input) ? { timeoutMs: 500 } : {});
 }
 
 export function sendRaw(port: number, input: RawInput): Promise<HttpAnswer> {
   const bytes = typeof input.bytes === "string" ? Buffer.from(input.bytes, "latin1") : Buffer.from(input.bytes);
-  return exchange(port, bytes, { closeAfterMs: input.closeAfterMs + 200 });
+  return exchange(port, bytes, { closeAfterMs: input.closeAfterMs + 100 });
 }
