@@ -104,6 +104,30 @@ describe("hostile HTTP against a real node process", () => {
     expect(n.logsMatching((l) => l.level === 50 || l.msg === "request handler failed")).toEqual([]);
   });
 
+  it("survives clients that reset the connection while it answers them: upgrades refused, requests refused", async () => {
+    const n = await node();
+    let exited = false;
+    void n.exit().then(() => {
+      exited = true;
+    });
+    const bytes = [upgrade("/v1/inspect?colour=blue"), upgrade("/elsewhere"), upgrade("/v1/inspect", {}), request("GET", "/v1/workflows/%ZZ"), "\x00garbage\r\n\r\n"];
+    for (let i = 0; i < 300; i++) {
+      await new Promise<void>((resolveReset) => {
+        const socket = connect(n.port, "127.0.0.1", () => {
+          socket.write(bytes[i % bytes.length] as string);
+          // An RST right behind the request: the node's answer meets a dead socket.
+          setImmediate(() => {
+            socket.resetAndDestroy();
+            resolveReset();
+          });
+        });
+        socket.on("error", () => resolveReset());
+      });
+    }
+    expect((await n.get("/healthz")).json.ok).toBe(true);
+    expect(exited).toBe(false);
+  });
+
   it("caps /v1/inspect at --max-inspectors with 503 SHOAL_ERR_OVERLOADED, closes a hostile inspector alone, and needs the token", async () => {
     const secret = join(tempDir(), "secret");
     writeFileSync(secret, "sesame");
