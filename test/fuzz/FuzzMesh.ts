@@ -84,7 +84,7 @@ export class FuzzMesh {
     this.nodes = mesh.nodes;
     for (const [slot, node] of this.nodes.entries()) this.watch(slot, node);
     const health = await this.look();
-    if (!health.ok) throw new Error(`the fuzz mesh never became whole: ${health.problem} ${health.detail ?? ""}`);
+    if (!health.ok) throw new Error(`the fuzz mesh never became whole: ${health.problem} ${health.detail ?? ""} ${this.lastCrash()}`);
     await this.learnIds();
     for (const slot of this.slots.keys()) this.resetRss(slot, true);
   }
@@ -188,7 +188,7 @@ export class FuzzMesh {
     this.nodes = mesh.nodes;
     for (const [slot, node] of this.nodes.entries()) this.watch(slot, node);
     const health = await this.look();
-    if (!health.ok) throw new Error(`a fresh fuzz mesh did not become whole: ${health.problem} ${health.detail ?? ""}`);
+    if (!health.ok) throw new Error(`a fresh fuzz mesh did not become whole: ${health.problem} ${health.detail ?? ""} ${this.lastCrash()}`);
     this.broken = false;
     await this.learnIds();
     for (const slot of this.slots.keys()) this.resetRss(slot, false);
@@ -209,6 +209,11 @@ export class FuzzMesh {
   async close(): Promise<void> {
     await this.stop();
     for (const dir of this.dataDirs) rmSync(dir, { recursive: true, force: true });
+  }
+
+  private lastCrash(): string {
+    const crash = this.crashes.at(-1);
+    return crash ? `(last exit: ${crash.node}, code ${crash.code}: ${crash.stderrTail.slice(-800)})` : "";
   }
 
   private watch(slot: number, node: NodeProcess): void {

@@ -247,6 +247,7 @@ export async function replay(mesh: FuzzMesh, findings: Findings, part: Finding["
       fc.asyncProperty(probe.arb, async (input) => {
         const problem = await probe.run(input, true);
         lines.push(`input: ${describe(probe, input)}`, problem ? `problem: ${problem.signature}\n${problem.detail}` : "no problem: the node handled it");
+        if (problem) findings.add({ part, signature: problem.signature, seed, path, shrinks: 0, input: describe(probe, input), detail: problem.detail });
         return true;
       }),
       { seed, path, numRuns: 1 },

@@ -61,6 +61,7 @@ describe(long ? "fuzz: the long run" : "fuzz: 3 real nodes take hostile frames a
       const text = await replay(mesh, findings, part, Number(replaySeed), path.join(":"));
       if (env.SHOAL_FUZZ_REPORT) writeFileSync(`${env.SHOAL_FUZZ_REPORT}.replay`, `${text}\n`);
       else console.warn(text);
+      expect(findings.summary()).toEqual([]);
     }, 120_000);
     return;
   }
