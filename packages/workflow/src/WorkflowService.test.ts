@@ -365,4 +365,32 @@ describe("workflows with a store, stopped and resumed (in process)", () => {
     expect(store.unfinished(a!.node.transport.identity.id)).toEqual([]);
     expect(workflows.running).toBe(0);
   });
+
+  it("a backup that takes a workflow over counts the resume, from the count its owner sent: past 2 it quarantines instead", async () => {
+    const [a, b] = await cluster([{ name: "a", slots: 0 }, { name: "b" }]);
+    const spec = { name: "suspect", steps: [{ id: "long", tool: "sleep", input: { ms: 10_000 } }] };
+    // a's store holds it with one resume that crashed: resumed again, its count is 2 and goes to b with the copy.
+    const fileA = storeFile();
+    const [id] = (await storedThenStopped(a!, fileA, [spec], [1])) as [string];
+    const backup = orchestrator(b!, storeFile(), { survivalMs: 60_000 });
+    const owner = orchestrator(a!, fileA, { survivalMs: 60_000 });
+    await owner.workflows.resume();
+    await expect.poll(() => backup.store.unfinished(a!.node.transport.identity.id).map((w) => [w.id, w.resumes]), { timeout: 3_000 }).toEqual([[id, 2]]);
+    await a!.crash(); // within its trial: the second crash of a resume
+    await expect.poll(async () => (await backup.workflows.state(id).catch(() => undefined))?.status, { timeout: 5_000 }).toBe("failed");
+    expect((await backup.workflows.state(id)).steps.long).toMatchObject({ status: "failed", error: { code: "SHOAL_ERR_QUARANTINED" } });
+    expect(backup.workflows.ownershipStats.takenOver).toBe(1);
+
+    // A copy whose resumes survived is taken over as a resume begun: counted, then cleared.
+    const [c, d] = await cluster([{ name: "c", slots: 0 }, { name: "d" }]);
+    const backupD = orchestrator(d!, storeFile(), { survivalMs: 200 });
+    const ownerC = orchestrator(c!, storeFile());
+    const fresh = ownerC.workflows.submit(spec).workflow_id;
+    await expect.poll(() => backupD.store.unfinished(c!.node.transport.identity.id).map((w) => [w.id, w.resumes]), { timeout: 3_000 }).toEqual([[fresh, 0]]);
+    await c!.crash();
+    const self = d!.node.transport.identity.id;
+    await expect.poll(() => backupD.store.unfinished(self).map((w) => [w.id, w.resumes]), { timeout: 5_000 }).toEqual([[fresh, 1]]);
+    await expect.poll(() => backupD.store.unfinished(self).map((w) => [w.id, w.resumes]), { timeout: 3_000 }).toEqual([[fresh, 0]]);
+    expect((await backupD.workflows.state(fresh)).status).toBe("running");
+  });
 });
