@@ -36,8 +36,8 @@ export interface HandshakeContext {
 /**
  * The handshake, three frames and an ack:
  *   dialer   -> hello {v, cluster, node, nonce}
- *   acceptor -> hello {v, cluster, node, nonce, proof?}   proof = HMAC(secret, acceptor, nonces, id)
- *   dialer   -> auth  {proof?}                            proof = HMAC(secret, dialer, nonces, id)
+ *   acceptor -> hello {v, cluster, node, nonce, proof?}   proof = HMAC(secret, "acceptor", both hellos)
+ *   dialer   -> auth  {proof?}                            proof = HMAC(secret, "dialer", both hellos)
  *   acceptor -> ready
  * Each side checks version, cluster and (with a secret) the other's proof, and on failure closes
  * with the close code of the error, so both ends can log the same reason. Until the other side
@@ -63,17 +63,18 @@ export async function dialHandshake(ws: WebSocket, ctx: HandshakeContext, cert?:
   const reader = frameReader(ws, ctx);
   try {
     const nonce = createNonce();
-    send(ws, ctx, { t: "hello", v: PROTOCOL_VERSION, cluster: ctx.cluster, node: ctx.identity, nonce });
+    const own: HelloFrame = { t: "hello", v: PROTOCOL_VERSION, cluster: ctx.cluster, node: ctx.identity, nonce };
+    send(ws, ctx, own);
     const hello = await reader.next("hello");
     checkHello(hello, ctx, cert);
     if (ctx.isCut?.(hello.node.id)) throw fail("SHOAL_ERR_DIAL_FAILED", `link to ${hello.node.name} is cut by fault injection`);
     if (ctx.secret !== undefined) {
-      const expected = proveSecret(ctx.secret, "acceptor", hello.nonce, nonce, hello.node.id);
+      const expected = proveSecret(ctx.secret, "acceptor", { dialer: own, acceptor: hello });
       if (!proofMatches(expected, hello.proof)) {
         throw fail("SHOAL_ERR_AUTH_FAILED", `${hello.node.name} did not prove it knows the cluster secret`);
       }
     }
-    const proof = ctx.secret === undefined ? undefined : proveSecret(ctx.secret, "dialer", nonce, hello.nonce, ctx.identity.id);
+    const proof = ctx.secret === undefined ? undefined : proveSecret(ctx.secret, "dialer", { dialer: own, acceptor: hello });
     setFrameCap(ws, ctx.codec.maxFrameBytes);
     send(ws, ctx, proof === undefined ? { t: "auth" } : { t: "auth", proof });
     await reader.next("ready");
@@ -91,13 +92,12 @@ export async function acceptHandshake(ws: WebSocket, ctx: HandshakeContext, cert
     const hello = await reader.next("hello");
     checkHello(hello, ctx, cert);
     if (ctx.isCut?.(hello.node.id)) throw fail("SHOAL_ERR_DIAL_FAILED", `link to ${hello.node.name} is cut by fault injection`);
-    const nonce = createNonce();
-    const proof = ctx.secret === undefined ? undefined : proveSecret(ctx.secret, "acceptor", nonce, hello.nonce, ctx.identity.id);
-    const answer: HelloFrame = { t: "hello", v: PROTOCOL_VERSION, cluster: ctx.cluster, node: ctx.identity, nonce };
+    const answer: HelloFrame = { t: "hello", v: PROTOCOL_VERSION, cluster: ctx.cluster, node: ctx.identity, nonce: createNonce() };
+    const proof = ctx.secret === undefined ? undefined : proveSecret(ctx.secret, "acceptor", { dialer: hello, acceptor: answer });
     send(ws, ctx, proof === undefined ? answer : { ...answer, proof });
     const auth = await reader.next("auth");
     if (ctx.secret !== undefined) {
-      const expected = proveSecret(ctx.secret, "dialer", hello.nonce, nonce, hello.node.id);
+      const expected = proveSecret(ctx.secret, "dialer", { dialer: hello, acceptor: answer });
       if (!proofMatches(expected, auth.proof)) {
         throw fail("SHOAL_ERR_AUTH_FAILED", `${hello.node.name} (${hello.node.address}) did not prove it knows the cluster secret`);
       }
