@@ -39,7 +39,7 @@ describe("devtools in a real browser against a real 3-node mesh", () => {
     await page.waitForSelector("p.error");
     expect(await page.textContent("p.error")).toContain(payload);
     expect(await page.locator("#app img").count()).toBe(0);
-    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+    expect(await page.evaluate(() => (globalThis as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
   });
 
   it("shows the mesh: 3 nodes up, with capabilities, tools and slots", async () => {
