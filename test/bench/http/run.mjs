@@ -2,12 +2,12 @@
 // HTTP API benchmark: request rate and latency of GET /healthz and GET /v1/nodes on this
 // checkout's `shoal node`, next to a baseline checkout's in the same run. See README.md here.
 //
-//   node test/bench/http/run.mjs [--baseline DIR] [--client wrk|node] [--seconds N] [--blocks N] [--no-pin]
+//   node test/bench/http/run.mjs [--baseline DIR] [--candidate DIR] [--client wrk|node] [--seconds N] [--blocks N] [--no-pin]
 //
 // Both nodes are real processes, started side by side and measured in alternating blocks, so
 // that drift (thermal, other load) hits both alike. Exits 0 with a report; 1 when something broke.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -45,7 +45,8 @@ function builds() {
     if (!existsSync(cli)) throw new Error(`no ${cli}: build the baseline checkout first (see README.md)`);
     list.push({ name: "baseline", commit: commitOf(baseline), cli });
   }
-  list.push({ name: "this checkout", commit: commitOf(CHECKOUT), cli: join(CHECKOUT, "apps/node/dist/cli.js") });
+  const candidate = resolve(option(args, "--candidate") ?? CHECKOUT);
+  list.push({ name: candidate === CHECKOUT ? "this checkout" : "candidate", commit: commitOf(candidate), cli: join(candidate, "apps/node/dist/cli.js") });
   return list;
 }
 
@@ -63,6 +64,12 @@ async function startNode(build, cpu, dataRoot) {
     await new Promise((r) => setTimeout(r, 100));
   }
   return { ...build, port, child };
+}
+
+/** CPU time a process has used so far, in ms (Linux: utime + stime of /proc/PID/stat, 100 ticks a second). */
+function cpuMs(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /** One block measured by wrk (on `cpu` when given), in wrk's own numbers. */
@@ -101,12 +108,15 @@ async function main() {
   for (const build of builds()) nodes.push(await startNode(build, nodeCpu, dataRoot));
   const loadgen = client === "node" ? track(forkOn(clientCpu, here("./loadgen.mjs"), []), "loadgen") : undefined;
   const block = async (node, { path, connections }, seconds) => {
-    if (loadgen) return command(loadgen, { type: "load", port: node.port, path, connections, durationMs: seconds * 1000 });
-    return wrkBlock(clientCpu, node.port, path, connections, seconds);
+    const cpuBefore = cpuMs(node.child.pid);
+    const r = loadgen
+      ? await command(loadgen, { type: "load", port: node.port, path, connections, durationMs: seconds * 1000 })
+      : wrkBlock(clientCpu, node.port, path, connections, seconds);
+    return { ...r, nodeCpuMs: cpuMs(node.child.pid) - cpuBefore };
   };
   log(`client: ${client}${pin ? " (pinned: nodes on CPU 0, client on CPU 1)" : " (not pinned)"}; ${SETTINGS.blocks} blocks of ${SETTINGS.seconds} s per build and scenario`);
 
-  const rows = [["build", "route", "conns", "req/s", "p50 ms", "p99 ms", "non-200"]];
+  const rows = [["build", "route", "conns", "req/s", "p50 ms", "p99 ms", "node CPU us/req", "non-200"]];
   const summary = [];
   for (const scenario of SCENARIOS) {
     const results = new Map(nodes.map((n) => [n, []]));
@@ -125,9 +135,10 @@ async function main() {
       const rate = (rs.reduce((a, r) => a + r.requests, 0) / rs.reduce((a, r) => a + r.elapsedMs, 0)) * 1000;
       rates.set(node, rate);
       const errors = rs.reduce((a, r) => a + r.errors, 0);
-      rows.push([node.name, `GET ${scenario.path}`, scenario.connections, Math.round(rate), median(rs.map((r) => r.p50Ms)).toFixed(3), median(rs.map((r) => r.p99Ms)).toFixed(3), errors]);
+      const cpuPerRequest = (rs.reduce((a, r) => a + r.nodeCpuMs, 0) * 1000) / rs.reduce((a, r) => a + r.requests, 0);
+      rows.push([node.name, `GET ${scenario.path}`, scenario.connections, Math.round(rate), median(rs.map((r) => r.p50Ms)).toFixed(3), median(rs.map((r) => r.p99Ms)).toFixed(3), cpuPerRequest.toFixed(1), errors]);
     }
-    if (nodes.length === 2) summary.push(`GET ${scenario.path} c=${scenario.connections}: this checkout at ${ratio(rates.get(nodes[1]), rates.get(nodes[0]))} the baseline's rate`);
+    if (nodes.length === 2) summary.push(`GET ${scenario.path} c=${scenario.connections}: ${nodes[1].name} at ${ratio(rates.get(nodes[1]), rates.get(nodes[0]))} the baseline's rate`);
   }
   console.log(table(rows));
   for (const node of nodes) console.log(`${node.name}: ${node.commit}`);
