@@ -139,6 +139,11 @@ export class Transport extends EventEmitter<TransportEvents> {
     // ws answers a message over maxPayload by closing with 1009 on its own. The cap starts small
     // and is raised once the peer has proved itself (see handshake.ts).
     this.wss = new WebSocketServer({ noServer: true, maxPayload: this.maxHandshakeFrameBytes, perMessageDeflate: false });
+    // An upgrade ws itself refuses (no key, another version) gets the API's error body, not ws's text/html.
+    this.wss.on("wsClientError", (err, socket) => {
+      this.stats.handshakeFailures++;
+      refuseUpgrade(socket, 400, { code: "SHOAL_ERR_HANDSHAKE_FAILED", message: `not a WebSocket upgrade: ${err.message}` });
+    });
   }
 
   /** Takes an HTTP upgrade if it is for `/mesh`; returns false so the caller can route others. */

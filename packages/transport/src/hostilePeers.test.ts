@@ -1,5 +1,6 @@
 import { CloseCodes, type Logger, NodeIdentitySchema, createCodec } from "@shoal/protocol";
 import { afterEach, describe, expect, it } from "vitest";
+import { connect } from "node:net";
 import { WebSocket } from "ws";
 import { eventually, rawPeer, rawSocketPeer, transportPool } from "./testing/fixtures.js";
 
@@ -76,6 +77,23 @@ describe("a hostile peer", () => {
     const b = await node("b");
     a.transport.handle("echo", (body) => body);
     await expect((await b.transport.dial(a.address)).request("echo", "alive")).resolves.toBe("alive");
+  });
+
+  it("answers an upgrade ws refuses (no key) with 400 and the JSON error body", async () => {
+    const a = await node("a");
+    const [host, port] = a.address.split(":");
+    const answer = await new Promise<string>((resolve) => {
+      const sock = connect({ host, port: Number(port) }, () => sock.write(`GET /mesh HTTP/1.1\r\nHost: ${a.address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n`));
+      let text = "";
+      sock.on("data", (d: Buffer) => {
+        text += d.toString();
+      });
+      sock.on("close", () => resolve(text));
+      sock.on("error", () => resolve(text));
+    });
+    expect(answer).toMatch(/^HTTP\/1.1 400/);
+    expect(answer).toMatch(/content-type: application\/json/i);
+    expect(JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4))).toMatchObject({ error: { code: "SHOAL_ERR_HANDSHAKE_FAILED" } });
   });
 
   it("reads only small frames before the handshake, and full-size frames after it", async () => {

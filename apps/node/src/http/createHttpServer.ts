@@ -63,6 +63,8 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       requestTimeout: timeouts.requestTimeoutMs,
       connectionsCheckingInterval: timeouts.checkIntervalMs,
       maxHeaderSize: MAX_HEADER_BYTES,
+      // node:http would answer a request without Host with a bare 400; routing answers it instead.
+      requireHostHeader: false,
     },
     (req, res) => {
       if (routing) routing(req, res);
