@@ -1,4 +1,4 @@
-import { writeFileSync } from "node:fs";
+import { chmodSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -11,7 +11,7 @@ afterEach(async () => {
 
 function file(name: string, text: string): string {
   const path = join(tempDir(), name);
-  writeFileSync(path, text);
+  writeFileSync(path, text, { mode: 0o600 });
   return path;
 }
 
@@ -38,6 +38,17 @@ describe("shoal node: bad flags and config", () => {
     [["--plugin", "./no-such-plugin.js"], /SHOAL_ERR_BAD_PLUGIN: --plugin .*cannot load/],
   ])("%j fails with one line", (args, pattern) => {
     expectOneLineFailure(args as string[], pattern);
+  });
+
+  it("is secure unless told otherwise: a host reachable from the network needs TLS and tokens, or --insecure", () => {
+    expectOneLineFailure(["--host", "0.0.0.0"], /SHOAL_ERR_INSECURE: --host 0.0.0.0 is reachable from the network: give --tls-dir and --token-key-file/);
+    expectOneLineFailure(["--tls-dir", "/tmp"], /SHOAL_ERR_NOT_SUPPORTED: --tls-dir is not served by shoal node yet/);
+  });
+
+  it("refuses a secret file that other users can read", () => {
+    const open = file("open-secret", "sesame");
+    chmodSync(open, 0o644);
+    expectOneLineFailure(["--secret-file", open], /SHOAL_ERR_BAD_SECRET_FILE: .* can be read by other users .*chmod 600/);
   });
 
   it("refuses an empty secret file", () => {

@@ -130,7 +130,7 @@ describe("hostile HTTP against a real node process", () => {
 
   it("caps /v1/inspect at --max-inspectors with 503 SHOAL_ERR_OVERLOADED, closes a hostile inspector alone, and needs the token", async () => {
     const secret = join(tempDir(), "secret");
-    writeFileSync(secret, "sesame");
+    writeFileSync(secret, "sesame", { mode: 0o600 });
     const n = await node(["--max-inspectors", "3", "--secret-file", secret]);
     expectErrorBody(await raw(n, upgrade("/v1/inspect")), 401, "SHOAL_ERR_UNAUTHORIZED");
     const open = async () => {

@@ -10,7 +10,7 @@ afterEach(async () => {
 
 function secretFile(secret: string): string {
   const file = join(tempDir(), "secret");
-  writeFileSync(file, `${secret}\n`);
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
   return file;
 }
 async function node(name: string, secret: string | undefined, join: string[] = []) {

@@ -66,7 +66,7 @@ describe("WS /v1/inspect", () => {
 
   it("needs the secret as a token when the cluster has one, and refuses bad filters", async () => {
     const file = join(tempDir(), "secret");
-    writeFileSync(file, "sesame");
+    writeFileSync(file, "sesame", { mode: 0o600 });
     const [a] = await mesh(["--secret-file", file]);
     const status = (query: string) =>
       new Promise<string>((res) => {

@@ -10,6 +10,7 @@ export const NodeErrors = {
   SHOAL_ERR_BAD_FLAG: { status: 400, doc: "a command-line flag has a value that cannot be used" },
   SHOAL_ERR_BAD_CONFIG: { status: 400, doc: "the config file cannot be read, parsed, or fails its schema (the message names the key)" },
   SHOAL_ERR_BAD_SECRET_FILE: { status: 400, doc: "the --secret-file cannot be read or is empty" },
+  SHOAL_ERR_NOT_SUPPORTED: { status: 400, doc: "a flag this version accepts but cannot serve yet (--tls-dir, --token-key-file, --revoked-tokens): refused rather than ignored" },
   SHOAL_ERR_INSECURE: { status: 400, doc: "shoal node on an address that is not loopback without --tls-dir and --token-key-file (or --insecure)" },
   SHOAL_ERR_BAD_TOKEN_KEY: { status: 400, doc: "the --token-key-file or --revoked-tokens file cannot be read, or the key is not 64 hex digits" },
   SHOAL_ERR_PORT_IN_USE: { status: 500, doc: "another process listens on the node's host and port" },

@@ -5,7 +5,7 @@ import { NODE_CONFIG_DEFAULTS, type NodeConfig } from "@shoal/protocol";
 import { createCa, issueCertificate } from "@shoal/transport/certificates";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createTokenKey } from "./auth/apiTokens.js";
-import { isLoopback, loadSecurity } from "./security.js";
+import { isLoopback, loadSecurity, loadTls } from "./security.js";
 
 const temp = () => mkdtempSync(join(tmpdir(), "shoal-sec-"));
 const config = (extra: Partial<NodeConfig>): NodeConfig => ({ ...NODE_CONFIG_DEFAULTS, name: "edge-01", "data-dir": temp(), ...extra }) as NodeConfig;
@@ -33,23 +33,23 @@ describe("a node is secure unless told otherwise", () => {
     expect(() => loadSecurity(config({ host: "0.0.0.0", "tls-dir": tlsDir }))).toThrow(/give --token-key-file/);
     expect(() => loadSecurity(config({ host: "0.0.0.0" }))).toThrow(expect.objectContaining({ code: "SHOAL_ERR_INSECURE" }));
     expect(loadSecurity(config({ host: "0.0.0.0", insecure: true })).tls).toBeUndefined();
-    const secured = loadSecurity(config({ host: "0.0.0.0", "tls-dir": tlsDir, "token-key-file": keyFile }));
-    expect(secured.tls?.cert).toBeDefined();
-    expect(secured.tokens).toBeDefined();
+    // Both given: refused until the node serves them, rather than started looking secured.
+    expect(() => loadSecurity(config({ host: "0.0.0.0", "tls-dir": tlsDir, "token-key-file": keyFile }))).toThrow(expect.objectContaining({ code: "SHOAL_ERR_NOT_SUPPORTED" }));
+    expect(loadTls(tlsDir, "edge-01").cert).toBeDefined();
   });
 
   it("refuses key files others can read, a certificate for another name, and one from another CA", async () => {
     const open = temp();
     for (const f of ["ca.crt", "node.crt", "node.key"]) copyFileSync(join(tlsDir, f), join(open, f));
     chmodSync(join(open, "node.key"), 0o644);
-    expect(() => loadSecurity(config({ "tls-dir": open }))).toThrow(/chmod 600/);
-    expect(() => loadSecurity(config({ "tls-dir": tlsDir, name: "edge-02" }))).toThrow(/node.crt is for edge-01, this node is --name edge-02/);
+    expect(() => loadTls(open, "edge-01")).toThrow(/chmod 600/);
+    expect(() => loadTls(tlsDir, "edge-02")).toThrow(/node.crt is for edge-01, this node is --name edge-02/);
     const otherCa = temp();
     await createCa(otherCa);
     const mixed = temp();
     await issueCertificate({ caDir: otherCa, name: "edge-01", hosts: [], outDir: mixed });
     copyFileSync(join(tlsDir, "ca.crt"), join(mixed, "ca.crt"));
-    expect(() => loadSecurity(config({ "tls-dir": mixed }))).toThrow(/not signed by ca.crt/);
+    expect(() => loadTls(mixed, "edge-01")).toThrow(/not signed by ca.crt/);
     const secret = join(temp(), "secret");
     writeFileSync(secret, "sesame", { mode: 0o644 });
     expect(() => loadSecurity(config({ "secret-file": secret }))).toThrow(expect.objectContaining({ code: "SHOAL_ERR_BAD_SECRET_FILE" }));

@@ -8,8 +8,8 @@ import { builtinTools, loadPlugins } from "@shoal/tools";
 import { Transport, refuseUpgrade } from "@shoal/transport";
 import { WorkflowService, WorkflowStore } from "@shoal/workflow";
 import { z } from "zod";
-import { readSecretFile } from "./config.js";
 import { openDataDir } from "./dataDir.js";
+import { loadSecurity } from "./security.js";
 import { createHttpApi, nodeRow } from "./http/createHttpApi.js";
 import { createHttpServer } from "./http/createHttpServer.js";
 import { InspectHub } from "./inspect/InspectHub.js";
@@ -39,7 +39,7 @@ export interface StartNodeOptions {
 
 /** Starts one Shoal node: data dir, plugins, HTTP + WebSocket port, transport, mesh, runtime. */
 export async function startNode({ config, logger, debugRoutes = false }: StartNodeOptions): Promise<RunningNode> {
-  const secret = config["secret-file"] ? readSecretFile(config["secret-file"]) : undefined;
+  const { secret } = loadSecurity(config);
   const registry = new LogicRegistry();
   const builtins = builtinTools({
     llm: { url: config["llm-url"] ?? process.env.SHOAL_LLM_URL, model: config["llm-model"] ?? process.env.SHOAL_LLM_MODEL, apiKey: process.env.SHOAL_LLM_API_KEY },
