@@ -264,7 +264,13 @@ export class PeerConnection {
       this.refuse(err);
       return;
     }
-    this.dispatch(frame);
+    try {
+      this.dispatch(frame);
+    } catch (err) {
+      // A bug above the transport, set off by what a peer sent: it must not end the process
+      // (this runs inside ws's message event). Logged, a few per window.
+      this.complaints.warn({ err, frame: frame.t }, "handling a frame from peer failed");
+    }
   }
 
   private dispatch(frame: Frame): void {

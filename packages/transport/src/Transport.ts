@@ -471,7 +471,8 @@ export class Transport extends EventEmitter<TransportEvents> {
     const handler = this.castHandlers.get(method);
     if (!handler) {
       this.refusals.warn({ method, peer: conn.peer.name }, "cast for a method with no handler");
-      conn.send({ t: "error", error: { code: "SHOAL_ERR_NO_HANDLER", message: `no cast handler for "${method}"` } }, { droppable: true });
+      // Frames still arrive while a close is under way: then there is nobody to tell.
+      if (conn.isOpen) conn.send({ t: "error", error: { code: "SHOAL_ERR_NO_HANDLER", message: `no cast handler for "${method}"` } }, { droppable: true });
       return;
     }
     try {

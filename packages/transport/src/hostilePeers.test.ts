@@ -96,6 +96,20 @@ describe("a hostile peer", () => {
     expect(JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4))).toMatchObject({ error: { code: "SHOAL_ERR_HANDSHAKE_FAILED" } });
   });
 
+  it("frames that arrive while the node is closing the connection do not crash it (found by the fuzzer)", async () => {
+    const a = await node("a");
+    const peer = await rawPeer(a.address);
+    await peer.handshake();
+    await eventually(() => a.transport.connection(peer.identity.id) !== undefined);
+    void a.transport.connection(peer.identity.id)?.close(CloseCodes.NORMAL, "bye");
+    // The peer has not seen the close yet: everything it sends now reaches a closing connection.
+    for (let i = 0; i < 50; i++) peer.send({ t: "cast", method: "nobody-handles-this", body: i });
+    await peer.closed;
+    const b = await node("b");
+    a.transport.handle("echo", (body) => body);
+    await expect((await b.transport.dial(a.address)).request("echo", "alive")).resolves.toBe("alive");
+  });
+
   it("reads only small frames before the handshake, and full-size frames after it", async () => {
     const a = await node("a", { maxHandshakeFrameBytes: 4 * 1024 });
     const before = await rawPeer(a.address);
