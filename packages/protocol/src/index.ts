@@ -4,6 +4,8 @@ export { ProtocolErrors } from "./errors.js";
 export type { ProtocolErrorCode } from "./errors.js";
 export { CloseCodes } from "./closeCodes.js";
 export type { CloseCode } from "./closeCodes.js";
+export { EGRESS_CLASSES, EgressRuleSchema, egressRules, isIpAddress } from "./egressRules.js";
+export type { EgressClass, EgressRefusal, EgressRules } from "./egressRules.js";
 export { PROTOCOL_VERSION, DEFAULT_MAX_FRAME_BYTES } from "./version.js";
 export {
   AddressSchema,

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { EgressRuleSchema } from "./egressRules.js";
 import { AddressSchema, NameSchema } from "./member.js";
 import { LIMIT_DEFAULTS, limitsShape } from "./limits.js";
 import { DEFAULT_MAX_FRAME_BYTES } from "./version.js";
@@ -31,6 +32,10 @@ const NodeConfigShape = {
     "allow-origin": z.array(z.string().min(1).max(255)),
     /** Key for the HMAC signature header on webhooks. */
     "webhook-secret-file": z.string().min(1).optional(),
+    /** What http_request and webhooks may reach besides the LAN and the internet: loopback, unspecified, link-local, metadata, addresses, CIDRs. */
+    "egress-allow": z.array(EgressRuleSchema).max(1_000),
+    /** What they may not reach, over everything else: private (the LAN), any class, addresses, CIDRs. */
+    "egress-deny": z.array(EgressRuleSchema).max(1_000),
     plugin: z.array(z.string().min(1)),
     "log-level": z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
     /** Interval between heartbeats and gossip rounds. */
@@ -82,6 +87,8 @@ export const NODE_CONFIG_DEFAULTS = {
   insecure: false,
   "allow-host": [] as string[],
   "allow-origin": [] as string[],
+  "egress-allow": [] as string[],
+  "egress-deny": [] as string[],
   "log-level": "info",
   "heartbeat-ms": 500,
   "suspect-after-ms": 1200,
