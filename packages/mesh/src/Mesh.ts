@@ -6,6 +6,11 @@ import { type MemberChange, type MembershipStats, MembershipTable, type MergeVer
 
 /** Records per gossip frame at most: well under the frame schema's 10,000. */
 const GOSSIP_RECORDS_PER_FRAME = 1_000;
+/**
+ * Dials started per turn of the event loop. Opening a socket costs a fraction of a millisecond;
+ * a frame that brings a thousand new members must not hold the loop for all of them at once.
+ */
+const DIALS_PER_TURN = 16;
 
 export interface MeshOptions {
   transport: Transport;
@@ -42,9 +47,10 @@ export interface MeshEvents {
   /** Every change of the table, status or otherwise (load, tools), and removals. */
   changed: [change: MemberChange];
   /**
-   * The changes of one merge (a gossip frame, a detector pass, a new connection) at once, after
-   * their `up`/`down`/`changed` events: for listeners whose work is per table, not per member,
-   * so that a frame of n records costs them once, not n times.
+   * The changes of one turn of the event loop (a gossip frame, a burst of refused dials, a
+   * detector pass) at once, right after it (setImmediate), their `up`/`down`/`changed` events
+   * long sent: for listeners whose work is per table, not per member, so that a frame of n
+   * records, or n members found gone, cost them once, not n times.
    */
   changes: [changes: MemberChange[]];
 }
@@ -77,6 +83,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private batch: MemberChange[] = [];
   private timer: NodeJS.Timeout | undefined;
   private started = false;
+  private leaving = false;
+  /** Addresses to dial, started a few a turn. */
+  private readonly toDial = new Set<string>();
 
   constructor(private readonly options: MeshOptions) {
     super();
@@ -109,6 +118,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** Tells the mesh this node is leaving (down at a new incarnation), then closes every link. */
   async leave(): Promise<void> {
     clearInterval(this.timer);
+    this.leaving = true;
+    this.toDial.clear();
     const before = this.table.self.incarnation;
     const farewell = this.table.leave();
     if (farewell.incarnation !== before) this.raised();
@@ -207,13 +218,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
       const change = this.table.mark(verdict.id, verdict.status);
       if (change) this.apply(change, `silent for ${verdict.silentMs} ms`);
     }
-    this.flush();
   }
 
   private forgetLongDead(): void {
     const retention = this.options.downRetentionMs ?? 10 * 60_000;
     for (const change of this.table.forgetDownBefore(Date.now() - retention)) this.apply(change, "down for longer than the retention time");
-    this.flush();
   }
 
   private readonly onConnected = (conn: PeerConnection): void => {
@@ -224,7 +233,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
       const outcome = this.table.merge(record, peer.id);
       if (typeof outcome === "object") this.apply(outcome, "connected");
       else if (outcome === "full") this.refused(record, peer.name);
-      this.flush();
     }
     // The whole table at once: a restarted peer learns we think it is down, and refutes it.
     try {
@@ -252,7 +260,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
       this.raised();
       this.broadcast([this.table.self]);
     }
-    this.flush();
   };
 
   private ignored(verdict: Exclude<MergeVerdict, "refuted">, record: Member, from: string): void {
@@ -277,7 +284,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       case "unverified": {
         // Maybe a newer life of a member we think is down: ask it itself, at the address we know.
         const known = this.table.get(record.id);
-        if (known?.status === "down") this.transport.maintain(known.address);
+        if (known?.status === "down") this.dial(known.address);
         break;
       }
     }
@@ -308,7 +315,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
         const change = this.table.mark(m.id, "down");
         if (change) this.apply(change, "connection refused at its address");
       }
-      this.flush();
     }
     // A hint dial to a member that is down found nobody: stop.
     if (atAddress.length > 0) this.releaseIfUnused(failure.address);
@@ -324,7 +330,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       case "joined":
       case "up":
         this.detector.heard(m.id);
-        if (m.address !== this.table.self.address) this.transport.maintain(m.address);
+        if (m.address !== this.table.self.address) this.dial(m.address);
         this.emit("up", m);
         break;
       case "suspect":
@@ -339,24 +345,42 @@ export class Mesh extends EventEmitter<MeshEvents> {
         this.detector.forget(m.id);
         break;
       case "updated":
-        if (m.status !== "down" && change.previous?.address !== m.address) this.transport.maintain(m.address);
+        if (m.status !== "down" && change.previous?.address !== m.address) this.dial(m.address);
         break;
     }
     this.emit("changed", change);
     this.batch.push(change);
+    if (this.batch.length === 1) setImmediate(() => this.flush());
   }
 
   private flush(): void {
-    if (this.batch.length === 0) return;
     const changes = this.batch;
     this.batch = [];
     this.emit("changes", changes);
   }
 
+  /** Keeps `address` dialed (the transport's `maintain`), starting a few such dials a turn. */
+  private dial(address: string): void {
+    if (this.leaving || this.transport.isMaintained(address)) return;
+    this.toDial.add(address);
+    if (this.toDial.size === 1) setImmediate(this.dialSome);
+  }
+
+  private readonly dialSome = (): void => {
+    let started = 0;
+    for (const address of this.toDial) {
+      if (started++ === DIALS_PER_TURN) break;
+      this.toDial.delete(address);
+      this.transport.maintain(address);
+    }
+    if (this.toDial.size > 0) setImmediate(this.dialSome);
+  };
+
   /** Stops dialing an address unless it is a seed or another live member lives there. */
   private releaseIfUnused(address: string): void {
     if (this.seeds.has(address)) return;
     if (this.table.at(address).some((m) => m.status !== "down")) return;
+    this.toDial.delete(address);
     this.transport.release(address);
   }
 }
