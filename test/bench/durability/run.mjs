@@ -19,6 +19,7 @@ import { exited, kill, runMain, track } from "../lib/children.mjs";
 import { freePort, getJson, outputTail } from "../lib/shoal-node.mjs";
 import { median } from "../lib/stats.mjs";
 import { table, verdict } from "../lib/table.mjs";
+import { sleep, until } from "../lib/until.mjs";
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 const CLI = here("../../../apps/node/dist/cli.js");
@@ -28,18 +29,7 @@ const DETECTORS = {
   fast: { heartbeatMs: 100, suspectAfterMs: 300, downAfterMs: 600 },
 };
 const SLACK_MS = 200; // the target: detection + this, as for actors (test/bench/actors)
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (line) => process.stderr.write(`[bench] ${line}\n`);
-
-async function until(check, timeoutMs, what, everyMs = 2) {
-  const end = performance.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (performance.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(everyMs);
-  }
-}
 
 async function startNode({ name, dir, slots, join: seeds, detector }) {
   const port = await freePort();
@@ -94,13 +84,13 @@ async function failoverOnce({ victim, signal, detector }) {
     const res = await fetch(`http://${owner.address}/v1/workflows`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(spec) });
     if (res.status !== 202) throw new Error(`workflow refused: ${res.status} ${await res.text()}`);
     const { workflow_id: id } = await res.json();
-    const [first] = await until(() => (runsOf(dir, "second").length === 1 ? runsOf(dir, "second") : undefined), 10_000, "second started");
+    const [first] = await until(() => (runsOf(dir, "second").length === 1 ? runsOf(dir, "second") : undefined), 10_000, "second started", 2);
     await sleep(200); // first's outcome reaches the backup within the 20 ms batching; leave room
     const target = victim === "owner" ? owner : nodes.find((n) => n.name === first.node);
     const survivor = nodes.find((n) => n !== owner && n !== target);
     const killedAt = performance.now();
     target.child.kill(signal);
-    await until(() => runsOf(dir, "second").length >= 2, 15_000, "second running again");
+    await until(() => runsOf(dir, "second").length >= 2, 15_000, "second running again", 2);
     const rerunMs = performance.now() - killedAt;
     const state = await until(() => getJson(survivor.port, `/v1/workflows/${id}`), 5_000, "state from a survivor", 20);
     return { rerunMs, owner: state.owner, from: first.node };
