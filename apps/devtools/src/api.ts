@@ -1,34 +1,57 @@
-import type { InspectEvent } from "@shoal/protocol";
+import type { ApiErrorResponse, InspectEvent } from "@shoal/protocol";
+import { askToken, dropToken, storedToken } from "./auth.js";
 
 /**
- * The node this page came from. With a cluster secret, open `/devtools?token=SECRET`: the page
- * keeps it for this tab and sends it with every call.
+ * How the node closes `/v1/inspect` for a missing or bad token: 4000 + the HTTP status the same
+ * token gets from the API.
  */
-const params = new URLSearchParams(location.search);
-const token = params.get("token") ?? sessionStorage.getItem("shoal-token") ?? undefined;
-if (params.get("token")) sessionStorage.setItem("shoal-token", params.get("token") as string);
+const CLOSE_UNAUTHORIZED = 4401;
 
+/**
+ * A GET on the node this page came from, with the API token as `Authorization: Bearer` when
+ * the page has one. A 401 asks for a token (once for the whole page) and tries again with it.
+ */
 export async function getJson<T>(path: string): Promise<T> {
-  const res = await fetch(path, { headers: token ? { authorization: `Bearer ${token}` } : {} });
-  const body = await res.json();
-  if (!res.ok) throw new Error(body?.error?.message ?? `${path}: HTTP ${res.status}`);
-  return body as T;
+  for (;;) {
+    const token = storedToken();
+    const res = await fetch(path, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    const body = (await res.json().catch(() => undefined)) as unknown;
+    const message = (body as Partial<ApiErrorResponse> | undefined)?.error?.message;
+    if (res.status === 401) {
+      if (token) dropToken(token);
+      await askToken(message ?? "this node wants an API token");
+      continue;
+    }
+    if (!res.ok) throw new Error(message ?? `${path}: HTTP ${res.status}`);
+    return body as T;
+  }
 }
 
-/** Opens `WS /v1/inspect` and reconnects with backoff when it drops. */
-export function openInspect(onEvents: (events: InspectEvent[]) => void, onStatus: (status: "open" | "closed") => void): void {
+/**
+ * Opens `WS /v1/inspect` (wss: when the page came over https) and reconnects with backoff when
+ * it drops. A browser cannot put a header on a WebSocket, so the token goes as the first message;
+ * a node without tokens ignores it. A close for a bad token asks for a new one before reconnecting.
+ */
+export function openInspect(onEvents: (events: InspectEvent[]) => void, onStatus: (status: "open" | "closed" | "token") => void): void {
   let delay = 250;
   const connect = () => {
     const url = new URL("/v1/inspect", location.href);
     url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-    if (token) url.searchParams.set("token", token);
     const ws = new WebSocket(url);
+    const token = storedToken();
     ws.onopen = () => {
+      if (token) ws.send(JSON.stringify({ type: "auth", token }));
       delay = 250;
       onStatus("open");
     };
     ws.onmessage = (m) => onEvents(JSON.parse(m.data as string) as InspectEvent[]);
-    ws.onclose = () => {
+    ws.onclose = (e) => {
+      if (e.code === CLOSE_UNAUTHORIZED) {
+        if (token) dropToken(token);
+        onStatus("token");
+        void askToken(e.reason || "this node wants an API token").then(connect);
+        return;
+      }
       onStatus("closed");
       setTimeout(connect, delay);
       delay = Math.min(delay * 2, 5_000);

@@ -1,5 +1,6 @@
 import type { ActorRow, LogicInfo, NodesResponse, WorkflowState } from "@shoal/protocol";
 import { getJson, openInspect } from "./api.js";
+import { initTokenControls } from "./auth.js";
 import { html, setHtml } from "./dom.js";
 import { Store } from "./store.js";
 import { renderActor, renderActors } from "./views/actor.js";
@@ -33,7 +34,7 @@ async function boot(): Promise<void> {
   openInspect(
     (events) => store.apply(events),
     (status) => {
-      conn.textContent = status === "open" ? `live via ${store.self}` : "reconnecting…";
+      conn.textContent = status === "open" ? `live via ${store.self}` : status === "token" ? "token needed" : "reconnecting…";
       conn.className = `conn ${status}`;
     },
   );
@@ -110,4 +111,5 @@ async function loadActor(id: string): Promise<void> {
   }
 }
 
-void boot();
+initTokenControls();
+boot().catch((err: Error) => setHtml(app, html`<p class="error">${err.message}</p>`));
