@@ -26,6 +26,14 @@ describe("the README demo", () => {
     expect(result.result.summarize.verdicts).toEqual({ normal: 1, motion: 1 });
   });
 
+  it("--secure runs it on a mesh with mutual TLS and API tokens: a CA, a certificate per node, a token for shoal run", async () => {
+    const r = await runScript(DEMO, ["--secure"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/made a cluster CA, node certificates and an API token/);
+    expect(r.stdout).toMatch(/shoal run examples\/analyze-cameras.json --node 127.0.0.1:\d+ --ca ca\/ca.crt --token-file token/);
+    expect(resultIn(r.stdout)).toMatchObject({ status: "complete", steps_completed: 3, steps_failed: 0 });
+  });
+
   it("with SHOAL_LLM_URL the summary comes from the LLM endpoint, on the GPU node", async () => {
     const prompts: string[] = [];
     const llm = createServer((req, res) => {

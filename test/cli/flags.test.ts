@@ -42,7 +42,8 @@ describe("shoal node: bad flags and config", () => {
 
   it("is secure unless told otherwise: a host reachable from the network needs TLS and tokens, or --insecure", () => {
     expectOneLineFailure(["--host", "0.0.0.0"], /SHOAL_ERR_INSECURE: --host 0.0.0.0 is reachable from the network: give --tls-dir and --token-key-file/);
-    expectOneLineFailure(["--tls-dir", "/tmp"], /SHOAL_ERR_NOT_SUPPORTED: --tls-dir is not served by shoal node yet/);
+    expectOneLineFailure(["--tls-dir", "/nonexistent"], /SHOAL_ERR_BAD_TLS: --tls-dir \/nonexistent: cannot read ca.crt/);
+    expectOneLineFailure(["--revoked-tokens", "/nonexistent"], /SHOAL_ERR_BAD_TOKEN_KEY: --revoked-tokens lists tokens of a --token-key-file/);
   });
 
   it("refuses a secret file that other users can read", () => {

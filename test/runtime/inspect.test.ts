@@ -1,10 +1,10 @@
-import { writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import type { InspectEvent } from "@shoal/protocol";
 import { InspectEventSchema } from "@shoal/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
-import { type NodeProcess, startMesh, stopAll, tempDir, until } from "../support/shoalProcess.js";
+import { secureCluster } from "../support/secureCluster.js";
+import { type NodeProcess, startMesh, stopAll, until } from "../support/shoalProcess.js";
 
 const PLUGIN = resolve(import.meta.dirname, "../fixtures/plugins/actors.mjs");
 const started: NodeProcess[] = [];
@@ -64,21 +64,29 @@ describe("WS /v1/inspect", () => {
     expect(two).not.toBe(one);
   });
 
-  it("needs the secret as a token when the cluster has one, and refuses bad filters", async () => {
-    const file = join(tempDir(), "secret");
-    writeFileSync(file, "sesame", { mode: 0o600 });
-    const [a] = await mesh(["--secret-file", file]);
-    const status = (query: string) =>
+  it("wants a read token on a node with tokens (as a header, or a browser's first message; never in the URL), and refuses bad filters", async () => {
+    const keys = secureCluster();
+    const [a] = await mesh(["--token-key-file", keys.tokenKeyFile]);
+    const read = keys.token("read").token;
+    /** How the stream answers: "streams" once an event arrives, a close code, or the upgrade's HTTP status. */
+    const outcome = (query: string, options: { header?: string; first?: string } = {}) =>
       new Promise<string>((res) => {
-        const ws = new WebSocket(`ws://${a.address}/v1/inspect${query}`);
+        const ws = new WebSocket(`ws://${a.address}/v1/inspect${query}`, options.header ? { headers: { authorization: `Bearer ${options.header}` } } : {});
         sockets.push(ws);
-        ws.on("open", () => res("open"));
+        ws.on("open", () => options.first !== undefined && ws.send(options.first));
+        ws.on("message", () => res("streams"));
+        ws.on("close", (code, reason) => res(`${code} ${reason}`));
         ws.on("unexpected-response", (_req, r) => res(String(r.statusCode)));
         ws.on("error", () => {});
       });
-    expect(await status("")).toBe("401");
-    expect(await status("?token=wrong")).toBe("401");
-    expect(await status("?token=sesame")).toBe("open");
-    expect(await status("?token=sesame&colour=blue")).toBe("400");
+    expect(await outcome("", { header: read })).toBe("streams");
+    expect(await outcome("", { header: "st1.forged.token" })).toBe("401");
+    expect(await outcome("", { first: JSON.stringify({ type: "auth", token: read }) })).toBe("streams");
+    expect(await outcome("", { first: JSON.stringify({ type: "auth", token: keys.token("read", "1s").token.replace(/.$/, "x") }) })).toMatch(/^4401 .*signature/);
+    expect(await outcome("", { first: "hello" })).toMatch(/^1008 /);
+    expect(await outcome(`?token=${read}`)).toBe("400");
+    expect(await outcome("?colour=blue", { header: read })).toBe("400");
+    // An inspector that never sends its token is closed once its time is up.
+    expect(await outcome("")).toMatch(/^4401 no API token within 5 s/);
   });
 });

@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -30,6 +32,57 @@ export interface NodeProcessOptions {
   dataDir?: string;
   extra?: string[];
   env?: Record<string, string>;
+  /** How this test talks to the node's API: https with this CA (PEM), and a token on every call. */
+  client?: ApiClientOptions;
+}
+
+export interface ApiClientOptions {
+  ca?: string;
+  token?: string;
+}
+
+export interface ApiAnswer {
+  status: number;
+  json: any;
+  text: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+/** One API call with node:http(s) (fetch cannot take a CA); `json` is undefined when the body is not JSON. */
+export function apiCall(
+  address: string,
+  method: string,
+  path: string,
+  options: ApiClientOptions & { body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<ApiAnswer> {
+  const payload = options.body === undefined ? undefined : typeof options.body === "string" ? options.body : JSON.stringify(options.body);
+  const [host, port] = [address.slice(0, address.lastIndexOf(":")), Number(address.slice(address.lastIndexOf(":") + 1))];
+  const headers: Record<string, string> = {
+    ...(options.token !== undefined && { authorization: `Bearer ${options.token}` }),
+    ...(payload !== undefined && { "content-type": "application/json" }),
+    ...options.headers,
+  };
+  const send = options.ca ? httpsRequest : httpRequest;
+  return new Promise((resolveCall, reject) => {
+    const req = send({ host, port, method, path, headers, ...(options.ca && { ca: options.ca }), timeout: options.timeoutMs ?? 5_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("error", reject);
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
+        resolveCall({ status: res.statusCode ?? 0, json, text, headers: res.headers });
+      });
+    });
+    req.on("timeout", () => req.destroy(new Error(`${method} ${path} on ${address}: no answer in time`)));
+    req.on("error", reject);
+    req.end(payload);
+  });
 }
 
 /** One real `shoal node` process, with its JSON log lines kept for assertions. */
@@ -43,9 +96,11 @@ export class NodeProcess {
   private exited: Promise<number | null> | undefined;
   private readonly args: string[];
   private readonly env: Record<string, string>;
+  readonly client: ApiClientOptions;
 
   constructor(options: NodeProcessOptions & { port: number }) {
     this.name = options.name;
+    this.client = options.client ?? {};
     this.port = options.port;
     this.dataDir = options.dataDir ?? join(tempDir(), options.name);
     this.args = [
@@ -93,30 +148,16 @@ export class NodeProcess {
     return this;
   }
 
-  async get(path: string, headers: Record<string, string> = {}): Promise<{ status: number; json: any; text: string }> {
-    const res = await fetch(`http://${this.address}${path}`, { headers, signal: AbortSignal.timeout(5_000) });
-    const text = await res.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, json, text };
+  async get(path: string, headers: Record<string, string> = {}): Promise<ApiAnswer> {
+    return apiCall(this.address, "GET", path, { ...this.client, headers });
   }
 
   async post(path: string, body?: unknown): Promise<{ status: number; json: any }> {
     return this.request("POST", path, body);
   }
 
-  async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
-    const res = await fetch(`http://${this.address}${path}`, {
-      method,
-      headers: { ...headers, ...(body !== undefined && { "content-type": "application/json" }) },
-      ...(body !== undefined && { body: typeof body === "string" ? body : JSON.stringify(body) }),
-      signal: AbortSignal.timeout(60_000),
-    });
-    return { status: res.status, json: await res.json() };
+  async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiAnswer> {
+    return apiCall(this.address, method, path, { ...this.client, body, headers, timeoutMs: 60_000 });
   }
 
   async nodes(headers: Record<string, string> = {}): Promise<NodeRow[]> {
@@ -159,7 +200,7 @@ export interface Mesh {
 }
 
 /** Starts `names.length` nodes; every node after the first joins through the first. */
-export async function startMesh(names: string[], options: { extra?: string[]; env?: Record<string, string> } = {}): Promise<Mesh> {
+export async function startMesh(names: string[], options: { extra?: string[]; env?: Record<string, string>; client?: ApiClientOptions } = {}): Promise<Mesh> {
   const nodes: NodeProcess[] = [];
   for (const name of names) {
     const port = await freePort();

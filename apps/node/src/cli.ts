@@ -2,6 +2,7 @@
 import { existsSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { LIMITS, isShoalError } from "@shoal/protocol";
+import { apiTarget } from "./commands/fetchApi.js";
 import { runNodeCommand } from "./commands/nodeCommand.js";
 import { runNodesCommand } from "./commands/nodesCommand.js";
 import { runWorkflowCommand } from "./commands/runCommand.js";
@@ -59,30 +60,27 @@ nodeCommand.action(async (flags) => runNodeCommand(flags));
 
 const defaultNode = process.env.SHOAL_NODE ?? "127.0.0.1:7400";
 
-program
-  .command("run")
-  .description("submit a workflow (JSON or YAML), show live progress, print the result")
+/** The flags of every command that calls a node's API. */
+const apiCommand = (name: string, description: string, what: string) =>
+  program
+    .command(name)
+    .description(description)
+    .option("--node <host:port>", `node to ${what} (default: $SHOAL_NODE or 127.0.0.1:7400)`, defaultNode)
+    .option("--token-file <file>", "file holding an API token (default: $SHOAL_TOKEN)")
+    .option("--ca <file>", "the cluster's ca.crt: speak https to a node started with --tls-dir (default: $SHOAL_CA)");
+
+apiCommand("run", "submit a workflow (JSON or YAML), show live progress, print the result", "submit to")
   .argument("<file>", "workflow spec")
-  .option("--node <host:port>", "node to submit to", defaultNode)
-  .option("--secret-file <file>", "file holding the cluster secret")
   .option("--json", "print only the result JSON")
-  .action(async (file, flags) => runWorkflowCommand(file, flags));
+  .action(async (file, flags) => runWorkflowCommand(file, apiTarget(flags), flags));
 
-program
-  .command("status")
-  .description("print a workflow's state, from any node")
+apiCommand("status", "print a workflow's state, from any node", "ask")
   .argument("<workflow_id>")
-  .option("--node <host:port>", "node to ask", defaultNode)
-  .option("--secret-file <file>", "file holding the cluster secret")
-  .action(async (id, flags) => runStatusCommand(id, flags));
+  .action(async (id, flags) => runStatusCommand(id, apiTarget(flags)));
 
-program
-  .command("nodes")
-  .description("print the mesh as one node sees it")
-  .option("--node <host:port>", "node to ask", defaultNode)
-  .option("--secret-file <file>", "file holding the cluster secret")
+apiCommand("nodes", "print the mesh as one node sees it", "ask")
   .option("--json", "print the JSON answer")
-  .action(async (flags) => runNodesCommand(flags));
+  .action(async (flags) => runNodesCommand(apiTarget(flags), flags));
 
 const ca = program.command("ca").description("the cluster's certificate authority");
 ca.command("init")

@@ -33,9 +33,10 @@ describe("a node is secure unless told otherwise", () => {
     expect(() => loadSecurity(config({ host: "0.0.0.0", "tls-dir": tlsDir }))).toThrow(/give --token-key-file/);
     expect(() => loadSecurity(config({ host: "0.0.0.0" }))).toThrow(expect.objectContaining({ code: "SHOAL_ERR_INSECURE" }));
     expect(loadSecurity(config({ host: "0.0.0.0", insecure: true })).tls).toBeUndefined();
-    // Both given: refused until the node serves them, rather than started looking secured.
-    expect(() => loadSecurity(config({ host: "0.0.0.0", "tls-dir": tlsDir, "token-key-file": keyFile }))).toThrow(expect.objectContaining({ code: "SHOAL_ERR_NOT_SUPPORTED" }));
-    expect(loadTls(tlsDir, "edge-01").cert).toBeDefined();
+    const secured = loadSecurity(config({ host: "0.0.0.0", "tls-dir": tlsDir, "token-key-file": keyFile }));
+    expect(secured.tls?.hosts).toEqual(expect.arrayContaining(["edge-01"]));
+    expect(secured.tokens).toBeDefined();
+    expect(() => loadSecurity(config({ "revoked-tokens": keyFile }))).toThrow(/give that too/);
   });
 
   it("refuses key files others can read, a certificate for another name, and one from another CA", async () => {

@@ -9,7 +9,7 @@ import { readSecretFile } from "./config.js";
 
 /** What secures a node: mutual TLS, API tokens, the membership key for plain links. */
 export interface NodeSecurity {
-  tls: TlsMaterial | undefined;
+  tls: (TlsMaterial & { hosts: string[] }) | undefined;
   tokens: TokenVerifier | undefined;
   secret: string | undefined;
 }
@@ -36,11 +36,8 @@ export function loadSecurity(config: NodeConfig): NodeSecurity {
       );
     }
   }
-  // The transport speaks mutual TLS and tokens are signed and checked (tested in their modules),
-  // but the node's https server and the API's token check are not wired yet: refuse rather than
-  // start a node that looks secured and is not.
-  for (const key of ["tls-dir", "token-key-file", "revoked-tokens"] as const) {
-    if (config[key]) throw new ShoalError("SHOAL_ERR_NOT_SUPPORTED", `--${key} is not served by shoal node yet; on a trusted network run with --insecure`);
+  if (config["revoked-tokens"] && !config["token-key-file"]) {
+    throw new ShoalError("SHOAL_ERR_BAD_TOKEN_KEY", "--revoked-tokens lists tokens of a --token-key-file; give that too");
   }
   const secretFile = config["secret-file"];
   if (secretFile) privateFile(secretFile, "SHOAL_ERR_BAD_SECRET_FILE");
@@ -53,8 +50,11 @@ export function loadSecurity(config: NodeConfig): NodeSecurity {
   };
 }
 
-/** `--tls-dir`: the CA, and this node's certificate, which must be the CA's and for this node's name. */
-export function loadTls(dir: string, name: string): TlsMaterial {
+/**
+ * `--tls-dir`: the CA, and this node's certificate, which must be the CA's and for this node's
+ * name; `hosts` are the names and addresses in its SAN (how clients reach the node).
+ */
+export function loadTls(dir: string, name: string): TlsMaterial & { hosts: string[] } {
   const read = (file: string) => {
     try {
       return readFileSync(join(dir, file));
@@ -78,7 +78,11 @@ export function loadTls(dir: string, name: string): TlsMaterial {
   const cn = /(?:^|\n)CN=([^\n]+)/.exec(nodeCert.subject)?.[1];
   if (cn !== name) throw new ShoalError("SHOAL_ERR_BAD_TLS", `--tls-dir ${dir}: node.crt is for ${cn ?? "no name"}, this node is --name ${name}`);
   if (Date.parse(nodeCert.validTo) <= Date.now()) throw new ShoalError("SHOAL_ERR_BAD_TLS", `--tls-dir ${dir}: node.crt expired on ${nodeCert.validTo}`);
-  return { ca, cert, key };
+  const hosts = (nodeCert.subjectAltName ?? "")
+    .split(", ")
+    .map((entry) => /^(?:DNS|IP Address):(.+)$/.exec(entry)?.[1])
+    .filter((h): h is string => h !== undefined);
+  return { ca, cert, key, hosts };
 }
 
 function privateFile(file: string, code: "SHOAL_ERR_BAD_TLS" | "SHOAL_ERR_BAD_SECRET_FILE" | "SHOAL_ERR_BAD_TOKEN_KEY"): void {

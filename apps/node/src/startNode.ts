@@ -5,13 +5,14 @@ import { Mesh } from "@shoal/mesh";
 import { type Logger, type NodeConfig, type NodeIdentity, ShoalError } from "@shoal/protocol";
 import { LogicRegistry, Runtime } from "@shoal/runtime";
 import { builtinTools, loadPlugins } from "@shoal/tools";
-import { Transport, refuseUpgrade } from "@shoal/transport";
+import { MESH_PATH, Transport, refuseUpgrade } from "@shoal/transport";
 import { WorkflowService, WorkflowStore } from "@shoal/workflow";
 import { z } from "zod";
 import { openDataDir } from "./dataDir.js";
 import { loadSecurity } from "./security.js";
 import { createHttpApi, nodeRow } from "./http/createHttpApi.js";
 import { createHttpServer } from "./http/createHttpServer.js";
+import { OriginPolicy } from "./http/OriginPolicy.js";
 import { InspectHub } from "./inspect/InspectHub.js";
 import { createInspectSocket } from "./inspect/inspectSocket.js";
 import type { Handler } from "./http/Router.js";
@@ -39,7 +40,7 @@ export interface StartNodeOptions {
 
 /** Starts one Shoal node: data dir, plugins, HTTP + WebSocket port, transport, mesh, runtime. */
 export async function startNode({ config, logger, debugRoutes = false }: StartNodeOptions): Promise<RunningNode> {
-  const { secret } = loadSecurity(config);
+  const { secret, tls, tokens } = loadSecurity(config);
   const registry = new LogicRegistry();
   const builtins = builtinTools({
     llm: { url: config["llm-url"] ?? process.env.SHOAL_LLM_URL, model: config["llm-model"] ?? process.env.SHOAL_LLM_MODEL, apiKey: process.env.SHOAL_LLM_API_KEY },
@@ -49,7 +50,15 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
   for (const def of [...builtins, ...(await loadPlugins(config.plugin))]) registry.register(def);
   const dataDir = openDataDir(config["data-dir"]);
   const log = logger.child({ node: config.name });
-  const http = createHttpServer({ logger: log, maxBodyBytes: config["max-body-bytes"], maxJsonDepth: config["max-json-depth"] });
+  // Peers need an address they can dial; a wildcard bind is reached through the host name.
+  const advertisedHost = config.host === "0.0.0.0" || config.host === "::" ? hostname() : config.host;
+  const origins = new OriginPolicy({
+    names: [config.name, config.host, advertisedHost, ...(tls?.hosts ?? [])],
+    allowHost: config["allow-host"],
+    allowOrigin: config["allow-origin"],
+    scheme: tls ? "https" : "http",
+  });
+  const http = createHttpServer({ logger: log, maxBodyBytes: config["max-body-bytes"], maxJsonDepth: config["max-json-depth"], origins, ...(tls && { tls }) });
   const server = http.server;
   let store: WorkflowStore;
   try {
@@ -66,8 +75,6 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
     throw err;
   }
   const port = (server.address() as { port: number }).port;
-  // Peers need an address they can dial; a wildcard bind is reached through the host name.
-  const advertisedHost = config.host === "0.0.0.0" || config.host === "::" ? hostname() : config.host;
   const identity: NodeIdentity = {
     id: dataDir.nodeId,
     name: config.name,
@@ -80,6 +87,7 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
     identity,
     cluster: config.cluster,
     secret,
+    tls,
     logger: log,
     maxFrameBytes: config["max-frame-bytes"],
     maxHandshakeFrameBytes: config["max-handshake-frame-bytes"],
@@ -113,10 +121,15 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
     maxWorkflows: config["max-workflows"],
   });
   const hub = new InspectHub({ mesh, runtime, workflows, transport, logger: log, toRow: nodeRow });
-  const inspect = createInspectSocket(hub, secret, log, { maxInspectors: config["max-inspectors"] });
+  const inspect = createInspectSocket(hub, log, { maxInspectors: config["max-inspectors"], tokens, origins });
   // Upgrades never reach Fastify. node:http hands them over with no error listener on the socket.
   server.on("upgrade", (req, socket, head) => {
     socket.on("error", (err) => log.debug({ err }, "upgrade socket error"));
+    // Peers are never web pages: an upgrade to /mesh with an Origin is a browser, sent by a page.
+    if (req.headers.origin !== undefined && (req.url ?? "").split("?", 1)[0] === MESH_PATH) {
+      refuseUpgrade(socket, 403, { code: "SHOAL_ERR_BAD_ORIGIN", message: `${MESH_PATH} is for peers, not web pages (the upgrade came from ${req.headers.origin.slice(0, 200)})` });
+      return;
+    }
     if (!transport.handleUpgrade(req, socket, head) && !inspect.handleUpgrade(req, socket, head)) {
       refuseUpgrade(socket, 404, { code: "SHOAL_ERR_NOT_FOUND", message: `no WebSocket at ${(req.url ?? "/").split("?", 1)[0]?.slice(0, 200)}` });
     }
@@ -127,7 +140,7 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
     runtime,
     workflows,
     metrics: createMetrics(transport.stats, mesh, runtime, workflows),
-    secret,
+    tokens,
     ...(debugRoutes && { debugRoutes: debugHandlers(transport, mesh) }),
   });
   mesh.start();
@@ -140,7 +153,7 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
     workflows.resume().catch((err: unknown) => log.error({ err }, "could not resume the workflows in the store"));
   });
   log.info(
-    { id: identity.id, address: identity.address, seeds: config.join, dataDir: dataDir.path, secured: secret !== undefined, tools: identity.tools },
+    { id: identity.id, address: identity.address, seeds: config.join, dataDir: dataDir.path, tls: tls !== undefined, tokens: tokens !== undefined, secret: secret !== undefined, tools: identity.tools },
     "node started",
   );
 

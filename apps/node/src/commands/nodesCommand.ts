@@ -1,11 +1,9 @@
 import { NodesResponseSchema } from "@shoal/protocol";
-import { readSecretFile } from "../config.js";
-import { fetchApi } from "./fetchApi.js";
+import { type ApiTarget, fetchApi } from "./fetchApi.js";
 import { formatTable } from "./formatTable.js";
 
-export async function runNodesCommand(flags: { node: string; json?: boolean; secretFile?: string }): Promise<void> {
-  const secret = flags.secretFile ? readSecretFile(flags.secretFile) : undefined;
-  const answer = NodesResponseSchema.parse(await fetchApi(flags.node, "/v1/nodes", { secret }));
+export async function runNodesCommand(target: ApiTarget, flags: { json?: boolean }): Promise<void> {
+  const answer = NodesResponseSchema.parse(await fetchApi(target, "/v1/nodes"));
   if (flags.json) {
     process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
     return;

@@ -1,14 +1,11 @@
 import { readFileSync } from "node:fs";
 import { ShoalError, type WorkflowResult, WorkflowResultSchema, type WorkflowState, WorkflowStateSchema } from "@shoal/protocol";
 import { parse as parseYaml } from "yaml";
-import { readSecretFile } from "../config.js";
-import { fetchApi } from "./fetchApi.js";
+import { type ApiTarget, fetchApi } from "./fetchApi.js";
 import { progressBar, stepChanges } from "./progress.js";
 
 export interface RunFlags {
-  node: string;
   json?: boolean;
-  secretFile?: string;
   /** Poll interval of the live progress. */
   intervalMs?: number;
 }
@@ -18,17 +15,16 @@ export interface RunFlags {
  * and each step's state and node as it changes), then prints the seed-format result. Exits 0 when
  * the workflow completed or ended partial, 1 when it failed.
  */
-export async function runWorkflowCommand(file: string, flags: RunFlags): Promise<void> {
+export async function runWorkflowCommand(file: string, target: ApiTarget, flags: RunFlags): Promise<void> {
   const spec = readWorkflowFile(file);
-  const secret = flags.secretFile ? readSecretFile(flags.secretFile) : undefined;
-  const { workflow_id } = (await fetchApi(flags.node, "/v1/workflows", { method: "POST", body: spec, secret })) as { workflow_id: string };
+  const { workflow_id } = (await fetchApi(target, "/v1/workflows", { method: "POST", body: spec })) as { workflow_id: string };
   const out = (line: string) => !flags.json && process.stdout.write(`${line}\n`);
-  out(`workflow ${workflow_id} submitted to ${flags.node}`);
+  out(`workflow ${workflow_id} submitted to ${target.node}`);
   const seen = new Map<string, string>();
   let lastBar = "";
   let state: WorkflowState;
   for (;;) {
-    state = WorkflowStateSchema.parse(await fetchApi(flags.node, `/v1/workflows/${workflow_id}`, { secret }));
+    state = WorkflowStateSchema.parse(await fetchApi(target, `/v1/workflows/${workflow_id}`));
     const bar = progressBar(state.progress.done, state.progress.total);
     const changes = stepChanges(state, seen);
     if (changes.length > 0 || bar !== lastBar) {
@@ -39,7 +35,7 @@ export async function runWorkflowCommand(file: string, flags: RunFlags): Promise
     if (state.status !== "running") break;
     await new Promise((r) => setTimeout(r, flags.intervalMs ?? 200));
   }
-  const result: WorkflowResult = WorkflowResultSchema.parse(await fetchApi(flags.node, `/v1/workflows/${workflow_id}/result`, { secret }));
+  const result: WorkflowResult = WorkflowResultSchema.parse(await fetchApi(target, `/v1/workflows/${workflow_id}/result`));
   out("");
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   if (result.status === "failed") process.exitCode = 1;

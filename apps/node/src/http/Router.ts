@@ -1,7 +1,7 @@
-import { timingSafeEqual } from "node:crypto";
 import { ShoalError, describeZodError } from "@shoal/protocol";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { z } from "zod";
+import { type Scope, type TokenVerifier, scopeCovers } from "../auth/apiTokens.js";
 import { JSON_TYPE } from "./createHttpServer.js";
 
 export interface RequestContext {
@@ -18,36 +18,45 @@ export interface Reply {
   /** A raw body (Prometheus text, static assets). */
   text?: string | Buffer;
   contentType?: string;
+  /** More response headers (the inspector's Content-Security-Policy). */
+  headers?: Record<string, string>;
 }
+
+/** Who may call a route: anyone (liveness probes, the inspector's page), or a token of this scope. */
+export type Access = "open" | Scope;
 
 export type Handler = (ctx: RequestContext) => Promise<Reply> | Reply;
 
 /**
- * The API's route table on the Fastify app: `:param` paths, a bearer check when the cluster has
- * a secret, bodies checked with zod, and a 405 naming the methods a path takes. Failures are
- * thrown; the app's error handler turns them into the error body.
+ * The API's route table on the Fastify app: `:param` paths, an API token check when the node has
+ * a token key (GET routes want `read`, the others `submit`, unless the route says), bodies checked
+ * with zod, and a 405 naming the methods a path takes. Failures are thrown; the app's error
+ * handler turns them into the error body. Without a token key every route is open: that is a
+ * node on loopback, or one told `--insecure`.
  */
 export class Router {
   private readonly methodsByPath = new Map<string, string[]>();
 
   constructor(
     private readonly app: FastifyInstance,
-    private readonly secret: string | undefined,
+    private readonly tokens: TokenVerifier | undefined,
   ) {}
 
-  /** Adds a route; `open` ones need no secret (liveness probes). */
-  add(method: string, path: string, handler: Handler, options: { open?: boolean } = {}): this {
+  /** Adds a route. */
+  add(method: string, path: string, handler: Handler, options: { access?: Access } = {}): this {
+    const access = options.access ?? (method === "GET" ? "read" : "submit");
     const methods = this.methodsByPath.get(path) ?? [];
     this.methodsByPath.set(path, [...methods, method]);
     this.app.route({
       method,
       url: path,
-      // A hook runs before the body is read: a caller without the secret costs no parsing.
-      ...(!options.open && this.secret !== undefined && { onRequest: this.checkSecret }),
+      // A hook runs before the body is read: a caller without a token costs no parsing.
+      ...(access !== "open" && this.tokens !== undefined && { onRequest: this.tokenCheck(this.tokens, access) }),
       handler: async (request, reply) => {
         const out = await handler(contextOf(request));
         return reply
           .code(out.status ?? 200)
+          .headers(out.headers ?? {})
           .type(out.contentType ?? JSON_TYPE)
           .send(out.text ?? JSON.stringify(out.json));
       },
@@ -71,13 +80,21 @@ export class Router {
     }
   }
 
-  private readonly checkSecret = async (request: FastifyRequest): Promise<void> => {
-    const expected = Buffer.from(`Bearer ${this.secret}`);
-    const given = Buffer.from(request.headers.authorization ?? "");
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      throw new ShoalError("SHOAL_ERR_UNAUTHORIZED", "this node needs the cluster secret as 'Authorization: Bearer <secret>'");
-    }
-  };
+  private tokenCheck(tokens: TokenVerifier, needed: Scope) {
+    return async (request: FastifyRequest): Promise<void> => {
+      const claims = tokens.verify(bearerToken(request.headers.authorization));
+      if (!scopeCovers(claims.scope, needed)) {
+        throw new ShoalError("SHOAL_ERR_FORBIDDEN", `${request.method} ${request.url.split("?", 1)[0]} needs a token of scope ${needed}; token ${claims.id} has ${claims.scope}`);
+      }
+    };
+  }
+}
+
+/** The token of an `Authorization: Bearer TOKEN` header; SHOAL_ERR_UNAUTHORIZED without one. */
+export function bearerToken(header: string | undefined): string {
+  const match = /^Bearer +(\S+)\s*$/i.exec(header ?? "");
+  if (!match?.[1]) throw new ShoalError("SHOAL_ERR_UNAUTHORIZED", "this node wants an API token as 'Authorization: Bearer <token>' (shoal token create)");
+  return match[1];
 }
 
 function contextOf(request: FastifyRequest): RequestContext {

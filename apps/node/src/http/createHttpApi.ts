@@ -11,6 +11,7 @@ import type { Runtime } from "@shoal/runtime";
 import type { WorkflowService } from "@shoal/workflow";
 import { z } from "zod";
 import type { Registry } from "prom-client";
+import type { TokenVerifier } from "../auth/apiTokens.js";
 import type { HttpServer } from "./createHttpServer.js";
 import { devtoolsHandler, devtoolsRoot } from "./devtoolsAssets.js";
 import { type Handler, Router } from "./Router.js";
@@ -21,7 +22,8 @@ export interface HttpApiOptions {
   runtime: Runtime;
   workflows: WorkflowService;
   metrics: Registry;
-  secret: string | undefined;
+  /** `--token-key-file`: the API wants tokens; open without. */
+  tokens: TokenVerifier | undefined;
   /** Extra POST routes for tests and fault drills, e.g. `/debug/block`. */
   debugRoutes?: Record<string, Handler>;
 }
@@ -29,8 +31,8 @@ export interface HttpApiOptions {
 /** The node's HTTP API on the mesh port: adds the routes to the port's app, then serves them. */
 export async function createHttpApi(http: HttpServer, options: HttpApiOptions): Promise<void> {
   const { runtime, workflows } = options;
-  const router = new Router(http.app, options.secret)
-    .add("GET", "/healthz", () => ({ json: { ok: true, node: options.nodeName } }), { open: true })
+  const router = new Router(http.app, options.tokens)
+    .add("GET", "/healthz", () => ({ json: { ok: true, node: options.nodeName } }), { access: "open" })
     .add("GET", "/v1/nodes", () => ({ json: nodesResponse(options.nodeName, options.mesh) }))
     .add("GET", "/metrics", async () => ({ text: await options.metrics.metrics(), contentType: options.metrics.contentType }))
     .add("GET", "/v1/actors", () => ({ json: { node: options.nodeName, actors: runtime.list() satisfies ActorRow[] } }))
@@ -67,10 +69,10 @@ export async function createHttpApi(http: HttpServer, options: HttpApiOptions): 
     .add("GET", "/v1/workflows/:id", async ({ params }) => ({ json: await workflows.state(params.id ?? "") }))
     .add("GET", "/v1/workflows/:id/result", async ({ params }) => ({ json: await workflows.result(params.id ?? "") }))
     .add("POST", "/v1/workflows/:id/cancel", async ({ params }) => ({ json: await workflows.cancel(params.id ?? "") }));
-  // The inspector's page and assets need no secret (a browser cannot send one); it asks for it.
+  // The inspector's page and assets are open (a browser navigating cannot send a token); the page asks for one.
   const devtools = devtoolsHandler(devtoolsRoot());
-  for (const path of ["/devtools", "/devtools/", "/devtools/assets/:file"]) router.add("GET", path, devtools, { open: true });
-  for (const [path, handler] of Object.entries(options.debugRoutes ?? {})) router.add("POST", path, handler);
+  for (const path of ["/devtools", "/devtools/", "/devtools/assets/:file"]) router.add("GET", path, devtools, { access: "open" });
+  for (const [path, handler] of Object.entries(options.debugRoutes ?? {})) router.add("POST", path, handler, { access: "admin" });
   router.seal();
   await http.start();
 }

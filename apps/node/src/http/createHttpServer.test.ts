@@ -6,7 +6,9 @@ import type { LightMyRequestResponse } from "fastify";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { z } from "zod";
+import { TokenVerifier, createToken } from "../auth/apiTokens.js";
 import { type HttpServerOptions, MAX_HEADER_BYTES, createHttpServer } from "./createHttpServer.js";
+import { OriginPolicy } from "./OriginPolicy.js";
 import { Router } from "./Router.js";
 
 const servers: Server[] = [];
@@ -18,16 +20,17 @@ afterEach(() => {
 });
 
 /** A server with a few routes that exercise each path through the error handling; its log lines are kept. */
-async function build(options: Partial<HttpServerOptions> = {}, secret?: string) {
+async function build(options: Partial<HttpServerOptions> = {}, tokens?: TokenVerifier) {
   const lines: Record<string, unknown>[] = [];
   const logger = pino({ level: "debug" }, { write: (line: string) => lines.push(JSON.parse(line)) });
   const http = createHttpServer({ logger, maxBodyBytes: 1024, maxJsonDepth: 8, ...options });
-  new Router(http.app, secret)
+  new Router(http.app, tokens)
     .add("POST", "/echo", ({ body }) => ({ json: body(z.object({ n: z.number() })) }))
     .add("POST", "/cancel", ({ body }) => ({ json: { body: body(z.object({}).strict()) } }))
     .add("GET", "/items/:id", ({ params }) => ({ json: { id: params.id } }))
     .add("DELETE", "/items/:id", ({ params }) => ({ json: { deleted: params.id } }))
-    .add("GET", "/open", () => ({ json: { ok: true } }), { open: true })
+    .add("GET", "/open", () => ({ json: { ok: true } }), { access: "open" })
+    .add("POST", "/admin", () => ({ json: { ok: true } }), { access: "admin" })
     .add("GET", "/bug", () => {
       throw new TypeError("kaboom");
     })
@@ -175,14 +178,42 @@ describe("Router", () => {
     expect(res.json().error.message).toBe("/items/a does not take POST; it takes GET, DELETE");
   });
 
-  it("checks the secret before reading the body, and not on open routes", async () => {
-    const { http } = await build({}, "sesame");
+  it("checks the token before reading the body, its scope per route, and none on open routes", async () => {
+    const key = Buffer.alloc(32, 7);
+    const { http } = await build({}, new TokenVerifier(key));
+    const bearer = (scope: "read" | "submit" | "admin") => ({ authorization: `Bearer ${createToken(key, scope, 60).token}` });
     const big = JSON.stringify({ n: 1, pad: "x".repeat(5000) });
     expectErrorBody(await http.app.inject({ method: "POST", url: "/echo", headers: json, payload: big }), 401, "SHOAL_ERR_UNAUTHORIZED");
-    expectErrorBody(await http.app.inject({ method: "POST", url: "/echo", headers: { ...json, authorization: "Bearer sesame" }, payload: big }), 413, "SHOAL_ERR_BODY_TOO_LARGE");
-    expectErrorBody(await http.app.inject({ method: "GET", url: "/items/a", headers: { authorization: "Bearer sesamf" } }), 401, "SHOAL_ERR_UNAUTHORIZED");
-    expect((await http.app.inject({ method: "GET", url: "/items/a", headers: { authorization: "Bearer sesame" } })).statusCode).toBe(200);
+    expectErrorBody(await http.app.inject({ method: "POST", url: "/echo", headers: { ...json, ...bearer("submit") }, payload: big }), 413, "SHOAL_ERR_BODY_TOO_LARGE");
+    const otherKey = `Bearer ${createToken(Buffer.alloc(32, 8), "admin", 60).token}`;
+    expectErrorBody(await http.app.inject({ method: "GET", url: "/items/a", headers: { authorization: otherKey } }), 401, "SHOAL_ERR_UNAUTHORIZED");
+    expect((await http.app.inject({ method: "GET", url: "/items/a", headers: bearer("read") })).statusCode).toBe(200);
+    expectErrorBody(await http.app.inject({ method: "DELETE", url: "/items/a", headers: bearer("read") }), 403, "SHOAL_ERR_FORBIDDEN");
+    expect((await http.app.inject({ method: "DELETE", url: "/items/a", headers: bearer("submit") })).statusCode).toBe(200);
+    expectErrorBody(await http.app.inject({ method: "POST", url: "/admin", headers: bearer("submit") }), 403, "SHOAL_ERR_FORBIDDEN");
+    expect((await http.app.inject({ method: "POST", url: "/admin", headers: bearer("admin") })).statusCode).toBe(200);
     expect((await http.app.inject({ method: "GET", url: "/open" })).statusCode).toBe(200);
+  });
+
+  it("refuses tokens in URLs, Hosts that do not name the node and other origins, and answers allowed origins' preflights", async () => {
+    const origins = new OriginPolicy({ names: ["edge-01", "127.0.0.1"], allowHost: ["edge.example"], allowOrigin: ["https://ops.example"], scheme: "http" });
+    const { http } = await build({ origins });
+    const get = (headers: Record<string, string>, url = "/items/a") => http.app.inject({ method: "GET", url, headers });
+    expect((await get({ host: "127.0.0.1:7400" })).statusCode).toBe(200);
+    expect((await get({ host: "localhost:7400" })).statusCode).toBe(200);
+    expect((await get({ host: "EDGE-01" })).statusCode).toBe(200);
+    expect((await get({ host: "edge.example:443" })).statusCode).toBe(200);
+    expectErrorBody(await get({ host: "attacker.example:7400" }), 421, "SHOAL_ERR_BAD_HOST");
+    expectErrorBody(await get({ host: "127.0.0.1:7400", origin: "http://attacker.example" }), 403, "SHOAL_ERR_BAD_ORIGIN");
+    expectErrorBody(await get({ host: "127.0.0.1:7400", origin: "null" }), 403, "SHOAL_ERR_BAD_ORIGIN");
+    expect((await get({ host: "127.0.0.1:7400", origin: "http://127.0.0.1:7400" })).statusCode).toBe(200);
+    const allowed = await get({ host: "127.0.0.1:7400", origin: "https://ops.example" });
+    expect(allowed.headers["access-control-allow-origin"]).toBe("https://ops.example");
+    const preflight = await http.app.inject({ method: "OPTIONS", url: "/echo", headers: { host: "127.0.0.1", origin: "https://ops.example" } });
+    expect(preflight.statusCode).toBe(204);
+    expect(preflight.headers["access-control-allow-headers"]).toContain("authorization");
+    expectErrorBody(await get({ host: "127.0.0.1" }, "/items/a?token=abc"), 400, "SHOAL_ERR_TOKEN_IN_URL");
+    expectErrorBody(await get({ host: "127.0.0.1" }, `/items/${createToken(Buffer.alloc(32), "read", 60).token}`), 400, "SHOAL_ERR_TOKEN_IN_URL");
   });
 });
 

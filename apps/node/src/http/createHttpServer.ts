@@ -1,10 +1,12 @@
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
+import { type IncomingMessage, type Server, type ServerOptions, type ServerResponse, createServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { Socket } from "node:net";
 import { LogLimiter, type Logger, ShoalError, isShoalError } from "@shoal/protocol";
-import { refuseUpgrade } from "@shoal/transport";
+import { type TlsMaterial, refuseUpgrade } from "@shoal/transport";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { errorReply } from "./errorReply.js";
 import { jsonDeeperThan } from "./jsonDepth.js";
+import type { OriginPolicy } from "./OriginPolicy.js";
 
 /**
  * How long the HTTP side waits for a client; the README says why each value. None of them runs
@@ -32,6 +34,13 @@ export interface HttpServerOptions {
   maxBodyBytes: number;
   /** `--max-json-depth`: deeper bodies get 400 SHOAL_ERR_TOO_DEEP before anything parses them. */
   maxJsonDepth: number;
+  /** Which Host and Origin headers are answered (DNS rebinding, cross-site requests); all when absent. */
+  origins?: OriginPolicy;
+  /**
+   * `--tls-dir`: serve https. A client certificate is asked for but not required: peers present
+   * theirs for `/mesh` (the transport checks it), API callers prove themselves with tokens.
+   */
+  tls?: TlsMaterial;
   /** Shorter timeouts, for tests. */
   timeouts?: Partial<typeof HTTP_TIMEOUTS>;
 }
@@ -57,20 +66,29 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   const malformed = new LogLimiter(log);
   let routing: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   const waiting: [IncomingMessage, ServerResponse][] = [];
-  const server = createServer(
-    {
-      headersTimeout: timeouts.headersTimeoutMs,
-      requestTimeout: timeouts.requestTimeoutMs,
-      connectionsCheckingInterval: timeouts.checkIntervalMs,
-      maxHeaderSize: MAX_HEADER_BYTES,
-      // node:http would answer a request without Host with a bare 400; routing answers it instead.
-      requireHostHeader: false,
-    },
-    (req, res) => {
-      if (routing) routing(req, res);
-      else waiting.push([req, res]);
-    },
-  );
+  const httpOptions: ServerOptions = {
+    headersTimeout: timeouts.headersTimeoutMs,
+    requestTimeout: timeouts.requestTimeoutMs,
+    connectionsCheckingInterval: timeouts.checkIntervalMs,
+    maxHeaderSize: MAX_HEADER_BYTES,
+    // node:http would answer a request without Host with a bare 400; routing answers it instead.
+    requireHostHeader: false,
+  };
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    if (routing) routing(req, res);
+    else waiting.push([req, res]);
+  };
+  const tls = options.tls;
+  const server: Server = tls
+    ? createHttpsServer({ ...httpOptions, ca: tls.ca, cert: tls.cert, key: tls.key, requestCert: true, rejectUnauthorized: false }, onRequest)
+    : createServer(httpOptions, onRequest);
+  if (tls) {
+    // A client that fails the TLS handshake never became a request; it is counted in the log, at a rate.
+    server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: Socket) => {
+      malformed.info({ cause: err.code ?? err.message, remote: socket.remoteAddress }, "refused a TLS handshake");
+      socket.destroy();
+    });
+  }
   server.keepAliveTimeout = timeouts.keepAliveTimeoutMs;
   // No inactivity cut on a connection whose answer is pending: that is a long poll waiting.
   server.timeout = 0;
@@ -114,6 +132,21 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     clientErrorHandler: (err, socket) => answerMalformed(err, socket, malformed),
   });
   app.setErrorHandler((err, _request, reply) => sendError(reply, err));
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("x-content-type-options", "nosniff");
+    const origins = options.origins;
+    if (origins) {
+      const refusal = origins.refusal(request.headers);
+      if (refusal) throw refusal;
+      const cors = origins.corsHeaders(request.headers);
+      reply.headers(cors);
+      // A preflight from an allowed origin is answered here; the route answers the real request.
+      if (request.method === "OPTIONS" && cors["access-control-allow-origin"]) return reply.code(204).send();
+    }
+    if (tokenInUrl(request.url)) {
+      throw new ShoalError("SHOAL_ERR_TOKEN_IN_URL", "API tokens go in the 'Authorization: Bearer <token>' header, never in a URL (URLs end up in logs and browser history)");
+    }
+  });
   app.setNotFoundHandler((request, reply) => sendError(reply, new ShoalError("SHOAL_ERR_NOT_FOUND", `no route ${request.method} ${clip(pathOf(request.url))}`)));
   // JSON only (no text/plain, no forms): any other body is a 415.
   app.removeAllContentTypeParsers();
@@ -170,6 +203,13 @@ function notJson(text: string): ShoalError {
   } catch (err) {
     return new ShoalError("SHOAL_ERR_BAD_REQUEST", `request body is not JSON: ${(err as Error).message}`);
   }
+}
+
+/** A `token`-like query parameter, or anything shaped like a Shoal API token, anywhere in the URL. */
+function tokenInUrl(url: string): boolean {
+  const query = url.indexOf("?");
+  if (query >= 0 && /(?:^|&)(?:token|access_token|api_key|apikey)=/i.test(url.slice(query + 1))) return true;
+  return /st1\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}/.test(url);
 }
 
 const pathOf = (url: string) => url.split("?", 1)[0] ?? url;

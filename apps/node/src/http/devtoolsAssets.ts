@@ -15,6 +15,17 @@ export const CONTENT_TYPES: Record<string, string> = {
   ".ico": "image/x-icon",
 };
 
+/**
+ * The inspector's page runs only its own scripts and styles and talks only to this node: an
+ * injected text cannot run script, load from elsewhere, or send what it read away.
+ */
+export const DEVTOOLS_HEADERS: Record<string, string> = {
+  "content-security-policy":
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  "referrer-policy": "no-referrer",
+  "x-frame-options": "DENY",
+};
+
 /** Where the built inspector lives: `@shoal/devtools`'s `dist`, built with the workspace. */
 export function devtoolsRoot(): string | undefined {
   try {
@@ -33,10 +44,10 @@ export function devtoolsHandler(root: string | undefined): Handler {
     if (!file.startsWith(root)) throw new ShoalError("SHOAL_ERR_NOT_FOUND", `no asset ${url.pathname}`);
     const ext = extname(file);
     try {
-      return { text: await readFile(file), contentType: CONTENT_TYPES[ext] ?? "application/octet-stream" };
+      return { text: await readFile(file), contentType: CONTENT_TYPES[ext] ?? "application/octet-stream", headers: DEVTOOLS_HEADERS };
     } catch {
       if (ext && ext !== ".html") throw new ShoalError("SHOAL_ERR_NOT_FOUND", `no asset ${url.pathname}`);
-      return { text: await readFile(join(root, "index.html")), contentType: CONTENT_TYPES[".html"] as string };
+      return { text: await readFile(join(root, "index.html")), contentType: CONTENT_TYPES[".html"] as string, headers: DEVTOOLS_HEADERS };
     }
   };
 }
