@@ -73,7 +73,12 @@ describe("egressRules", () => {
 
   it("names the address, why, and the setting that would allow it", () => {
     expect(rules.checkAddress("2130706433")).toEqual({ address: "127.0.0.1", reason: "a loopback address", allowWith: "--egress-allow loopback (or --egress-allow 127.0.0.1/32)" });
-    expect(rules.checkAddress("[::ffff:a9fe:a9fe]")?.reason).toBe("a link-local address");
+    expect(rules.checkAddress("[::ffff:a9fe:a9fe]")).toEqual({
+      address: "169.254.169.254",
+      reason: "a cloud metadata address",
+      allowWith: "--egress-allow metadata,link-local (or --egress-allow 169.254.169.254/32)",
+    });
+    expect(rules.checkAddress("169.254.1.1")?.allowWith).toBe("--egress-allow link-local (or --egress-allow 169.254.1.1/32)");
     expect(rules.checkAddress("fe80::1%eth0")?.address).toBe("fe80::1");
   });
 
@@ -88,6 +93,13 @@ describe("egressRules", () => {
     expect(one.checkAddress("127.0.0.2")).toBeUndefined();
     expect(one.checkAddress("127.0.0.1")).toBeDefined();
     expect(egressRules(["metadata"]).checkAddress("169.254.169.254")?.reason).toBe("a link-local address");
+    // What a refusal names as the way through does let it through.
+    for (const address of ["169.254.169.254", "127.0.0.1", "0.0.0.0", "fe80::1", "fd00:ec2::254"]) {
+      const allowWith = rules.checkAddress(address)?.allowWith ?? "";
+      const [, classes = "", cidr = ""] = /^--egress-allow (\S+) \(or --egress-allow (\S+)\)$/.exec(allowWith) ?? [];
+      expect(egressRules(classes.split(",")).checkAddress(address), allowWith).toBeUndefined();
+      expect(egressRules([cidr]).checkAddress(address), allowWith).toBeUndefined();
+    }
   });
 
   it("deny wins: private refuses the LAN, a CIDR refuses its range even when allowed", () => {

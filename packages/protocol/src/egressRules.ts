@@ -9,13 +9,14 @@ import { z } from "zod";
 export const EGRESS_CLASSES = {
   loopback: { cidrs: ["127.0.0.0/8", "::1/128"], refused: true, doc: "this box (127.0.0.0/8, ::1)" },
   unspecified: { cidrs: ["0.0.0.0/8", "::/128"], refused: true, doc: "0.0.0.0/8 and ::, which connect to this box" },
-  "link-local": { cidrs: ["169.254.0.0/16", "fe80::/10"], refused: true, doc: "link-local (169.254.0.0/16, fe80::/10)" },
+  // Before link-local, which holds most of it: a refusal names the most specific class first.
   metadata: {
     cidrs: ["169.254.169.254/32", "169.254.170.2/32", "fd00:ec2::254/128", "100.100.100.200/32", "168.63.129.16/32"],
     names: ["metadata", "metadata.google.internal", "metadata.goog", "instance-data", "instance-data.ec2.internal"],
     refused: true,
     doc: "cloud metadata services (AWS, GCP, Azure, Alibaba, ECS): they hand out the machine's credentials",
   },
+  "link-local": { cidrs: ["169.254.0.0/16", "fe80::/10"], refused: true, doc: "link-local (169.254.0.0/16, fe80::/10)" },
   private: {
     cidrs: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"],
     refused: false,
@@ -160,6 +161,8 @@ const CLASS_RANGES = Object.fromEntries(
   Object.entries(EGRESS_CLASSES).map(([name, c]) => [name, c.cidrs.map((cidr) => parseRange(cidr) as Range)]),
 ) as Record<EgressClass, Range[]>;
 
+const REFUSED_CLASSES = (Object.keys(EGRESS_CLASSES) as EgressClass[]).filter((name) => EGRESS_CLASSES[name].refused);
+
 const isClass = (rule: string): rule is EgressClass => Object.hasOwn(EGRESS_CLASSES, rule);
 
 /** One entry of `--egress-allow` / `--egress-deny`: a class name (`loopback`, `private`, ...), an address, or a CIDR. */
@@ -200,11 +203,11 @@ export function egressRules(allow: readonly string[] = [], deny: readonly string
       const denied = denyRanges.find((r) => r && contains(r, a));
       if (denied) return { address, reason: `in --egress-deny ${denied.text}`, allowWith: `--egress-deny without ${denied.text}` };
       if (allowRanges.some((r) => r && contains(r, a))) return undefined;
-      for (const [name, c] of Object.entries(EGRESS_CLASSES) as [EgressClass, (typeof EGRESS_CLASSES)[EgressClass]][]) {
-        if (!c.refused || allowedClasses.has(name) || !CLASS_RANGES[name].some((r) => contains(r, a))) continue;
-        return { address, reason: ARTICLE[name], allowWith: `--egress-allow ${name} (or --egress-allow ${address}${a >> 32n === 0xffffn ? "/32" : "/128"})` };
-      }
-      return undefined;
+      const refusing = REFUSED_CLASSES.filter((name) => !allowedClasses.has(name) && CLASS_RANGES[name].some((r) => contains(r, a)));
+      const [first] = refusing;
+      if (first === undefined) return undefined;
+      // Every class that refuses it, so the setting named is one that does let it through.
+      return { address, reason: ARTICLE[first], allowWith: `--egress-allow ${refusing.join(",")} (or --egress-allow ${address}${a >> 32n === 0xffffn ? "/32" : "/128"})` };
     },
     checkName(host) {
       const name = host.toLowerCase().replace(/\.$/, "");
