@@ -7,6 +7,7 @@ import { gzipSync } from "node:zlib";
 import { silentLogger } from "@shoal/protocol";
 import jpeg from "jpeg-js";
 import { afterEach, describe, expect, it } from "vitest";
+import { EgressGuard } from "./EgressGuard.js";
 import { httpRequest, llmComplete, summarize, visionAgent } from "./builtins/index.js";
 import { writeSampleFrames } from "./builtins/sampleFrames.js";
 import type { ToolContext } from "./definitions.js";
@@ -21,6 +22,8 @@ const ctx = (over: Partial<ToolContext> = {}): ToolContext => ({
   log: silentLogger,
   ...over,
 });
+/** The test servers listen on this box's loopback, which the egress rules refuse by default. */
+const local = { egress: new EgressGuard({ allow: ["loopback"] }) };
 const dir = () => mkdtempSync(join(tmpdir(), "frames-"));
 const servers: Server[] = [];
 async function serve(handler: Parameters<typeof createServer>[1]): Promise<string> {
@@ -110,10 +113,10 @@ describe("http_request", () => {
       res.writeHead(200, { "content-type": "application/json" });
       res.end(JSON.stringify({ ok: true }));
     });
-    await expect(httpRequest().run({ url: `${url}/x`, method: "GET", headers: {}, timeout_ms: 1000 }, ctx())).resolves.toMatchObject({ status: 200, body: { ok: true } });
-    await expect(httpRequest().run({ url: `${url}/missing`, method: "GET", headers: {}, timeout_ms: 1000 }, ctx())).rejects.toMatchObject({ code: "SHOAL_ERR_HTTP_FAILED", message: /404/ });
+    await expect(httpRequest(local).run({ url: `${url}/x`, method: "GET", headers: {}, timeout_ms: 1000 }, ctx())).resolves.toMatchObject({ status: 200, body: { ok: true } });
+    await expect(httpRequest(local).run({ url: `${url}/missing`, method: "GET", headers: {}, timeout_ms: 1000 }, ctx())).rejects.toMatchObject({ code: "SHOAL_ERR_HTTP_FAILED", message: /404/ });
     const abort = new AbortController();
-    const pending = httpRequest().run({ url: `${url}/slow`, method: "GET", headers: {}, timeout_ms: 10_000 }, ctx({ signal: abort.signal }));
+    const pending = httpRequest(local).run({ url: `${url}/slow`, method: "GET", headers: {}, timeout_ms: 10_000 }, ctx({ signal: abort.signal }));
     abort.abort();
     await expect(pending).rejects.toMatchObject({ code: "SHOAL_ERR_HTTP_FAILED" });
   });
@@ -150,7 +153,7 @@ describe("http_request and llm_complete read at most --http-max-response-bytes",
 
   it("refuses a Content-Length over the limit before reading, cuts off a chunked body and a gzip bomb at it, and takes exactly the limit", async () => {
     const { url, closed } = await bigServer();
-    const tool = httpRequest({ maxResponseBytes: 256 * KIB });
+    const tool = httpRequest({ ...local, maxResponseBytes: 256 * KIB });
     const tooLarge = { code: "SHOAL_ERR_RESPONSE_TOO_LARGE", message: expect.stringMatching(/over the limit of 262144 bytes \(--http-max-response-bytes\)/) };
     await expect(get(tool, `${url}/declared`)).rejects.toMatchObject({ ...tooLarge, message: expect.stringMatching(/^GET .*\/declared: the response body is 104857600 bytes \(Content-Length\)/) });
     await expect(get(tool, `${url}/endless`)).rejects.toMatchObject({ ...tooLarge, message: expect.stringMatching(/^GET .*\/endless: the response body is more than that/) });
@@ -160,8 +163,8 @@ describe("http_request and llm_complete read at most --http-max-response-bytes",
     await expect(get(tool, `${url}/exact/${256 * KIB}`)).resolves.toMatchObject({ status: 200, body: "y".repeat(256 * KIB) });
     await expect(get(tool, `${url}/exact/${256 * KIB + 1}`)).rejects.toMatchObject(tooLarge);
     // The default is 10 MiB.
-    await expect(get(httpRequest(), `${url}/exact/${1024 * KIB}`)).resolves.toMatchObject({ status: 200 });
-    await expect(get(httpRequest(), `${url}/endless`)).rejects.toMatchObject({ code: "SHOAL_ERR_RESPONSE_TOO_LARGE", message: expect.stringMatching(/limit of 10485760 bytes/) });
+    await expect(get(httpRequest(local), `${url}/exact/${1024 * KIB}`)).resolves.toMatchObject({ status: 200 });
+    await expect(get(httpRequest(local), `${url}/endless`)).rejects.toMatchObject({ code: "SHOAL_ERR_RESPONSE_TOO_LARGE", message: expect.stringMatching(/limit of 10485760 bytes/) });
   });
 
   it("llm_complete reads its answer the same way", async () => {

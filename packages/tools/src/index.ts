@@ -1,6 +1,8 @@
 export { defineAgent, defineTool, isAgent } from "./definitions.js";
 export type { AgentDefinition, Definition, ToolContext, ToolDefinition } from "./definitions.js";
 export { loadPlugins, parseDefinitions } from "./loadPlugins.js";
+export { EgressGuard } from "./EgressGuard.js";
+export type { EgressLookup, EgressRequest, EgressSettings } from "./EgressGuard.js";
 export { ToolErrors } from "./errors.js";
 export type { ToolErrorCode } from "./errors.js";
 export { builtinTools, httpRequest, llmComplete, summarize, visionAgent } from "./builtins/index.js";

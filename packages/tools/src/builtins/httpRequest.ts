@@ -1,5 +1,7 @@
-import { ShoalError } from "@shoal/protocol";
+import { ShoalError, isShoalError } from "@shoal/protocol";
+import type { Response } from "undici";
 import { z } from "zod";
+import { EgressGuard } from "../EgressGuard.js";
 import { defineTool } from "../definitions.js";
 import { type HttpSettings, maxResponseBytesOf, readBoundedBody } from "./readBoundedBody.js";
 
@@ -16,9 +18,13 @@ const Input = z
 /**
  * Calls an HTTP endpoint; JSON answers are parsed. A 4xx/5xx is an error, so the step retries.
  * The answer's body is read up to `maxResponseBytes` (SHOAL_ERR_RESPONSE_TOO_LARGE past it).
+ * Every connection, redirects' too, is held to the egress rules (SHOAL_ERR_EGRESS_DENIED). The
+ * request carries `Idempotency-Key: workflow_id/step_id`, the same on every retry and migration,
+ * unless the step's headers set one.
  */
 export function httpRequest(settings: HttpSettings = {}) {
   const maxBytes = maxResponseBytesOf(settings);
+  const egress = settings.egress ?? new EgressGuard();
   return defineTool({
     name: "http_request",
     input: Input,
@@ -26,15 +32,21 @@ export function httpRequest(settings: HttpSettings = {}) {
       const json = input.body !== undefined && typeof input.body !== "string";
       const what = `${input.method} ${input.url}`;
       const cutOff = new AbortController();
+      const keyed = Object.keys(input.headers).some((h) => h.toLowerCase() === "idempotency-key");
       let res: Response;
       try {
-        res = await fetch(input.url, {
-          method: input.method,
-          headers: { ...(json && { "content-type": "application/json" }), ...input.headers },
-          ...(input.body !== undefined && { body: json ? JSON.stringify(input.body) : (input.body as string) }),
-          signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(input.timeout_ms), cutOff.signal]),
-        });
+        res = await egress.fetch(
+          input.url,
+          {
+            method: input.method,
+            headers: { ...(json && { "content-type": "application/json" }), ...(!keyed && { "idempotency-key": ctx.key }), ...input.headers },
+            body: input.body === undefined ? undefined : json ? JSON.stringify(input.body) : (input.body as string),
+            signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(input.timeout_ms), cutOff.signal]),
+          },
+          what,
+        );
       } catch (err) {
+        if (isShoalError(err)) throw err;
         throw new ShoalError("SHOAL_ERR_HTTP_FAILED", `${what}: ${(err as Error).message}`, { cause: err });
       }
       const text = await readBoundedBody(res, maxBytes, what, () => cutOff.abort());

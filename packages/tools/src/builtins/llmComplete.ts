@@ -1,5 +1,7 @@
-import { ShoalError } from "@shoal/protocol";
+import { ShoalError, isShoalError } from "@shoal/protocol";
+import type { Response } from "undici";
 import { z } from "zod";
+import { EgressGuard } from "../EgressGuard.js";
 import { defineTool } from "../definitions.js";
 import { type HttpSettings, maxResponseBytesOf, readBoundedBody } from "./readBoundedBody.js";
 
@@ -28,9 +30,16 @@ const Completion = z.object({
   usage: z.object({ prompt_tokens: z.number(), completion_tokens: z.number(), total_tokens: z.number() }).partial().optional(),
 });
 
-/** A chat completion from an OpenAI-compatible endpoint; the step's context goes in as JSON. Its answer is read up to `http.maxResponseBytes`. */
+/**
+ * A chat completion from an OpenAI-compatible endpoint; the step's context goes in as JSON. Its
+ * answer is read up to `http.maxResponseBytes`. The endpoint's own host is reached whatever its
+ * address (the operator named it: a model server on the same box is common); a redirect away
+ * from it is held to `http.egress`.
+ */
 export function llmComplete(settings: LlmSettings, http: HttpSettings = {}) {
   const maxBytes = maxResponseBytesOf(http);
+  // Made at the first call, so an endpoint that is not a URL fails the step, not the node's start.
+  let egress: EgressGuard | undefined;
   return defineTool({
     name: "llm_complete",
     input: Input,
@@ -49,13 +58,19 @@ export function llmComplete(settings: LlmSettings, http: HttpSettings = {}) {
       const cutOff = new AbortController();
       let res: Response;
       try {
-        res = await fetch(`${url}/chat/completions`, {
-          method: "POST",
-          headers: { "content-type": "application/json", ...(settings.apiKey && { authorization: `Bearer ${settings.apiKey}` }) },
-          body: JSON.stringify(body),
-          signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(input.timeout_ms), cutOff.signal]),
-        });
+        egress ??= (http.egress ?? new EgressGuard()).trusting(new URL(url).hostname);
+        res = await egress.fetch(
+          `${url}/chat/completions`,
+          {
+            method: "POST",
+            headers: { "content-type": "application/json", ...(settings.apiKey && { authorization: `Bearer ${settings.apiKey}` }) },
+            body: JSON.stringify(body),
+            signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(input.timeout_ms), cutOff.signal]),
+          },
+          "llm_complete",
+        );
       } catch (err) {
+        if (isShoalError(err)) throw err;
         throw new ShoalError("SHOAL_ERR_HTTP_FAILED", `llm_complete: cannot reach ${url}: ${(err as Error).message}`, { cause: err });
       }
       const text = await readBoundedBody(res, maxBytes, `llm_complete: ${url}`, () => cutOff.abort());

@@ -1,9 +1,16 @@
 import { LIMIT_DEFAULTS, ShoalError } from "@shoal/protocol";
+import type { Response } from "undici";
+import type { EgressGuard } from "../EgressGuard.js";
 
 /** Settings of the built-in tools that talk HTTP (`http_request`, `llm_complete`). */
 export interface HttpSettings {
   /** Largest response body they read (`--http-max-response-bytes`, 10 MiB by default). */
   maxResponseBytes?: number | undefined;
+  /**
+   * What they may connect to (`egress-allow`, `egress-deny`); without one, the default rules:
+   * no loopback, unspecified, link-local or metadata addresses; the LAN and the internet pass.
+   */
+  egress?: EgressGuard | undefined;
 }
 
 export const maxResponseBytesOf = (settings: HttpSettings = {}) => settings.maxResponseBytes ?? LIMIT_DEFAULTS["http-max-response-bytes"];
