@@ -90,6 +90,19 @@ describe("shoal node: bad flags and config", () => {
     await first.ready();
     expectOneLineFailure(["--data-dir", dataDir, "--port", String(await freePort())], /SHOAL_ERR_DATA_DIR_LOCKED/);
   });
+
+  it("a node SIGKILLed (or its box's power cut) starts again at once on its data dir, whatever pid the old lock named", async () => {
+    const dataDir = tempDir();
+    const node = new NodeProcess({ name: "dd-k", port: await freePort(), dataDir }).start();
+    started.push(node);
+    await node.ready();
+    await node.kill("SIGKILL");
+    // An older version's lock file naming a live process (here this one) changes nothing.
+    writeFileSync(join(dataDir, "node.lock"), String(process.pid));
+    node.restart();
+    await node.ready();
+    expect((await node.get("/healthz")).json.ok).toBe(true);
+  });
 });
 
 describe("shoal node: config files", () => {

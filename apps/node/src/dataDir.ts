@@ -2,11 +2,12 @@ import { randomUUID } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { MAX_INCARNATION, ShoalError } from "@shoal/protocol";
+import Database from "better-sqlite3";
 
 /**
  * The node's data dir: holds its id, so a restarted node is the same member; its incarnation,
  * so a restarted node outbids its last life without learning it from peers (who could lie); and
- * a lock file, so two processes never run as the same node.
+ * a lock, so two processes never run as the same node.
  */
 export interface DataDir {
   path: string;
@@ -27,8 +28,7 @@ export function openDataDir(path: string): DataDir {
   } catch (err) {
     throw new ShoalError("SHOAL_ERR_BAD_FLAG", `--data-dir ${path}: ${(err as Error).message}`, { cause: err });
   }
-  const lockFile = join(path, "node.lock");
-  takeLock(lockFile);
+  const lock = takeLock(path);
   const idFile = join(path, "node-id");
   let nodeId: string;
   let newNode = false;
@@ -49,7 +49,7 @@ export function openDataDir(path: string): DataDir {
     incarnation,
     saveIncarnation,
     release() {
-      rmSync(lockFile, { force: true });
+      lock.close();
     },
   };
 }
@@ -90,29 +90,29 @@ function writeAtomically(file: string, text: string): void {
   }
 }
 
-function takeLock(lockFile: string): void {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(lockFile, String(process.pid), { flag: "wx" });
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-    }
-    const holder = Number(readFileSync(lockFile, "utf8").trim());
-    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
-      throw new ShoalError("SHOAL_ERR_DATA_DIR_LOCKED", `data dir is in use by process ${holder} (${lockFile})`);
-    }
-    // Left behind by a node that was killed: take it over.
-    rmSync(lockFile, { force: true });
-  }
-  throw new ShoalError("SHOAL_ERR_DATA_DIR_LOCKED", `cannot take the lock ${lockFile}`);
-}
-
-function isAlive(pid: number): boolean {
+/**
+ * The data dir's lock: an exclusive SQLite lock (an fcntl lock the kernel holds for this process)
+ * on `data-dir.lock`. It goes with the process however it ends, SIGKILL and power cuts included,
+ * so a node always starts again; no pid is trusted, so neither a dead process not yet reaped nor
+ * a pid reused after a reboot keeps it out. A second live process is refused at once.
+ */
+function takeLock(dir: string): Database.Database {
+  // The pid file of older versions locks nothing any more.
+  rmSync(join(dir, "node.lock"), { force: true });
+  const file = join(dir, "data-dir.lock");
+  let db: Database.Database | undefined;
   try {
-    process.kill(pid, 0);
-    return true;
+    db = new Database(file, { timeout: 0 });
+    db.pragma("locking_mode = EXCLUSIVE");
+    // The first write under EXCLUSIVE locking takes the lock, and it is kept until close.
+    db.exec(`CREATE TABLE IF NOT EXISTS lock (pid INTEGER); BEGIN EXCLUSIVE; DELETE FROM lock; INSERT INTO lock VALUES (${process.pid}); COMMIT;`);
+    return db;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    db?.close();
+    const code = (err as { code?: string }).code;
+    if (code === "SQLITE_BUSY" || code === "SQLITE_LOCKED") {
+      throw new ShoalError("SHOAL_ERR_DATA_DIR_LOCKED", `data dir ${dir} is in use by another running node (it holds ${file})`, { cause: err });
+    }
+    throw new ShoalError("SHOAL_ERR_BAD_FLAG", `--data-dir ${dir}: cannot lock ${file}: ${(err as Error).message}`, { cause: err });
   }
 }
