@@ -1,4 +1,5 @@
-// Child process: the client end of one stack. Usage (forked by run.mjs): client.mjs <shoal|raw> <port>
+// Child process: the client end of one stack. Usage (forked by run.mjs):
+//   client.mjs <shoal|shoal-tls|raw> <port> [PKI_DIR]
 // Connects, checks that the server really echoes, says "ready", then runs the parent's commands
 // one at a time and answers each with its measurements:
 //   { type: "sequential", count }          -> { type: "sequential", samples: [us, ...] }
@@ -7,7 +8,7 @@
 import { isDeepStrictEqual } from "node:util";
 import { connect } from "./peers.mjs";
 
-const [kind, port] = process.argv.slice(2);
+const [kind, port, pkiDir] = process.argv.slice(2);
 const payload = { n: 1, s: "hello" };
 
 /** One request at a time; returns each round trip in microseconds. */
@@ -45,7 +46,7 @@ const fail = (err) => process.send({ type: "error", message: `${kind} client: ${
 process.on("disconnect", () => process.exit(1)); // the parent died: do not linger
 
 try {
-  const peer = await connect(kind, port);
+  const peer = await connect(kind, port, pkiDir);
 
   // Both stacks must really echo, or the comparison means nothing.
   const echoed = await peer.request(payload);

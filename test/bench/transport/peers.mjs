@@ -1,17 +1,23 @@
-// The two sides of the two stacks under test, behind one small interface so that the client's
-// measuring loop is the same code for both:
-//   startServer(kind) -> { port, close() }
-//   connect(kind, port) -> { request(body) -> Promise<body>, close() }
-// kind "shoal": @shoal/transport (handshake, framing, zod-checked frames, request/response).
-// kind "raw":   a bare `ws` socket carrying msgpackr-encoded { id, body }: the floor that Shoal's
-//               transport is compared with.
+// The two sides of the stacks under test, behind one small interface so that the client's
+// measuring loop is the same code for all:
+//   startServer(kind, pkiDir) -> { port, close() }
+//   connect(kind, port, pkiDir) -> { request(body) -> Promise<body>, close() }
+// kind "shoal":     @shoal/transport (handshake, framing, zod-checked frames, request/response).
+// kind "shoal-tls": the same over wss with mutual TLS, as `shoal node --tls-dir` runs it; the
+//                   certificates are in pkiDir/<node name>/ (made by run.mjs).
+// kind "raw":       a bare `ws` socket carrying msgpackr-encoded { id, body }: the floor that
+//                   Shoal's transport is compared with.
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import { createRequire } from "node:module";
+import { join } from "node:path";
 
 // `ws` and `msgpackr` are dependencies of packages/transport, not of the test package, so resolve
 // them from there: the baseline then runs the very versions that Shoal runs on.
 const requireFromTransport = createRequire(new URL("../../../packages/transport/package.json", import.meta.url));
+const requireFromProtocol = createRequire(new URL("../../../packages/protocol/package.json", import.meta.url));
 
 async function loadShoal() {
   const urls = ["../../../packages/transport/dist/index.js", "../../../packages/protocol/dist/index.js"];
@@ -42,14 +48,33 @@ function closeServer(server) {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
-/** A Transport on an HTTP server of its own, the way a node mounts it. */
-async function shoalNode(name) {
+/**
+ * The one method the benchmark calls: any body, any answer, from any member. Its schemas are
+ * `z.unknown()`, so what is measured is the transport, not the parsing of one method's body.
+ */
+function benchMethods() {
+  const { z } = requireFromProtocol("zod");
+  return { echo: { kind: "request", request: z.unknown(), response: z.unknown(), sender: "member" } };
+}
+
+/** The `--tls-dir` of the node of this name: the cluster CA and its certificate and key. */
+function tlsMaterial(pkiDir, name) {
+  const read = (file) => readFileSync(join(pkiDir, name, file));
+  return { ca: read("ca.crt"), cert: read("node.crt"), key: read("node.key") };
+}
+
+/**
+ * A Transport on an HTTP(S) server of its own, the way a node mounts it: with `tls`, https that
+ * asks for client certificates and leaves checking them to the transport, as `shoal node` does.
+ */
+async function shoalNode(name, tls) {
   const { Transport, silentLogger } = await loadShoal();
-  const server = createServer((_req, res) => res.writeHead(404).end());
+  const notFound = (_req, res) => res.writeHead(404).end();
+  const server = tls ? createHttpsServer({ ...tls, requestCert: true, rejectUnauthorized: false }, notFound) : createServer(notFound);
   const port = await listen(server);
   const identity = { id: randomUUID(), name, address: `127.0.0.1:${port}`, capabilities: [], tools: [], slots: 1 };
   // Default heartbeat and dead-peer settings, as a node runs them: their pings are part of the cost.
-  const transport = new Transport({ identity, cluster: "bench", logger: silentLogger });
+  const transport = new Transport({ identity, cluster: "bench", logger: silentLogger, methods: benchMethods(), ...(tls && { tls }) });
   server.on("upgrade", (req, socket, head) => {
     if (!transport.handleUpgrade(req, socket, head)) socket.destroy();
   });
@@ -60,9 +85,9 @@ async function shoalNode(name) {
   return { transport, port, close };
 }
 
-export async function startServer(kind) {
-  if (kind === "shoal") {
-    const node = await shoalNode("bench-server");
+export async function startServer(kind, pkiDir) {
+  if (kind === "shoal" || kind === "shoal-tls") {
+    const node = await shoalNode("bench-server", kind === "shoal-tls" ? tlsMaterial(pkiDir, "bench-server") : undefined);
     node.transport.handle("echo", (body) => body);
     return { port: node.port, close: node.close };
   }
@@ -90,10 +115,10 @@ export async function startServer(kind) {
   throw new Error(`unknown kind ${kind}`);
 }
 
-export async function connect(kind, port) {
+export async function connect(kind, port, pkiDir) {
   const address = `127.0.0.1:${port}`;
-  if (kind === "shoal") {
-    const node = await shoalNode("bench-client");
+  if (kind === "shoal" || kind === "shoal-tls") {
+    const node = await shoalNode("bench-client", kind === "shoal-tls" ? tlsMaterial(pkiDir, "bench-client") : undefined);
     const conn = await node.transport.dial(address);
     return { request: (body) => conn.request("echo", body), close: node.close };
   }

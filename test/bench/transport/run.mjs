@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Transport benchmark: Shoal's @shoal/transport against a bare ws + msgpackr baseline, plus the
-// idle memory and start-up time of a real `shoal node`. See README.md next to this file.
+// Transport benchmark: Shoal's @shoal/transport against a bare ws + msgpackr baseline, the same
+// transport over wss with mutual TLS, plus the idle memory and start-up time of a real
+// `shoal node`. See README.md next to this file.
 //
 //   node test/bench/transport/run.mjs [--cpu-prof DIR] [--no-pin]
 //
@@ -33,6 +34,8 @@ const NODE_RUNS = 3;
 const NODE_IDLE_MS = 2_000;
 const NODE_READY_TIMEOUT_MS = 20_000;
 const TARGETS = { p50Ratio: 1.3, throughputRatio: 0.7, idleRssMb: 80 };
+/** The stacks measured side by side: the floor, Shoal's transport on ws, and on wss with mutual TLS. */
+const KINDS = ["raw", "shoal", "shoal-tls"];
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 const CLI = here("../../../apps/node/dist/cli.js");
@@ -58,12 +61,12 @@ function forkWorker(script, args, execArgv, cpu) {
 const stacks = [];
 
 /** A stack's server and client, each in a process of its own, connected and ready for commands. */
-async function startStack(kind, execArgv) {
-  const server = forkWorker("./server.mjs", [kind], execArgv, 0);
+async function startStack(kind, execArgv, pkiDir) {
+  const server = forkWorker("./server.mjs", [kind, pkiDir], execArgv, 0);
   const stack = { kind, server, client: undefined };
   stacks.push(stack);
   const { port } = await message(server, "ready", 15_000);
-  stack.client = forkWorker("./client.mjs", [kind, String(port)], execArgv, 1);
+  stack.client = forkWorker("./client.mjs", [kind, String(port), pkiDir], execArgv, 1);
   await message(stack.client, "ready", 15_000);
   return stack;
 }
@@ -82,27 +85,40 @@ function ask(stack, command) {
 }
 
 /**
- * Measures both stacks. All four processes stay up for the whole run, and the timed work is cut
- * into blocks that alternate between the stacks (in alternating order). On a small shared box the
- * background load changes from second to second; this way both stacks see the same load and the
- * ratios stay meaningful even when the absolute numbers move.
+ * A cluster CA and a certificate for each end of the TLS stack, made as `shoal ca init` and
+ * `shoal cert issue` make them (same code, same key type): pkiDir/<name>/{ca.crt,node.crt,node.key}.
  */
-async function measureTransports(execArgv) {
-  const raw = await startStack("raw", execArgv);
-  const shoal = await startStack("shoal", execArgv);
-  const both = [raw, shoal];
-  const inTurn = (block) => (block % 2 ? [shoal, raw] : [raw, shoal]);
+async function makePki() {
+  const { createCa, issueCertificate } = await import(new URL("../../../packages/transport/dist/certificates.js", import.meta.url).href);
+  const dir = await mkdtemp(join(tmpdir(), "shoal-bench-pki-"));
+  await createCa(join(dir, "ca"));
+  for (const name of ["bench-server", "bench-client"]) {
+    await issueCertificate({ caDir: join(dir, "ca"), name, hosts: ["127.0.0.1"], outDir: join(dir, name) });
+  }
+  return dir;
+}
+
+/**
+ * Measures every stack. All the processes stay up for the whole run, and the timed work is cut
+ * into blocks that rotate between the stacks (each block starts with the next stack). On a small
+ * shared box the background load changes from second to second; this way every stack sees the
+ * same load and the ratios stay meaningful even when the absolute numbers move.
+ */
+async function measureTransports(execArgv, pkiDir) {
+  const all = [];
+  for (const kind of KINDS) all.push(await startStack(kind, execArgv, pkiDir));
+  const inTurn = (block) => all.map((_, i) => all[(i + block) % all.length]);
 
   // Warm-up: the first requests run in V8's interpreter, allocate the codec's buffers and grow the
   // sockets'; timing them would measure start-up, not the steady state that a busy node lives in.
   // The pipelined warm-up lets the JIT also see the many-in-flight paths (queued sends, many
   // pending timers) before they are timed.
-  for (const stack of both) {
+  for (const stack of all) {
     await ask(stack, { type: "sequential", count: SETTINGS.warmup });
     await ask(stack, { type: "pipelined", count: SETTINGS.throughputWarmup, inFlight: SETTINGS.inFlight });
   }
 
-  const samples = { raw: [], shoal: [] };
+  const samples = Object.fromEntries(KINDS.map((k) => [k, []]));
   for (let block = 0; block < SETTINGS.sequentialBlocks; block++) {
     for (const stack of inTurn(block)) {
       const answer = await ask(stack, { type: "sequential", count: SETTINGS.samples / SETTINGS.sequentialBlocks });
@@ -113,7 +129,7 @@ async function measureTransports(execArgv) {
   // Each block is timed on its own and the table shows the median block rate: a burst of
   // background load then spoils one block of one stack, not the whole result. Between blocks the
   // window drains and refills once; next to 10k requests a block that is noise.
-  const rates = { raw: [], shoal: [] };
+  const rates = Object.fromEntries(KINDS.map((k) => [k, []]));
   for (let block = 0; block < SETTINGS.throughputBlocks; block++) {
     for (const stack of inTurn(block)) {
       const count = SETTINGS.throughputTotal / SETTINGS.throughputBlocks;
@@ -131,7 +147,7 @@ async function measureTransports(execArgv) {
       rates: rates[kind],
     };
   };
-  return { raw: summary("raw"), shoal: summary("shoal") };
+  return Object.fromEntries(KINDS.map((k) => [k, summary(k)]));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -179,7 +195,7 @@ async function measureNode() {
 // Report.
 
 const fmt = (value, digits = 1) => (typeof value === "number" ? value.toFixed(digits) : value);
-function report(shoal, raw, node) {
+function report({ raw, shoal, "shoal-tls": tls }, node) {
   const rows = [
     ["metric", "shoal", "raw ws+msgpackr", "ratio", "target"],
     ["round trip p50 (us)", fmt(shoal.roundTrip.p50), fmt(raw.roundTrip.p50), ratio(shoal.roundTrip.p50, raw.roundTrip.p50), `<= ${TARGETS.p50Ratio}x`],
@@ -207,7 +223,15 @@ function report(shoal, raw, node) {
     const each = node.runs.map((r) => `${fmt(r.rssMb)} MB / ${fmt(r.readyMs, 0)} ms${r.clean ? "" : " (needed SIGKILL)"}`);
     notes.push(`shoal node runs (RSS / start-to-ready, median above): ${each.join(", ")}`);
   }
+  // What mutual TLS adds to the same transport: no target, the issue asks for the figure.
+  const tlsRows = [
+    ["TLS cost (shoal transport)", "ws", "wss + mutual TLS", "wss / ws"],
+    ["round trip p50 (us)", fmt(shoal.roundTrip.p50), fmt(tls.roundTrip.p50), ratio(tls.roundTrip.p50, shoal.roundTrip.p50)],
+    ["round trip p99 (us)", fmt(shoal.roundTrip.p99), fmt(tls.roundTrip.p99), ratio(tls.roundTrip.p99, shoal.roundTrip.p99)],
+    [`throughput, ${SETTINGS.inFlight} in flight (/s)`, fmt(shoal.throughput, 0), fmt(tls.throughput, 0), ratio(tls.throughput, shoal.throughput)],
+  ];
   console.log(table(rows));
+  console.log(`\n${table(tlsRows)}`);
   console.log(`\n${notes.join("\n")}${notes.length ? "\n" : ""}`);
   for (const line of verdicts) console.log(line);
 }
@@ -226,10 +250,16 @@ async function main() {
   log(`node ${process.version}, ${cpus().length} cpus, ${pinning ? "servers pinned to cpu 0, clients to cpu 1" : "not pinned"}`);
   log(JSON.stringify(SETTINGS));
 
-  log("raw ws+msgpackr and shoal transport, interleaved ...");
-  const { raw, shoal } = await measureTransports(execArgv);
-  for (const [kind, r] of Object.entries({ raw, shoal })) {
-    log(`${kind.padEnd(5)}: p50 ${fmt(r.roundTrip.p50)} us, p99 ${fmt(r.roundTrip.p99)} us (n=${r.roundTrip.n}); req/s per block: ${r.rates.map((x) => fmt(x, 0)).join(" ")}`);
+  log(`${KINDS.join(", ")}, interleaved ...`);
+  const pkiDir = await makePki();
+  let transports;
+  try {
+    transports = await measureTransports(execArgv, pkiDir);
+  } finally {
+    await rm(pkiDir, { recursive: true, force: true });
+  }
+  for (const [kind, r] of Object.entries(transports)) {
+    log(`${kind.padEnd(9)}: p50 ${fmt(r.roundTrip.p50)} us, p99 ${fmt(r.roundTrip.p99)} us (n=${r.roundTrip.n}); req/s per block: ${r.rates.map((x) => fmt(x, 0)).join(" ")}`);
   }
 
   log(existsSync(CLI) ? `shoal node idle, ${NODE_RUNS} runs ...` : "shoal node: skipped, apps/node not built");
@@ -243,7 +273,7 @@ async function main() {
   }
 
   console.log("");
-  report(shoal, raw, node);
+  report(transports, node);
   if (node.error) process.exitCode = 1;
 }
 

@@ -1,10 +1,11 @@
-// Child process: the echo server of one stack. Usage (forked by run.mjs): server.mjs <shoal|raw>
+// Child process: the echo server of one stack. Usage (forked by run.mjs):
+//   server.mjs <shoal|shoal-tls|raw> [PKI_DIR]
 // Tells the parent its port over IPC, then serves until the parent says "stop" or goes away.
 import { startServer } from "./peers.mjs";
 
-const kind = process.argv[2];
+const [kind, pkiDir] = process.argv.slice(2);
 try {
-  const server = await startServer(kind);
+  const server = await startServer(kind, pkiDir);
   const stop = async () => {
     await server.close();
     // A normal exit (not a kill) so that `--cpu-prof` can write its profile.
