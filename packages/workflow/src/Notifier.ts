@@ -1,4 +1,6 @@
-import type { Logger, WorkflowEventName } from "@shoal/protocol";
+import { createHmac, randomBytes } from "node:crypto";
+import { type Logger, type WorkflowEventName, isShoalError } from "@shoal/protocol";
+import { EgressGuard } from "@shoal/tools";
 import { createBackoff } from "@shoal/transport";
 
 export interface NotifyTarget {
@@ -14,6 +16,31 @@ export interface WorkflowNotice {
   [key: string]: unknown;
 }
 
+export interface NotifierOptions {
+  /** What webhooks may connect to: the node's egress rules (the default rules without one). */
+  egress?: EgressGuard | undefined;
+  /** Key of the `Shoal-Signature` header (`--webhook-secret-file`); posts are unsigned without one. */
+  secret?: string | undefined;
+  /** Tries per event; 4 by default. */
+  tries?: number | undefined;
+}
+
+let sharedEgress: EgressGuard | undefined;
+/** The default rules, shared by every Notifier not given a guard: one connection pool, not one per workflow. */
+function defaultEgress(): EgressGuard {
+  sharedEgress ??= new EgressGuard();
+  return sharedEgress;
+}
+
+/**
+ * `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`: the time is signed with the body, so
+ * a receiver that refuses old times refuses replays (Stripe's scheme).
+ */
+function signature(secret: string, body: string): string {
+  const t = Math.floor(Date.now() / 1000);
+  return `t=${t},v1=${createHmac("sha256", secret).update(`${t}.${body}`).digest("hex")}`;
+}
+
 /**
  * Events of one workflow waiting to be posted; past this, new ones are logged but not posted. A
  * webhook that hangs (4 tries of 5 s each per event) must not make a workflow of thousands of
@@ -24,23 +51,32 @@ export const MAX_QUEUED_NOTICES = 1_000;
 /**
  * Posts workflow and step events to a webhook, in order, with retries (4 tries, backoff), and
  * logs every event whether or not anyone listens. A webhook that stays down costs log lines,
- * never the workflow. Its answer's body is never read.
+ * never the workflow. Its answer's body is never read, and a redirect is an answer, not followed.
+ * Each event gets an id (`event_id` in the body, `Idempotency-Key` header), the same on each of
+ * its tries; with a secret, each try is signed (`Shoal-Signature`) over the exact body it sends.
+ * The webhook is held to the egress rules: a refused address is logged (SHOAL_ERR_EGRESS_DENIED)
+ * and not tried again.
  */
 export class Notifier {
   private chain: Promise<void> = Promise.resolve();
   private queued = 0;
   private dropped = 0;
   private readonly log: Logger;
+  private readonly tries: number;
+  private readonly egress: EgressGuard;
 
   constructor(
     private readonly target: NotifyTarget | undefined,
     logger: Logger,
-    private readonly tries = 4,
+    private readonly options: NotifierOptions = {},
   ) {
     this.log = logger.child({ component: "notify" });
+    this.tries = options.tries ?? 4;
+    this.egress = options.egress ?? defaultEgress();
   }
 
-  notify(notice: WorkflowNotice): void {
+  notify(event: WorkflowNotice): void {
+    const notice = { ...event, event_id: `evt_${randomBytes(12).toString("hex")}` };
     this.log.info(notice, `workflow event ${notice.event}`);
     const target = this.target;
     if (!target) return;
@@ -64,16 +100,23 @@ export class Notifier {
     return this.chain;
   }
 
-  private async post(url: string, notice: WorkflowNotice): Promise<void> {
+  private async post(url: string, notice: WorkflowNotice & { event_id: string }): Promise<void> {
     const backoff = createBackoff({ initialMs: 100, maxMs: 2_000 });
+    const body = JSON.stringify(notice);
+    const secret = this.options.secret;
     for (let attempt = 1; attempt <= this.tries; attempt++) {
       try {
-        const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(notice), signal: AbortSignal.timeout(5_000) });
+        const headers = { "content-type": "application/json", "idempotency-key": notice.event_id, ...(secret && { "shoal-signature": signature(secret, body) }) };
+        const res = await this.egress.fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(5_000), redirect: "manual" }, `webhook POST ${url}`);
         // Only the status matters: whatever the webhook sends back is not read into memory.
         await res.body?.cancel().catch(() => {});
         if (res.ok) return;
         this.log.warn({ url, status: res.status, attempt, event: notice.event }, "webhook answered with an error");
       } catch (err) {
+        if (isShoalError(err, "SHOAL_ERR_EGRESS_DENIED")) {
+          this.log.error({ url, event: notice.event, code: err.code, err: err.message }, "webhook refused by the node's egress rules; not posted");
+          return;
+        }
         this.log.warn({ url, err: (err as Error).message, attempt, event: notice.event }, "webhook unreachable");
       }
       if (attempt < this.tries) await new Promise((r) => setTimeout(r, backoff.next()));

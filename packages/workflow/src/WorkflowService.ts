@@ -23,7 +23,7 @@ import { z } from "zod";
 import { BackupLink, type ReplicaSource } from "./BackupLink.js";
 import { endUnrun, storedContext } from "./endUnrun.js";
 import { type StepDetails, resultOf, stateOf } from "./formats.js";
-import { Notifier, type WorkflowNotice } from "./Notifier.js";
+import { Notifier, type NotifierOptions, type WorkflowNotice } from "./Notifier.js";
 import { OwnershipClaims } from "./OwnershipClaims.js";
 import { ProgressWriter } from "./ProgressWriter.js";
 import { type Plan, planWorkflow, restorePlan } from "./planWorkflow.js";
@@ -60,6 +60,8 @@ export interface WorkflowServiceOptions {
    * outcome of a step first) no longer counts as a resume that crashed; 5 s by default.
    */
   survivalMs?: number;
+  /** For every workflow's webhook: the node's egress rules and the signing secret (`--webhook-secret-file`). */
+  webhooks?: NotifierOptions;
 }
 
 /** How long a refused submit should wait before trying again. */
@@ -323,7 +325,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       this.options.store?.ended({ id: stored.id, endedAt, state, result });
       this.backups?.ended(stored.id, stored.epoch);
       this.keepEnded(stored.id, state, result, this.options.retainMs ?? 60 * 60_000);
-      new Notifier(plan.spec.notify, this.log.child({ workflowId: stored.id, workflow: plan.spec.name })).notify({
+      new Notifier(plan.spec.notify, this.log.child({ workflowId: stored.id, workflow: plan.spec.name }), this.options.webhooks).notify({
         event: "workflow.finished",
         workflow_id: stored.id,
         name: plan.spec.name,
@@ -354,7 +356,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
 
   private launch(id: string, plan: Plan, startedAt: number, epoch: number, restored?: Record<string, InstanceRecord>, resumes = 0): OwnedWorkflow {
     const log = this.log.child({ workflowId: id, workflow: plan.spec.name });
-    const notifier = new Notifier(plan.spec.notify, log);
+    const notifier = new Notifier(plan.spec.notify, log, this.options.webhooks);
     const actor = createActor(createWorkflowMachine(plan, this.options.runtime), { input: { workflowId: id, startedAt, ...(restored && { restored }) } });
     const notice = (event: WorkflowNotice["event"], extra: Record<string, unknown> = {}): WorkflowNotice => ({
       event,
