@@ -22,6 +22,8 @@ export interface EgressRequest {
   headers: Record<string, string>;
   body?: string | undefined;
   signal?: AbortSignal | undefined;
+  /** `manual`: a redirect is answered as it is, not followed (webhooks); `follow` by default. */
+  redirect?: "follow" | "manual" | undefined;
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -78,9 +80,9 @@ export class EgressGuard {
   }
 
   /**
-   * Sends `request` to `url`, following redirects (up to `maxRedirects`; a 303, or a 301/302
-   * after a POST, turns into a GET without the body, and credentials are not carried to another
-   * origin). SHOAL_ERR_EGRESS_DENIED names `what`, the host, its address and the setting that
+   * Sends `request` to `url`, following redirects unless it says `manual` (up to
+   * `maxRedirects`; a 303, or a 301/302 after a POST, turns into a GET without the body, and
+   * credentials are not carried to another origin). SHOAL_ERR_EGRESS_DENIED names `what`, the host, its address and the setting that
    * would allow it; too many redirects or one to a scheme other than http(s) are
    * SHOAL_ERR_HTTP_FAILED; what fetch throws (unreachable, aborted) is thrown as it is.
    */
@@ -101,7 +103,7 @@ export class EgressGuard {
         if (refusal) throw new ShoalError(refusal.code, `${what}: ${refusal.message}`);
         throw err;
       }
-      const location = REDIRECTS.has(res.status) ? res.headers.get("location") : null;
+      const location = REDIRECTS.has(res.status) && request.redirect !== "manual" ? res.headers.get("location") : null;
       if (location === null) return res;
       await res.body?.cancel().catch(() => {});
       if (hop >= this.maxRedirects) throw new ShoalError("SHOAL_ERR_HTTP_FAILED", `${what}: more than ${this.maxRedirects} redirects (the last to ${location.slice(0, 200)})`);
