@@ -32,6 +32,8 @@ describe("shoal node: bad flags and config", () => {
     [["--log-level", "loud"], /--log-level/],
     [["--name", "bad name!"], /name/],
     [["--join", "no-port-here"], /join/],
+    [["--advertise", "no-port-here"], /advertise/],
+    [["--egress-allow", "everything"], /egress-allow.*an egress rule is one of/],
     [["--heartbeat-ms", "500", "--suspect-after-ms", "400"], /suspect-after-ms must be greater than heartbeat-ms/],
     [["--no-such-flag"], /unknown option/],
     [["--secret-file", "/nonexistent/secret"], /SHOAL_ERR_BAD_SECRET_FILE/],
@@ -81,6 +83,13 @@ describe("shoal node: bad flags and config", () => {
     } finally {
       blocker.close();
     }
+  });
+
+  it("--advertise is the address peers and /v1/nodes see", async () => {
+    const node = new NodeProcess({ name: "adv", port: await freePort(), extra: ["--advertise", "127.0.0.1:9"] }).start();
+    started.push(node);
+    await node.ready();
+    expect((await node.nodes())[0]?.address).toBe("127.0.0.1:9");
   });
 
   it("two nodes on one data dir: the second is refused", async () => {

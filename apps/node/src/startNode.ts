@@ -53,7 +53,7 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
   // Peers need an address they can dial; a wildcard bind is reached through the host name.
   const advertisedHost = config.host === "0.0.0.0" || config.host === "::" ? hostname() : config.host;
   const origins = new OriginPolicy({
-    names: [config.name, config.host, advertisedHost, ...(tls?.hosts ?? [])],
+    names: [config.name, config.host, advertisedHost, ...(config.advertise ? [config.advertise.slice(0, config.advertise.lastIndexOf(":"))] : []), ...(tls?.hosts ?? [])],
     allowHost: config["allow-host"],
     allowOrigin: config["allow-origin"],
     scheme: tls ? "https" : "http",
@@ -78,7 +78,7 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
   const identity: NodeIdentity = {
     id: dataDir.nodeId,
     name: config.name,
-    address: `${advertisedHost}:${port}`,
+    address: config.advertise ?? `${advertisedHost}:${port}`,
     capabilities: config.capabilities,
     tools: registry.hostable(config.capabilities),
     slots: config.slots,

@@ -14,6 +14,8 @@ const NodeConfigShape = {
     host: z.string().min(1).max(255),
     port: z.number().int().min(0).max(65535),
     join: z.array(AddressSchema),
+    /** HOST:PORT peers dial to reach this node, when not its host and port (NAT, a port forward, a proxy). */
+    advertise: AddressSchema.optional(),
     capabilities: z.array(NameSchema),
     slots: z.number().int().min(0).max(100_000),
     "data-dir": z.string().min(1),
