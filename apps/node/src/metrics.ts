@@ -36,6 +36,7 @@ export function createMetrics(stats: TransportStats, mesh: Mesh, runtime: Runtim
     ["handshakeFailures", "shoal_handshake_failures_total", "Handshakes on /mesh that failed, for any reason (logged a few per window)."],
     ["refusedConnections", "shoal_refused_connections_total", "Connections on /mesh refused before the handshake: too many were still in one."],
     ["overloadedRequests", "shoal_overloaded_peer_requests_total", "Requests from peers refused because that peer had too many being answered."],
+    ["forbiddenMessages", "shoal_forbidden_peer_messages_total", "Peer messages refused because their sender may not send them (SHOAL_ERR_PEER_FORBIDDEN)."],
   ];
   for (const [key, name, help] of counters) countedElsewhere(registry, name, help, () => stats[key]);
   new Gauge({

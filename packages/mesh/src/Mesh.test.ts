@@ -138,6 +138,25 @@ describe("Mesh", () => {
     expect(raised).toEqual([1]);
   });
 
+  it("refuses gossip that says of another node what only it says (tools, slots, address), or of the sender other than its hello", async () => {
+    const a = await start("a");
+    const b = await start("b", [a.node.address]);
+    await eventually(() => statuses(a.mesh).b === "up" && statuses(b.mesh).a === "up");
+    const honest = a.mesh.member(b.node.identity.id) as Member;
+    const peer = await rawPeer(a.node.address, { name: "liar" });
+    await peer.handshake();
+    peer.send({ t: "gossip", members: [{ ...honest, slots: 100_000, tools: ["evil"] }, { ...honest, address: "127.0.0.1:9" }] });
+    expect(await peer.next("error")).toMatchObject({ error: { code: "SHOAL_ERR_PEER_FORBIDDEN", message: /liar may not send gossip: its record of b says tools \[evil\]/ } });
+    peer.send({ t: "gossip", members: [{ ...peer.identity, name: "someone-else", incarnation: 0, status: "up", running: 0 }] });
+    expect(await peer.next("error")).toMatchObject({ error: { message: /its own record says name someone-else other than its hello/ } });
+    expect(a.node.transport.stats.forbiddenMessages).toBe(3);
+    // A third party may still say the node is suspect: the status only.
+    peer.send({ t: "gossip", members: [{ ...honest, status: "suspect" }] });
+    await eventually(() => a.mesh.member(b.node.identity.id)?.incarnation === 1);
+    expect(a.mesh.member(b.node.identity.id)).toMatchObject({ slots: honest.slots, tools: honest.tools, address: honest.address });
+    expect(a.node.transport.stats.forbiddenMessages).toBe(3);
+  });
+
   it("a restarted node starts at the incarnation it is given; at one below what peers know it stays down", async () => {
     const a = await start("a");
     const b = await start("b", [a.node.address], { incarnation: 7 });

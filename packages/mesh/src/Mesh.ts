@@ -1,7 +1,8 @@
 import { EventEmitter } from "node:events";
-import { type Frame, LIMITS, LogLimiter, type Logger, type Member } from "@shoal/protocol";
+import { type Frame, LIMITS, LogLimiter, type Logger, type Member, type NodeIdentity, type ShoalError } from "@shoal/protocol";
 import type { DialFailure, PeerConnection, Transport } from "@shoal/transport";
 import { FailureDetector } from "./FailureDetector.js";
+import { gossipRefusal } from "./gossipSenders.js";
 import { type MemberChange, type MembershipStats, MembershipTable, type MergeVerdict } from "./MembershipTable.js";
 
 /** Records per gossip frame at most: well under the frame schema's 10,000. */
@@ -247,7 +248,13 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const from = conn.peer;
     this.detector.heard(from.id);
     let refuted = false;
+    let forbidden: ShoalError | undefined;
     for (const record of frame.members) {
+      const reason = gossipRefusal(record, from, this.table.get(record.id), this.helloOf(record.id));
+      if (reason !== undefined) {
+        forbidden = this.transport.forbid(from, "gossip", reason);
+        continue;
+      }
       const outcome = this.table.merge(record, from.id);
       if (outcome === undefined) continue;
       if (typeof outcome === "object") this.apply(outcome, `gossip from ${from.name}`);
@@ -260,7 +267,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
       this.raised();
       this.broadcast([this.table.self]);
     }
+    // One error frame for the whole frame, however many of its records were refused.
+    if (forbidden && conn.isOpen) conn.send({ t: "error", error: forbidden.toBody() }, { droppable: true });
   };
+
+  /** What a node said of itself in its handshake with this one, if there is a link to it. */
+  private helloOf(id: string): NodeIdentity | undefined {
+    return id === this.table.self.id ? this.transport.identity : this.transport.connection(id)?.peer;
+  }
 
   private ignored(verdict: Exclude<MergeVerdict, "refuted">, record: Member, from: string): void {
     const self = this.table.self;

@@ -130,6 +130,35 @@ export const ActorRowSchema = z.object({
 });
 export type ActorRow = z.infer<typeof ActorRowSchema>;
 
+/** Where a supervisor placed an actor and why: the node, the strategy, who was eligible and who was not. */
+export const PlacementDecisionSchema = z.object({
+  nodeId: z.string(),
+  nodeName: z.string(),
+  strategy: z.string(),
+  eligible: z.array(z.string()),
+  rejected: z.array(z.object({ node: z.string(), why: z.string() })),
+  why: z.string(),
+});
+export type PlacementDecision = z.infer<typeof PlacementDecisionSchema>;
+
+/** What the API and devtools show of one supervised actor (`GET /v1/actors/:id`, `actor.get`). */
+export const ActorDescriptionSchema = z.object({
+  id: ActorIdSchema,
+  logic: z.string(),
+  status: z.string(),
+  node: z.string().nullable(),
+  address: z.string(),
+  epoch: z.number().int().min(0),
+  attempt: z.number().int().min(0),
+  migrations: z.number().int().min(0),
+  snapshot: SnapshotViewSchema,
+  placement: PlacementDecisionSchema.nullable(),
+  waiting: z.string().nullable(),
+  history: z.array(z.object({ node: z.string(), epoch: z.number().int(), at: z.string(), why: z.string() })),
+  output: z.unknown().optional(),
+});
+export type ActorDescription = z.infer<typeof ActorDescriptionSchema>;
+
 /** `POST /v1/actors` */
 export const SpawnApiRequestSchema = z
   .object({ logic: NameSchema, input: z.unknown().optional(), placement: PlacementSchema.optional() })

@@ -48,6 +48,7 @@ export { LogLimiter } from "./LogLimiter.js";
 export type { LogLimiterOptions } from "./LogLimiter.js";
 export type { LogFn, Logger } from "./Logger.js";
 export {
+  ActorDescriptionSchema,
   ActorIdSchema,
   ActorOutcomeSchema,
   ActorQuerySchema,
@@ -60,6 +61,7 @@ export {
   EventSchema,
   HandoffRequestSchema,
   HostReplySchema,
+  PlacementDecisionSchema,
   PlacementSchema,
   SendRequestSchema,
   SnapshotViewSchema,
@@ -70,6 +72,7 @@ export {
   TimerSchema,
 } from "./actors.js";
 export type {
+  ActorDescription,
   ActorEvent,
   ActorOutcome,
   ActorRow,
@@ -77,6 +80,7 @@ export type {
   Checkpoint,
   HostReply,
   Placement,
+  PlacementDecision,
   SnapshotView,
   SpawnRequest,
   Timer,
@@ -95,12 +99,14 @@ export {
   WorkflowClaimsQuerySchema,
   WorkflowEventNameSchema,
   WorkflowIdSchema,
+  WorkflowQuerySchema,
   WorkflowReplicaAnswerSchema,
   WorkflowReplicaSchema,
   WorkflowResultSchema,
   WorkflowSpecSchema,
   WorkflowStateSchema,
   WorkflowStatusSchema,
+  WorkflowSummarySchema,
 } from "./workflow.js";
 export type {
   InstanceRecord,
@@ -115,7 +121,23 @@ export type {
   WorkflowResult,
   WorkflowSpec,
   WorkflowState,
+  WorkflowSummary,
 } from "./workflow.js";
+export { PEER_METHODS, PEER_SENDERS } from "./peerMethods.js";
+export type {
+  CastMethodOf,
+  PeerCastSpec,
+  PeerMethodSpec,
+  PeerMethodTable,
+  PeerMethods,
+  PeerRequestBody,
+  PeerRequestInput,
+  PeerRequestSpec,
+  PeerResponseBody,
+  PeerResponseInput,
+  PeerSender,
+  RequestMethodOf,
+} from "./peerMethods.js";
 export {
   ActorInspectEventSchema,
   DroppedInspectEventSchema,

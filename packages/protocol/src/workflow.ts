@@ -111,6 +111,23 @@ export const WorkflowResultSchema = z.object({
 });
 export type WorkflowResult = z.infer<typeof WorkflowResultSchema>;
 
+/** One row of `GET /v1/workflows` (and of `workflow.list`). */
+export const WorkflowSummarySchema = z.object({
+  workflow_id: z.string(),
+  name: z.string(),
+  status: WorkflowStatusSchema,
+  owner: z.string(),
+  started_at: z.string(),
+  progress: z.object({ done: z.number(), total: z.number() }),
+});
+export type WorkflowSummary = z.infer<typeof WorkflowSummarySchema>;
+
+/**
+ * `workflow.state` / `.result` / `.cancel`: the id as a caller of the API gave it. Not held to
+ * WorkflowIdSchema: an id no node knows is answered SHOAL_ERR_UNKNOWN_WORKFLOW, as over HTTP.
+ */
+export const WorkflowQuerySchema = z.object({ id: z.string().max(64) });
+
 export const WorkflowIdSchema = z.string().regex(/^wf_[a-z0-9]{6,32}$/, "expected wf_<id>");
 
 /** One runnable piece of a step as planned when the workflow was accepted: the step, or one instance of a fan-out. */

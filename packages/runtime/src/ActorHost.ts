@@ -139,6 +139,11 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
     return reply.checkpoint ? reply : { view: viewOf(hosted.actor.getSnapshot()) };
   }
 
+  /** The supervisor's node id of an actor hosted here, if one is. */
+  supervisorOf(actorId: string): string | undefined {
+    return this.actors.get(actorId)?.req.supervisor;
+  }
+
   view(actorId: string): SnapshotView {
     const hosted = this.actors.get(actorId);
     if (!hosted) throw new ShoalError("SHOAL_ERR_UNKNOWN_ACTOR", `no actor ${actorId} on ${this.options.nodeName}`);

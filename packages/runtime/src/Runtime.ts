@@ -1,33 +1,27 @@
 import {
+  type ActorDescription,
   type ActorEvent,
   type ActorInspectEvent,
   type ActorOutcome,
-  ActorOutcomeSchema,
   type ActorRow,
   CloseCodes,
-  ActorUpdateSchema,
-  AskRequestSchema,
-  HandoffRequestSchema,
-  HostReplySchema,
   LIMIT_DEFAULTS,
   type Logger,
-  SendRequestSchema,
+  type NodeIdentity,
+  type PeerRequestInput,
+  type PeerMethods,
+  type PeerResponseBody,
   ShoalError,
   type SnapshotView,
-  SpawnRequestSchema,
-  StopRequestSchema,
-  ActorQuerySchema,
-  describeZodError,
   isShoalError,
 } from "@shoal/protocol";
 import type { Mesh } from "@shoal/mesh";
 import { type Transport, createBackoff } from "@shoal/transport";
 import type { ActorLogic, EventObject } from "xstate";
-import type { z } from "zod";
 import { ActorHost } from "./ActorHost.js";
+import { type ActorSendersView, hostRefusal, supervisorRefusal } from "./actorSenders.js";
 import { ActorRef, type ActorRouter } from "./ActorRef.js";
 import type { LogicRegistry } from "./LogicRegistry.js";
-import type { PlacementDecision } from "./placement.js";
 import { type RemoteLogicOptions, type RemoteSnapshot, remoteLogic } from "./remoteLogic.js";
 import { plain } from "./snapshots.js";
 import { type HostLink, type SpawnOptions, type SupervisedActor, Supervisor } from "./Supervisor.js";
@@ -47,23 +41,6 @@ export interface RuntimeOptions {
   updateIntervalMs?: number;
   /** Timeout of host requests other than asks. */
   requestTimeoutMs?: number;
-}
-
-/** What the API and devtools show of one supervised actor. */
-export interface ActorDescription {
-  id: string;
-  logic: string;
-  status: string;
-  node: string | null;
-  address: string;
-  epoch: number;
-  attempt: number;
-  migrations: number;
-  snapshot: SnapshotView;
-  placement: PlacementDecision | null;
-  waiting: string | null;
-  history: { node: string; epoch: number; at: string; why: string }[];
-  output?: unknown;
 }
 
 /**
@@ -161,7 +138,7 @@ export class Runtime implements ActorRouter {
 
   ask(actorId: string, event: ActorEvent, timeoutMs: number): Promise<SnapshotView> {
     if (this.supervisor.get(actorId)) return this.supervisor.ask(actorId, event, timeoutMs);
-    return this.viaSupervisor(actorId, "actor.ask", { actorId, event, timeoutMs }, timeoutMs + 1_000) as Promise<SnapshotView>;
+    return this.viaSupervisor(actorId, "actor.ask", { actorId, event, timeoutMs }, timeoutMs + 1_000);
   }
 
   stop(actorId: string): Promise<void> {
@@ -173,7 +150,7 @@ export class Runtime implements ActorRouter {
   async describe(actorId: string): Promise<ActorDescription> {
     const record = this.supervisor.get(actorId);
     if (record) return describe(record);
-    return (await this.viaSupervisor(actorId, "actor.get", { actorId })) as ActorDescription;
+    return this.viaSupervisor(actorId, "actor.get", { actorId });
   }
 
   readonly registry: LogicRegistry;
@@ -220,15 +197,15 @@ export class Runtime implements ActorRouter {
     spawn: (nodeId, req) =>
       nodeId === this.transport.identity.id
         ? nextTurn(() => this.host.spawn(structuredClone(req)))
-        : (this.transport.request(nodeId, "host.spawn", req, { timeoutMs: this.requestTimeoutMs }) as Promise<{ node: string; since: number }>),
+        : this.transport.request(nodeId, "host.spawn", req, { timeoutMs: this.requestTimeoutMs }),
     send: (nodeId, actorId, event) =>
       nodeId === this.transport.identity.id
         ? nextTurn(() => plain(this.host.send(actorId, structuredClone(event))))
-        : this.transport.request(nodeId, "host.send", { actorId, event }, { timeoutMs: this.requestTimeoutMs }).then((r) => parse(HostReplySchema, r)),
+        : this.transport.request(nodeId, "host.send", { actorId, event }, { timeoutMs: this.requestTimeoutMs }),
     ask: (nodeId, actorId, event, timeoutMs) =>
       nodeId === this.transport.identity.id
         ? nextTurn(() => plain(this.host.ask(actorId, structuredClone(event))))
-        : this.transport.request(nodeId, "host.ask", { actorId, event, timeoutMs }, { timeoutMs }).then((r) => parse(HostReplySchema, r)),
+        : this.transport.request(nodeId, "host.ask", { actorId, event, timeoutMs }, { timeoutMs }),
     stop: (nodeId, actorId, epoch) =>
       nodeId === this.transport.identity.id
         ? nextTurn(() => void this.host.stop(actorId, epoch))
@@ -278,45 +255,49 @@ export class Runtime implements ActorRouter {
 
   private wireTransport(): void {
     const t = this.transport;
-    t.handle("host.spawn", (body) => this.host.spawn(parse(SpawnRequestSchema, body)));
-    t.handle("host.send", (body) => {
-      const { actorId, event } = parse(SendRequestSchema, body);
-      return this.host.send(actorId, event);
-    });
-    t.handle("host.ask", (body) => {
-      const { actorId, event } = parse(AskRequestSchema, body);
-      return this.host.ask(actorId, event);
-    });
-    t.handle("host.stop", (body) => {
-      const { actorId, epoch } = parse(StopRequestSchema, body);
-      return this.host.stop(actorId, epoch);
-    });
-    t.handleCast("sup.update", (body, from) => this.supervisor.onUpdate(from.id, parse(ActorUpdateSchema, body)));
-    t.handle("sup.outcome", (body, from) => {
-      this.supervisor.onOutcome(from.id, parse(ActorOutcomeSchema, body));
-      return null;
-    });
-    t.handle("sup.handoff", (body, from) => {
-      const { actorId, epoch, checkpoint } = parse(HandoffRequestSchema, body);
-      this.supervisor.onHandoff(from.id, actorId, epoch, checkpoint);
-      return null;
-    });
+    // What the sender rules of host.* and sup.* read: who placed what here, and where.
+    const view: ActorSendersView = {
+      selfName: t.identity.name,
+      hostedFor: (actorId) => this.host.supervisorOf(actorId),
+      placedAt: (actorId, epoch) => {
+        const actor = this.supervisor.get(actorId);
+        return actor ? (actor.placements.get(epoch) ?? null) : undefined;
+      },
+    };
+    const fromSupervisor = (body: { actorId: string; supervisor?: string }, from: NodeIdentity) => supervisorRefusal(view, body, from);
+    const fromHost = (body: { actorId: string; epoch: number }, from: NodeIdentity) => hostRefusal(view, body, from);
+    t.handle("host.spawn", (body) => this.host.spawn(body), fromSupervisor);
+    t.handle("host.send", ({ actorId, event }) => this.host.send(actorId, event), fromSupervisor);
+    t.handle("host.ask", ({ actorId, event }) => this.host.ask(actorId, event), fromSupervisor);
+    t.handle("host.stop", ({ actorId, epoch }) => this.host.stop(actorId, epoch), fromSupervisor);
+    t.handleCast("sup.update", (body, from) => this.supervisor.onUpdate(from.id, body), fromHost);
+    t.handle(
+      "sup.outcome",
+      (body, from) => {
+        this.supervisor.onOutcome(from.id, body);
+        return null;
+      },
+      fromHost,
+    );
+    t.handle(
+      "sup.handoff",
+      ({ actorId, epoch, checkpoint }, from) => {
+        this.supervisor.onHandoff(from.id, actorId, epoch, checkpoint);
+        return null;
+      },
+      fromHost,
+    );
     // Entry points for any node: the supervisor routes to wherever the actor runs.
-    t.handle("actor.send", async (body) => {
-      const { actorId, event } = parse(SendRequestSchema, body);
+    t.handle("actor.send", async ({ actorId, event }) => {
       await this.supervisor.send(actorId, event);
       return null;
     });
-    t.handle("actor.ask", (body) => {
-      const { actorId, event, timeoutMs } = parse(AskRequestSchema, body);
-      return this.supervisor.ask(actorId, event, timeoutMs);
-    });
-    t.handle("actor.stop", async (body) => {
-      await this.supervisor.stop(parse(ActorQuerySchema, body).actorId);
+    t.handle("actor.ask", ({ actorId, event, timeoutMs }) => this.supervisor.ask(actorId, event, timeoutMs));
+    t.handle("actor.stop", async ({ actorId }) => {
+      await this.supervisor.stop(actorId);
       return null;
     });
-    t.handle("actor.get", (body) => {
-      const { actorId } = parse(ActorQuerySchema, body);
+    t.handle("actor.get", ({ actorId }) => {
       const record = this.supervisor.get(actorId);
       if (!record) throw new ShoalError("SHOAL_ERR_UNKNOWN_ACTOR", `no actor ${actorId} supervised by ${this.transport.identity.name}`);
       return describe(record);
@@ -324,7 +305,12 @@ export class Runtime implements ActorRouter {
   }
 
   /** Sends an actor request to the node that supervises it (named in the actor's id). */
-  private async viaSupervisor(actorId: string, method: string, body: unknown, timeoutMs = this.requestTimeoutMs): Promise<unknown> {
+  private async viaSupervisor<K extends "actor.send" | "actor.ask" | "actor.stop" | "actor.get">(
+    actorId: string,
+    method: K,
+    body: PeerRequestInput<PeerMethods, K>,
+    timeoutMs = this.requestTimeoutMs,
+  ): Promise<PeerResponseBody<PeerMethods, K>> {
     const name = actorId.split("~")[0];
     const self = this.transport.identity;
     if (!actorId.includes("~") || name === self.name) throw new ShoalError("SHOAL_ERR_UNKNOWN_ACTOR", `no actor ${actorId} supervised by ${self.name}`);
@@ -372,11 +358,4 @@ function describe(a: SupervisedActor): ActorDescription {
     history: a.history,
     ...(a.status === "done" && { output: a.view.output }),
   };
-}
-
-function parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
-  const parsed = schema.safeParse(body);
-  if (parsed.success) return parsed.data;
-  const { message, path } = describeZodError(parsed.error);
-  throw new ShoalError("SHOAL_ERR_BAD_SCHEMA", `request body: ${message}`, { path });
 }

@@ -8,12 +8,13 @@ import {
   type Logger,
   type Member,
   type Placement,
+  type PlacementDecision,
   ShoalError,
   type SnapshotView,
   type SpawnRequest,
   isShoalError,
 } from "@shoal/protocol";
-import { type PlacementDecision, choosePlacement } from "./placement.js";
+import { choosePlacement } from "./placement.js";
 import { viewOfCheckpoint, viewOfUpdate } from "./snapshots.js";
 
 /** How a supervisor reaches hosts: in process for this node, through the mesh for others. */
@@ -73,6 +74,8 @@ export class SupervisedActor {
   /** Nodes that refused it for being at a limit since it was last placed, with what they said. */
   readonly refusedBy = new Map<string, string>();
   readonly history: { node: string; epoch: number; at: string; why: string }[] = [];
+  /** The node id it was placed on at each epoch: only those may report on it at that epoch. */
+  readonly placements = new Map<number, string>();
   readonly since = Date.now();
   readonly done: Promise<unknown>;
   readonly buffer: Delivery[] = [];
@@ -338,6 +341,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     actor.decision = decision;
     actor.waiting = undefined;
     actor.history.push({ node: decision.nodeName, epoch, at: new Date().toISOString(), why: decision.why });
+    actor.placements.set(epoch, decision.nodeId);
     this.changed(actor);
     this.inflight.set(decision.nodeId, (this.inflight.get(decision.nodeId) ?? 0) + 1);
     const req: SpawnRequest = {

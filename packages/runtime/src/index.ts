@@ -1,5 +1,5 @@
 export { Runtime } from "./Runtime.js";
-export type { ActorDescription, RuntimeOptions } from "./Runtime.js";
+export type { RuntimeOptions } from "./Runtime.js";
 export { ActorRef } from "./ActorRef.js";
 export type { ActorRouter } from "./ActorRef.js";
 export { ActorHost } from "./ActorHost.js";
@@ -9,7 +9,7 @@ export type { HostLink, SpawnOptions, SupervisedStatus, SupervisorOptions } from
 export { LogicRegistry } from "./LogicRegistry.js";
 export type { HostedLogic } from "./LogicRegistry.js";
 export { choosePlacement } from "./placement.js";
-export type { PlacementDecision, PlacementRequest, PlacementResult } from "./placement.js";
+export type { PlacementRequest, PlacementResult } from "./placement.js";
 export { remoteLogic } from "./remoteLogic.js";
 export type { RemoteEnvelope, RemoteLogicOptions, RemoteSnapshot, RemoteSpawner } from "./remoteLogic.js";
 export { checkpointOf, restoreTimers } from "./snapshots.js";

@@ -1,4 +1,4 @@
-import { type Member, type Placement, ShoalError } from "@shoal/protocol";
+import { type Member, type Placement, type PlacementDecision, ShoalError } from "@shoal/protocol";
 
 export interface PlacementRequest {
   logic: string;
@@ -15,16 +15,7 @@ export interface PlacementRequest {
   refused?: ReadonlyMap<string, string>;
 }
 
-/** Why an actor went where it went: kept for devtools and the API. */
-export interface PlacementDecision {
-  nodeId: string;
-  nodeName: string;
-  strategy: string;
-  eligible: string[];
-  rejected: { node: string; why: string }[];
-  why: string;
-}
-
+/** Why an actor went where it went (PlacementDecision, kept for devtools and the API), or why it waits or fails. */
 export type PlacementResult = { kind: "placed"; decision: PlacementDecision } | { kind: "wait"; why: string } | { kind: "fail"; error: ShoalError };
 
 /**

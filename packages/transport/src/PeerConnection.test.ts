@@ -1,9 +1,9 @@
 import { CloseCodes, type Frame } from "@shoal/protocol";
 import { pack } from "msgpackr";
 import { afterEach, describe, expect, it } from "vitest";
-import { eventually, rawPeer, transportPool } from "./testing/fixtures.js";
+import { eventually, rawPeer, TEST_METHODS, transportPool } from "./testing/fixtures.js";
 
-const pool = transportPool();
+const pool = transportPool(TEST_METHODS);
 const node = pool.node;
 afterEach(pool.closeAll);
 

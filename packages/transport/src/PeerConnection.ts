@@ -331,7 +331,10 @@ export class PeerConnection {
       const error: ErrorBody = isShoalError(err)
         ? err.toBody()
         : { code: "SHOAL_ERR_HANDLER_FAILED", message: `${method} failed: ${(err as Error)?.message ?? String(err)}` };
-      if (isShoalError(err)) this.complaints.info({ method, code: error.code }, "refused a request from peer");
+      // A forbidden request was logged where it was refused, once per peer a minute.
+      if (isShoalError(err)) {
+        if (err.code !== "SHOAL_ERR_PEER_FORBIDDEN") this.complaints.info({ method, code: error.code }, "refused a request from peer");
+      }
       else this.log.error({ err, method }, "request handler failed");
       frame = { t: "res", id, error };
     } finally {

@@ -1,9 +1,9 @@
 import { CloseCodes, ShoalError } from "@shoal/protocol";
 import { afterEach, describe, expect, it } from "vitest";
-import { eventually, transportPool } from "./testing/fixtures.js";
+import { eventually, TEST_METHODS, transportPool } from "./testing/fixtures.js";
 import type { DialFailure } from "./Transport.js";
 
-const pool = transportPool();
+const pool = transportPool(TEST_METHODS);
 const node = pool.node;
 afterEach(pool.closeAll);
 

@@ -2,21 +2,34 @@ import { EventEmitter } from "node:events";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import {
+  type CastMethodOf,
   type Codec,
   CloseCodes,
   DEFAULT_MAX_FRAME_BYTES,
   type Frame,
   type Logger,
   type NodeIdentity,
+  PEER_METHODS,
+  type PeerMethodSpec,
+  type PeerMethodTable,
+  type PeerMethods,
+  type PeerRequestBody,
+  type PeerRequestInput,
+  type PeerResponseBody,
+  type PeerResponseInput,
+  type RequestMethodOf,
   ShoalError,
   LIMIT_DEFAULTS,
   LogLimiter,
   createCodec,
+  describeZodError,
   isShoalError,
   schemaErrorOf,
 } from "@shoal/protocol";
+import type { z } from "zod";
 import { WebSocket, WebSocketServer } from "ws";
 import { type BackoffOptions, createBackoff } from "./backoff.js";
+import { ForbiddenMessages } from "./ForbiddenMessages.js";
 import { type HandshakeContext, type HandshakeResult, acceptHandshake, dialHandshake } from "./handshake.js";
 import { PendingConnections } from "./PendingConnections.js";
 import { type TlsMaterial, certifiedName, uncertifiedReason } from "./peerCertificate.js";
@@ -27,8 +40,10 @@ import { type TransportStats, createTransportStats } from "./TransportStats.js";
 
 export const MESH_PATH = "/mesh";
 
-export interface TransportOptions extends SendQueueOptions {
+export interface TransportOptions<M extends PeerMethodTable = PeerMethods> extends SendQueueOptions {
   identity: NodeIdentity;
+  /** The methods peers may call, with their schemas and sender rules (PEER_METHODS). */
+  methods?: M;
   cluster: string;
   /** Cluster secret; with it every peer must prove it knows the same one. */
   secret?: string | undefined;
@@ -58,8 +73,27 @@ export interface TransportOptions extends SendQueueOptions {
   backoff?: BackoffOptions;
 }
 
-export type RequestHandler = (body: unknown, from: NodeIdentity) => unknown | Promise<unknown>;
-export type CastHandler = (body: unknown, from: NodeIdentity) => void;
+/**
+ * A method's sender rule, checked after its body passed the schema: the reason the sender may not
+ * send this, or undefined when it may. Refusals are SHOAL_ERR_PEER_FORBIDDEN, counted and logged.
+ */
+export type Authorizer<Body> = (body: Body, from: NodeIdentity) => string | undefined;
+
+export type RequestHandler<M extends PeerMethodTable = PeerMethods, K extends RequestMethodOf<M> = RequestMethodOf<M>> = (
+  body: PeerRequestBody<M, K>,
+  from: NodeIdentity,
+) => PeerResponseInput<M, K> | Promise<PeerResponseInput<M, K>>;
+export type CastHandler<M extends PeerMethodTable = PeerMethods, K extends CastMethodOf<M> = CastMethodOf<M>> = (body: PeerRequestBody<M, K>, from: NodeIdentity) => void;
+
+/** A rule other than "any member" cannot be left out: the handler is registered with its authorizer. */
+type AuthorizerArg<M extends PeerMethodTable, K extends keyof M> = M[K]["sender"] extends "member"
+  ? [authorize?: Authorizer<PeerRequestBody<M, K>>]
+  : [authorize: Authorizer<PeerRequestBody<M, K>>];
+
+interface Registered {
+  handler: (body: unknown, from: NodeIdentity) => unknown;
+  authorize: Authorizer<unknown> | undefined;
+}
 
 export interface DialFailure {
   address: string;
@@ -81,16 +115,20 @@ export interface TransportEvents {
 
 /**
  * The node's end of the peer-to-peer network: accepts peers on `/mesh`, dials them, keeps one
- * connection of record per peer id, and routes requests to handlers by method name.
+ * connection of record per peer id, and routes requests to handlers by method name. Every
+ * method is one of the table's: a request body, a cast body and an answer are parsed with its
+ * schemas, and the receiver's rule says whether the sender may send it.
  */
-export class Transport extends EventEmitter<TransportEvents> {
+export class Transport<M extends PeerMethodTable = PeerMethods> extends EventEmitter<TransportEvents> {
   readonly stats: TransportStats = createTransportStats();
   readonly codec: Codec;
   readonly identity: NodeIdentity;
   private readonly log: Logger;
+  private readonly methods: PeerMethodTable;
+  private readonly forbidden: ForbiddenMessages;
   private readonly conns = new Map<string, PeerConnection>();
-  private readonly handlers = new Map<string, RequestHandler>();
-  private readonly castHandlers = new Map<string, CastHandler>();
+  private readonly handlers = new Map<string, Registered>();
+  private readonly castHandlers = new Map<string, Registered>();
   private readonly faults = new Map<string, LinkFault>();
   private readonly maintained = new Map<string, { stop(): void }>();
   private readonly pendingSockets = new Set<WebSocket>();
@@ -103,10 +141,12 @@ export class Transport extends EventEmitter<TransportEvents> {
   private readonly connectionOptions: PeerConnectionOptions;
   private closing = false;
 
-  constructor(private readonly options: TransportOptions) {
+  constructor(private readonly options: TransportOptions<M>) {
     super();
     this.identity = options.identity;
     this.log = options.logger.child({ component: "transport" });
+    this.methods = options.methods ?? PEER_METHODS;
+    this.forbidden = new ForbiddenMessages(this.log, this.stats);
     const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.codec = createCodec({ maxFrameBytes });
     this.maxHandshakeFrameBytes = Math.min(options.maxHandshakeFrameBytes ?? LIMIT_DEFAULTS["max-handshake-frame-bytes"], maxFrameBytes);
@@ -304,13 +344,30 @@ export class Transport extends EventEmitter<TransportEvents> {
     return this.maintained.has(address);
   }
 
-  handle(method: string, handler: RequestHandler): void {
-    this.handlers.set(method, handler);
+  /** Answers requests for `method` with `handler`, once `authorize` (the method's sender rule) lets them through. */
+  handle<K extends RequestMethodOf<M>>(method: K, handler: RequestHandler<M, K>, ...[authorize]: AuthorizerArg<M, K>): void {
+    this.handlers.set(method, this.registered(method, "request", handler as Registered["handler"], authorize as Authorizer<unknown> | undefined));
   }
 
   /** Handles one-way `cast` frames for `method`. */
-  handleCast(method: string, handler: CastHandler): void {
-    this.castHandlers.set(method, handler);
+  handleCast<K extends CastMethodOf<M>>(method: K, handler: CastHandler<M, K>, ...[authorize]: AuthorizerArg<M, K>): void {
+    this.castHandlers.set(method, this.registered(method, "cast", handler as Registered["handler"], authorize as Authorizer<unknown> | undefined));
+  }
+
+  /**
+   * Refuses what a peer may not send (a message the layers above check themselves, like a
+   * gossip record about another node): counted in `stats.forbiddenMessages`, logged once per
+   * peer per minute. Returns the SHOAL_ERR_PEER_FORBIDDEN error to answer with.
+   */
+  forbid(peer: NodeIdentity, what: string, reason: string): ShoalError {
+    return this.forbidden.refuse(peer, what, reason);
+  }
+
+  private registered(method: string, kind: PeerMethodSpec["kind"], handler: Registered["handler"], authorize: Authorizer<unknown> | undefined): Registered {
+    const spec = this.methods[method];
+    if (spec?.kind !== kind) throw new Error(`${method} is not a ${kind} method of the peer method table`);
+    if (spec.sender !== "member" && !authorize) throw new Error(`${method} may only be sent by "${spec.sender}": its handler needs the rule`);
+    return { handler, authorize };
   }
 
   /**
@@ -326,7 +383,7 @@ export class Transport extends EventEmitter<TransportEvents> {
   }
 
   /** One-way message to a peer; throws SHOAL_ERR_NOT_CONNECTED or SHOAL_ERR_BACKPRESSURE. */
-  cast(peerId: string, method: string, body: unknown, options: { droppable?: boolean } = {}): void {
+  cast<K extends CastMethodOf<M>>(peerId: string, method: K, body: PeerRequestInput<M, K>, options: { droppable?: boolean } = {}): void {
     this.send(peerId, { t: "cast", method, body }, options);
   }
 
@@ -344,10 +401,20 @@ export class Transport extends EventEmitter<TransportEvents> {
     return undefined;
   }
 
-  request(peerId: string, method: string, body: unknown, options: { timeoutMs?: number } = {}): Promise<unknown> {
+  /**
+   * Calls `method` on a peer and resolves with its answer, parsed with the method's response
+   * schema: an answer that fails it is SHOAL_ERR_BAD_SCHEMA for the caller, never passed on.
+   */
+  request<K extends RequestMethodOf<M>>(peerId: string, method: K, body: PeerRequestInput<M, K>, options: { timeoutMs?: number } = {}): Promise<PeerResponseBody<M, K>> {
     const conn = this.conns.get(peerId);
     if (!conn) return Promise.reject(new ShoalError("SHOAL_ERR_NOT_CONNECTED", `no connection to node ${peerId}`));
-    return conn.request(method, body, options);
+    const schema = (this.methods[method] as { response: z.ZodType }).response;
+    return conn.request(method, body, options).then((answer) => {
+      const parsed = schema.safeParse(answer);
+      if (parsed.success) return parsed.data as PeerResponseBody<M, K>;
+      const { message, path } = describeZodError(parsed.error);
+      throw new ShoalError("SHOAL_ERR_BAD_SCHEMA", `the answer of ${conn.peer.name} to ${method}: ${message}`, { path });
+    });
   }
 
   send(peerId: string, frame: Frame, options: { droppable?: boolean } = {}): void {
@@ -462,25 +529,38 @@ export class Transport extends EventEmitter<TransportEvents> {
   }
 
   private async answer(conn: PeerConnection, method: string, body: unknown): Promise<unknown> {
-    const handler = this.handlers.get(method);
-    if (!handler) throw new ShoalError("SHOAL_ERR_NO_HANDLER", `no handler for method "${method}" on ${this.identity.name}`);
-    return handler(body, conn.peer);
+    const registered = this.handlers.get(method);
+    if (!registered) throw new ShoalError("SHOAL_ERR_NO_HANDLER", `no handler for method "${method}" on ${this.identity.name}`);
+    return registered.handler(this.admit(conn.peer, method, registered, body), conn.peer);
+  }
+
+  /** The body parsed with the method's schema, if its sender may send it; else the error to answer with. */
+  private admit(from: NodeIdentity, method: string, registered: Registered, body: unknown): unknown {
+    const parsed = (this.methods[method] as PeerMethodSpec).request.safeParse(body);
+    if (!parsed.success) {
+      const { message, path } = describeZodError(parsed.error);
+      throw new ShoalError("SHOAL_ERR_BAD_SCHEMA", `${method} body: ${message}`, { path });
+    }
+    const refusal = registered.authorize?.(parsed.data, from);
+    if (refusal !== undefined) throw this.forbidden.refuse(from, method, refusal);
+    return parsed.data;
   }
 
   private onCast(conn: PeerConnection, method: string, body: unknown): void {
-    const handler = this.castHandlers.get(method);
-    if (!handler) {
+    const registered = this.castHandlers.get(method);
+    if (!registered) {
       this.refusals.warn({ method, peer: conn.peer.name }, "cast for a method with no handler");
       // Frames still arrive while a close is under way: then there is nobody to tell.
       if (conn.isOpen) conn.send({ t: "error", error: { code: "SHOAL_ERR_NO_HANDLER", message: `no cast handler for "${method}"` } }, { droppable: true });
       return;
     }
     try {
-      handler(body, conn.peer);
+      registered.handler(this.admit(conn.peer, method, registered, body), conn.peer);
     } catch (caught) {
       const err = schemaErrorOf(caught, `${method} body`) ?? caught;
       const body = isShoalError(err) ? err.toBody() : { code: "SHOAL_ERR_HANDLER_FAILED", message: (err as Error)?.message ?? String(err) };
-      this.refusals.warn({ method, peer: conn.peer.name, error: body }, "cast handler refused a message");
+      // A forbidden cast was logged by its own limiter, once per peer a minute.
+      if (body.code !== "SHOAL_ERR_PEER_FORBIDDEN") this.refusals.warn({ method, peer: conn.peer.name, error: body }, "cast handler refused a message");
       if (conn.isOpen) conn.send({ t: "error", error: body }, { droppable: true });
     }
   }

@@ -17,8 +17,10 @@ export interface TransportStats {
   refusedConnections: number;
   /** Requests from peers refused because that peer had too many being answered. */
   overloadedRequests: number;
+  /** Requests, casts and gossip records refused because their sender may not send them (SHOAL_ERR_PEER_FORBIDDEN). */
+  forbiddenMessages: number;
 }
 
 export function createTransportStats(): TransportStats {
-  return { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, badFrames: 0, droppedFrames: 0, reconnects: 0, authFailures: 0, handshakeFailures: 0, refusedConnections: 0, overloadedRequests: 0 };
+  return { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, badFrames: 0, droppedFrames: 0, reconnects: 0, authFailures: 0, handshakeFailures: 0, refusedConnections: 0, overloadedRequests: 0, forbiddenMessages: 0 };
 }

@@ -17,6 +17,7 @@ export const TransportErrors = {
   SHOAL_ERR_REQUEST_TIMEOUT: { status: 504, doc: "a request got no answer within its timeout" },
   SHOAL_ERR_BACKPRESSURE: { status: 503, doc: "the peer's send queue is full: it is not reading fast enough" },
   SHOAL_ERR_NO_HANDLER: { status: 404, doc: "the peer has no handler for the request's method" },
+  SHOAL_ERR_PEER_FORBIDDEN: { status: 403, doc: "a peer sent a message its method's sender rule does not allow it (a claim, a replica or an actor message for what it does not own, host or supervise), or gossip about another node that changes what only that node says; refused, counted, logged once per peer per minute" },
   SHOAL_ERR_HANDLER_FAILED: { status: 500, doc: "the peer's handler threw an error that was not a ShoalError" },
 } as const satisfies ErrorCatalog;
 

@@ -1,10 +1,10 @@
-import { CloseCodes, type Logger, NodeIdentitySchema, createCodec } from "@shoal/protocol";
+import { CloseCodes, NodeIdentitySchema, createCodec } from "@shoal/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import { connect } from "node:net";
 import { WebSocket } from "ws";
-import { eventually, rawPeer, rawSocketPeer, transportPool } from "./testing/fixtures.js";
+import { eventually, rawPeer, rawSocketPeer, recordingLogger, TEST_METHODS, transportPool } from "./testing/fixtures.js";
 
-const pool = transportPool();
+const pool = transportPool(TEST_METHODS);
 const node = pool.node;
 afterEach(pool.closeAll);
 
@@ -33,22 +33,6 @@ async function idleSocket(address: string) {
     ws.once("error", () => resolve());
   });
   return { ws, events, outcome };
-}
-
-function recordingLogger(lines: Record<string, unknown>[]): Logger {
-  const write = (level: string) => (obj: object | string, msg?: string) => {
-    lines.push(typeof obj === "string" ? { level, msg: obj } : { level, ...obj, msg });
-  };
-  const logger: Logger = {
-    child: () => logger,
-    fatal: write("fatal"),
-    error: write("error"),
-    warn: write("warn"),
-    info: write("info"),
-    debug: write("debug"),
-    trace: write("trace"),
-  };
-  return logger;
 }
 
 describe("a hostile peer", () => {

@@ -1,5 +1,5 @@
 export { Transport, MESH_PATH } from "./Transport.js";
-export type { CastHandler, DialFailure, RequestHandler, TransportEvents, TransportOptions } from "./Transport.js";
+export type { Authorizer, CastHandler, DialFailure, RequestHandler, TransportEvents, TransportOptions } from "./Transport.js";
 export { PeerConnection } from "./PeerConnection.js";
 export type { Direction, LinkFault, PeerConnectionOptions } from "./PeerConnection.js";
 export { SendQueue } from "./SendQueue.js";

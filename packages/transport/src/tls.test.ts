@@ -5,9 +5,9 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { createCa, issueCertificate } from "./certificates.js";
 import type { TlsMaterial } from "./peerCertificate.js";
-import { eventually, transportPool } from "./testing/fixtures.js";
+import { eventually, TEST_METHODS, transportPool } from "./testing/fixtures.js";
 
-const pool = transportPool();
+const pool = transportPool(TEST_METHODS);
 afterEach(pool.closeAll);
 
 const temp = () => mkdtempSync(join(tmpdir(), "shoal-mtls-"));

@@ -1,5 +1,5 @@
 import type { Mesh } from "@shoal/mesh";
-import { type InstanceRecord, type Logger, type PlannedInstance, type WorkflowClaim, type WorkflowReplica, WorkflowReplicaAnswerSchema } from "@shoal/protocol";
+import type { InstanceRecord, Logger, PlannedInstance, WorkflowClaim, WorkflowReplica } from "@shoal/protocol";
 import type { Transport } from "@shoal/transport";
 
 /** What an owner replicates of one workflow. */
@@ -32,6 +32,8 @@ export interface BackupLinkOptions {
  */
 export class BackupLink {
   private readonly backups = new Map<string, string>();
+  /** Every peer given a copy of a workflow while it is owned here: the nodes that may take it over. */
+  private readonly holders = new Map<string, Set<string>>();
   private readonly log: Logger;
 
   constructor(private readonly options: BackupLinkOptions) {
@@ -41,6 +43,11 @@ export class BackupLink {
   /** Where a workflow's copy is kept now, if anywhere. */
   backupOf(id: string): string | undefined {
     return this.backups.get(id);
+  }
+
+  /** Whether `nodeId` was given a copy of a workflow owned here (it may be the one that took it over). */
+  holdsCopy(id: string, nodeId: string): boolean {
+    return this.holders.get(id)?.has(nodeId) ?? false;
   }
 
   /** Copies the whole workflow to its backup (a new one if it has none). */
@@ -86,9 +93,14 @@ export class BackupLink {
     if (backup) this.send(backup, { op: "ended", workflow_id: id, owner: this.options.transport.identity.id, epoch });
   }
 
-  /** Forgets a workflow without telling its backup (it is not ours any more). */
+  /**
+   * Forgets a workflow without telling its backup (it is not ours any more, or its ended state
+   * is dropped). Until then its holders are kept, ended or not: one may have taken it over while
+   * this node was cut off, and its claim comes when the link heals.
+   */
   forget(id: string): void {
     this.backups.delete(id);
+    this.holders.delete(id);
   }
 
   /** A peer went down: the workflows it kept copies of get a new backup. */
@@ -116,10 +128,14 @@ export class BackupLink {
   }
 
   private send(backup: string, op: WorkflowReplica, wf?: ReplicaSource): void {
+    if (op.op !== "ended") {
+      const holders = this.holders.get(op.workflow_id) ?? new Set<string>();
+      holders.add(backup);
+      this.holders.set(op.workflow_id, holders);
+    }
     this.options.transport
       .request(backup, "workflow.replica", op)
-      .then((raw) => {
-        const answer = WorkflowReplicaAnswerSchema.parse(raw);
+      .then((answer) => {
         if ("fenced" in answer) this.options.fenced(answer.fenced);
         else if ("unknown" in answer && wf && this.backups.get(wf.id) === backup) {
           // It lost its copy (it restarted): send it whole.

@@ -1,5 +1,5 @@
 import type { Mesh } from "@shoal/mesh";
-import { type Logger, type WorkflowClaim, WorkflowClaimSchema } from "@shoal/protocol";
+import type { Logger, WorkflowClaim } from "@shoal/protocol";
 import type { Transport } from "@shoal/transport";
 import type { WorkflowStore } from "./WorkflowStore.js";
 
@@ -58,7 +58,7 @@ export class OwnershipClaims {
     const answers = await Promise.allSettled(peers.map((p) => this.options.transport.request(p.id, "workflow.claims", { workflow_ids: ids }, { timeoutMs: 5_000 })));
     for (const a of answers) {
       if (a.status !== "fulfilled") continue;
-      for (const claim of WorkflowClaimSchema.array().parse(a.value)) {
+      for (const claim of a.value) {
         if ((claims.get(claim.workflow_id)?.epoch ?? 0) < claim.epoch) claims.set(claim.workflow_id, claim);
       }
     }

@@ -4,27 +4,28 @@ import type { Mesh } from "@shoal/mesh";
 import {
   LIMIT_DEFAULTS,
   type Logger,
+  type PeerMethods,
+  type PeerRequestInput,
+  type PeerResponseBody,
   QUARANTINE_AFTER_CRASHES,
   ShoalError,
   type WorkflowClaim,
-  WorkflowClaimSchema,
-  WorkflowClaimsQuerySchema,
   type WorkflowReplica,
   type WorkflowReplicaAnswer,
-  WorkflowReplicaSchema,
   type WorkflowResult,
   type WorkflowState,
+  type WorkflowSummary,
   isShoalError,
 } from "@shoal/protocol";
 import type { Runtime } from "@shoal/runtime";
 import type { Transport } from "@shoal/transport";
 import { type Actor, createActor, toPromise } from "xstate";
-import { z } from "zod";
 import { BackupLink, type ReplicaSource } from "./BackupLink.js";
 import { endUnrun, storedContext } from "./endUnrun.js";
 import { type StepDetails, resultOf, stateOf } from "./formats.js";
 import { Notifier, type NotifierOptions, type WorkflowNotice } from "./Notifier.js";
 import { OwnershipClaims } from "./OwnershipClaims.js";
+import { type OwnershipView, claimRefusal, replicaRefusal } from "./ownershipSenders.js";
 import { ProgressWriter } from "./ProgressWriter.js";
 import { type Plan, planWorkflow, restorePlan } from "./planWorkflow.js";
 import type { StoredWorkflow, WorkflowStore } from "./WorkflowStore.js";
@@ -94,18 +95,6 @@ interface WaitingWorkflow {
   settle(outcome: Promise<WorkflowResult>): void;
 }
 
-const IdBody = z.object({ id: z.string().max(64) });
-
-/** One row of `list()`. */
-export interface WorkflowSummary {
-  workflow_id: string;
-  name: string;
-  status: string;
-  owner: string;
-  started_at: string;
-  progress: { done: number; total: number };
-}
-
 /**
  * The orchestrator of a node: checks and starts workflows submitted here (this node owns them),
  * keeps them in its store if it has one, and answers for any workflow in the mesh by asking its
@@ -135,9 +124,9 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     this.nodeName = options.transport.identity.name;
     this.selfId = options.transport.identity.id;
     const t = options.transport;
-    t.handle("workflow.state", (body) => this.localState(IdBody.parse(body).id));
-    t.handle("workflow.result", (body) => this.localResult(IdBody.parse(body).id));
-    t.handle("workflow.cancel", (body) => this.localCancel(IdBody.parse(body).id));
+    t.handle("workflow.state", ({ id }) => this.localState(id));
+    t.handle("workflow.result", ({ id }) => this.localResult(id));
+    t.handle("workflow.cancel", ({ id }) => this.localCancel(id));
     t.handle("workflow.list", () => this.list());
     const store = options.store;
     if (!store) return;
@@ -159,9 +148,16 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     });
     const claims = new OwnershipClaims({ transport: t, mesh: options.mesh, store, logger: this.log });
     this.claims = claims;
-    t.handle("workflow.replica", (body) => this.keepReplica(WorkflowReplicaSchema.parse(body)));
-    t.handle("workflow.claims", (body) => claims.among(WorkflowClaimsQuerySchema.parse(body).workflow_ids));
-    t.handleCast("workflow.claimed", (body) => this.fence(WorkflowClaimSchema.parse(body)));
+    // What the sender rules of replicas and claims read: who owns what here, who holds its copy.
+    const view: OwnershipView = {
+      selfId: this.selfId,
+      ownership: (id) => store.ownership(id),
+      holdsCopy: (id, nodeId) => this.backups?.holdsCopy(id, nodeId) ?? false,
+      isUp: (nodeId) => options.mesh.member(nodeId)?.status === "up",
+    };
+    t.handle("workflow.replica", (op) => this.keepReplica(op), (op, from) => replicaRefusal(view, op, from));
+    t.handle("workflow.claims", ({ workflow_ids }) => claims.among(workflow_ids));
+    t.handleCast("workflow.claimed", (claim) => this.fence(claim), (claim, from) => claimRefusal(view, claim, from));
     options.mesh.on("down", (m) => {
       this.takeOver(m.id);
       this.backups?.peerDown(m.id, this.sources());
@@ -542,6 +538,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const known = store?.ownership(claim.workflow_id);
     if (!store || !known || known.epoch >= claim.epoch) return;
     store.forget(claim.workflow_id);
+    this.backups?.forget(claim.workflow_id);
     if (known.owner !== this.selfId) return; // a replica kept for the replaced owner
     this.ownershipStats.gaveWay++;
     const hadOutcome = this.ended.delete(claim.workflow_id);
@@ -551,17 +548,17 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
 
   /** The seed's state format, from whichever node owns the workflow. */
   async state(id: string): Promise<WorkflowState> {
-    return this.here(id) ? this.localState(id) : ((await this.atOwner(id, "workflow.state")) as WorkflowState);
+    return this.here(id) ? this.localState(id) : this.atOwner(id, "workflow.state");
   }
 
   /** The seed's response format; SHOAL_ERR_WORKFLOW_RUNNING while it runs. */
   async result(id: string): Promise<WorkflowResult> {
-    return this.here(id) ? this.localResult(id) : ((await this.atOwner(id, "workflow.result")) as WorkflowResult);
+    return this.here(id) ? this.localResult(id) : this.atOwner(id, "workflow.result");
   }
 
   /** Stops the running steps; the workflow ends `partial` or `failed`. */
   async cancel(id: string): Promise<WorkflowState> {
-    return this.here(id) ? this.localCancel(id) : ((await this.atOwner(id, "workflow.cancel")) as WorkflowState);
+    return this.here(id) ? this.localCancel(id) : this.atOwner(id, "workflow.cancel");
   }
 
   /** Resolves with the result once a workflow this node owns has ended. */
@@ -592,7 +589,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   async listMesh(): Promise<WorkflowSummary[]> {
     const peers = this.options.mesh.members().filter((m) => !m.self && m.status !== "down");
     const answers = await Promise.allSettled(peers.map((p) => this.options.transport.request(p.id, "workflow.list", {}, { timeoutMs: 5_000 })));
-    const all = [...this.list(), ...answers.flatMap((a) => (a.status === "fulfilled" ? (a.value as WorkflowSummary[]) : []))];
+    const all = [...this.list(), ...answers.flatMap((a) => (a.status === "fulfilled" ? a.value : []))];
     return all.sort((x, y) => y.started_at.localeCompare(x.started_at));
   }
 
@@ -630,6 +627,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
 
   private forget(id: string): void {
     if (!this.ended.delete(id)) return;
+    this.backups?.forget(id);
     try {
       this.options.store?.forget(id);
     } catch (err) {
@@ -699,11 +697,13 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   }
 
   /** Asks every live peer; the owner answers, the others say they do not know it. */
-  private async atOwner(id: string, method: string): Promise<unknown> {
+  private async atOwner<K extends "workflow.state" | "workflow.result" | "workflow.cancel">(id: string, method: K): Promise<PeerResponseBody<PeerMethods, K>> {
     const peers = this.options.mesh.members().filter((m) => !m.self && m.status !== "down");
-    const answers = await Promise.allSettled(peers.map((p) => this.options.transport.request(p.id, method, { id }, { timeoutMs: 10_000 })));
+    // All three take WorkflowQuerySchema; TypeScript cannot tell that through the generic.
+    const query = { id } as PeerRequestInput<PeerMethods, K>;
+    const answers = await Promise.allSettled(peers.map((p) => this.options.transport.request(p.id, method, query, { timeoutMs: 10_000 })));
     const found = answers.find((a) => a.status === "fulfilled");
-    if (found) return (found as PromiseFulfilledResult<unknown>).value;
+    if (found) return found.value;
     const error = answers
       .map((a) => (a as PromiseRejectedResult).reason)
       .find((e) => !isShoalError(e, "SHOAL_ERR_UNKNOWN_WORKFLOW") && isShoalError(e) && e.code !== "SHOAL_ERR_NOT_CONNECTED");

@@ -1,5 +1,5 @@
 export { WorkflowService } from "./WorkflowService.js";
-export type { WorkflowServiceOptions, WorkflowSummary } from "./WorkflowService.js";
+export type { WorkflowServiceOptions } from "./WorkflowService.js";
 export { planWorkflow, restorePlan } from "./planWorkflow.js";
 export { WorkflowStore } from "./WorkflowStore.js";
 export type { EndedWorkflow, StoredWorkflow } from "./WorkflowStore.js";

@@ -2,13 +2,42 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { type Server, createServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { type AddressInfo, connect } from "node:net";
-import { type Frame, type NodeIdentity, PROTOCOL_VERSION, createCodec, silentLogger } from "@shoal/protocol";
+import { type Frame, type Logger, type NodeIdentity, PROTOCOL_VERSION, type PeerMethodTable, type PeerMethods, createCodec, silentLogger } from "@shoal/protocol";
 import { WebSocket } from "ws";
+import { z } from "zod";
 import { createNonce } from "../secretProof.js";
 import { Transport, type TransportOptions } from "../Transport.js";
 
-export interface TestNode {
-  transport: Transport;
+const anyRequest = { kind: "request", request: z.unknown(), response: z.unknown(), sender: "member" } as const;
+const anyCast = { kind: "cast", request: z.unknown(), sender: "member" } as const;
+
+/**
+ * Methods for the transport's own tests: any body, any answer, anyone may send them, except
+ * `owned` (only a peer named in the body's `owner` may) and `numbered` (answers must be numbers).
+ */
+export const TEST_METHODS = {
+  echo: anyRequest,
+  who: anyRequest,
+  hold: anyRequest,
+  hi: anyRequest,
+  ping: anyRequest,
+  typed: anyRequest,
+  untyped: anyRequest,
+  slow: anyRequest,
+  never: anyRequest,
+  missing: anyRequest,
+  strict: { kind: "request", request: z.object({ id: z.string(), name: z.string() }), response: z.string(), sender: "member" },
+  numbered: { kind: "request", request: z.unknown(), response: z.number(), sender: "member" },
+  owned: { kind: "request", request: z.object({ owner: z.string() }), response: z.string(), sender: "owner" },
+  note: anyCast,
+  n: { kind: "cast", request: z.number(), sender: "member" },
+  big: anyCast,
+  "nobody-listens": anyCast,
+  "owned-note": { kind: "cast", request: z.object({ owner: z.string() }), sender: "owner" },
+} as const satisfies PeerMethodTable;
+
+export interface TestNode<M extends PeerMethodTable = PeerMethods> {
+  transport: Transport<M>;
   server: Server;
   address: string;
   identity: NodeIdentity;
@@ -17,10 +46,10 @@ export interface TestNode {
 }
 
 /** A transport on a loopback port of its own, as a node would run it. */
-export async function startTransport(
+export async function startTransport<M extends PeerMethodTable = PeerMethods>(
   name: string,
-  options: Partial<Omit<TransportOptions, "identity">> & { port?: number; id?: string; identity?: Partial<Pick<NodeIdentity, "capabilities" | "tools" | "slots">> } = {},
-): Promise<TestNode> {
+  options: Partial<Omit<TransportOptions<M>, "identity">> & { port?: number; id?: string; identity?: Partial<Pick<NodeIdentity, "capabilities" | "tools" | "slots">> } = {},
+): Promise<TestNode<M>> {
   const notFound = (_req: unknown, res: { writeHead(s: number): { end(): void } }) => res.writeHead(404).end();
   // With TLS, as `shoal node` serves it: client certificates asked for, checked by the transport.
   const server: Server = options.tls
@@ -29,7 +58,7 @@ export async function startTransport(
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, "127.0.0.1", resolve));
   const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
   const identity: NodeIdentity = { id: options.id ?? randomUUID(), name, address, capabilities: [], tools: [], slots: 1, ...options.identity };
-  const transport = new Transport({ cluster: "test", logger: silentLogger, ...options, identity });
+  const transport = new Transport<M>({ cluster: "test", logger: silentLogger, ...options, identity });
   server.on("upgrade", (req, socket, head) => {
     if (!transport.handleUpgrade(req, socket, head)) socket.destroy();
   });
@@ -44,16 +73,16 @@ export async function startTransport(
 /**
  * Transports a test file starts; `closeAll` (in `afterEach`) stops them.
  */
-export function transportPool() {
-  const started: TestNode[] = [];
+export function transportPool<M extends PeerMethodTable = PeerMethods>(methods?: M) {
+  const started: TestNode<M>[] = [];
   return {
-    async node(name: string, options: Parameters<typeof startTransport>[1] = {}): Promise<TestNode> {
-      const n = await startTransport(name, options);
+    async node(name: string, options: Parameters<typeof startTransport<M>>[1] = {}): Promise<TestNode<M>> {
+      const n = await startTransport<M>(name, { ...(methods && { methods }), ...options });
       started.push(n);
       return n;
     },
     /** Forgets a node the test closed itself. */
-    forget(n: TestNode): void {
+    forget(n: TestNode<M>): void {
       started.splice(started.indexOf(n), 1);
     },
     async closeAll(): Promise<void> {
@@ -113,6 +142,23 @@ export async function rawPeer(address: string, options: { cluster?: string; id?:
       await next("ready");
     },
   };
+}
+
+/** A logger that keeps every line as `{ level, ...fields, msg }`, for tests that read the log. */
+export function recordingLogger(lines: Record<string, unknown>[]): Logger {
+  const write = (level: string) => (obj: object | string, msg?: string) => {
+    lines.push(typeof obj === "string" ? { level, msg: obj } : { level, ...obj, msg });
+  };
+  const logger: Logger = {
+    child: () => logger,
+    fatal: write("fatal"),
+    error: write("error"),
+    warn: write("warn"),
+    info: write("info"),
+    debug: write("debug"),
+    trace: write("trace"),
+  };
+  return logger;
 }
 
 /** Resolves when `predicate` holds, checking on every event of the transport and every 20 ms. */
