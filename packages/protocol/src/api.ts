@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { NodeStatusSchema } from "./member.js";
+import { WorkflowIdSchema } from "./workflow.js";
 
 /** `GET /healthz` */
 export const HealthzResponseSchema = z.object({ ok: z.literal(true), node: z.string() });
@@ -26,6 +27,10 @@ export type NodeRow = z.infer<typeof NodeRowSchema>;
 /** `GET /v1/nodes`: the mesh as `node` sees it. */
 export const NodesResponseSchema = z.object({ node: z.string(), nodes: z.array(NodeRowSchema) });
 export type NodesResponse = z.infer<typeof NodesResponseSchema>;
+
+/** `POST /v1/workflows` without `?wait=1`: 202, the id to follow it by. */
+export const WorkflowAcceptedSchema = z.object({ workflow_id: WorkflowIdSchema });
+export type WorkflowAccepted = z.infer<typeof WorkflowAcceptedSchema>;
 
 /** Body of every 4xx/5xx answer of the HTTP API. */
 export const ApiErrorResponseSchema = z.object({

@@ -41,8 +41,9 @@ export {
   HealthzResponseSchema,
   NodeRowSchema,
   NodesResponseSchema,
+  WorkflowAcceptedSchema,
 } from "./api.js";
-export type { ApiErrorResponse, HealthzResponse, NodeRow, NodesResponse } from "./api.js";
+export type { ApiErrorResponse, HealthzResponse, NodeRow, NodesResponse, WorkflowAccepted } from "./api.js";
 export { silentLogger } from "./Logger.js";
 export { LogLimiter } from "./LogLimiter.js";
 export type { LogLimiterOptions } from "./LogLimiter.js";

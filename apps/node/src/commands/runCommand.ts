@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { ShoalError, type WorkflowResult, WorkflowResultSchema, type WorkflowState, WorkflowStateSchema } from "@shoal/protocol";
+import { ShoalError, WorkflowAcceptedSchema, type WorkflowResult, WorkflowResultSchema, type WorkflowState, WorkflowStateSchema } from "@shoal/protocol";
 import { parse as parseYaml } from "yaml";
 import { type ApiTarget, fetchApi } from "./fetchApi.js";
 import { progressBar, stepChanges } from "./progress.js";
@@ -17,7 +17,7 @@ export interface RunFlags {
  */
 export async function runWorkflowCommand(file: string, target: ApiTarget, flags: RunFlags): Promise<void> {
   const spec = readWorkflowFile(file);
-  const { workflow_id } = (await fetchApi(target, "/v1/workflows", { method: "POST", body: spec })) as { workflow_id: string };
+  const { workflow_id } = WorkflowAcceptedSchema.parse(await fetchApi(target, "/v1/workflows", { method: "POST", body: spec }));
   const out = (line: string) => !flags.json && process.stdout.write(`${line}\n`);
   out(`workflow ${workflow_id} submitted to ${target.node}`);
   const seen = new Map<string, string>();

@@ -6,6 +6,7 @@ import {
   type NodeRow,
   type NodesResponse,
   SpawnApiRequestSchema,
+  type WorkflowAccepted,
 } from "@shoal/protocol";
 import type { Runtime } from "@shoal/runtime";
 import type { WorkflowService } from "@shoal/workflow";
@@ -64,7 +65,7 @@ export async function createHttpApi(http: HttpServer, options: HttpApiOptions): 
       // The spec is checked by the orchestrator, which names the step in its 400.
       const { workflow_id } = workflows.submit(body(z.unknown()));
       if (url.searchParams.get("wait") === "1") return { json: await workflows.wait(workflow_id) };
-      return { status: 202, json: { workflow_id } };
+      return { status: 202, json: { workflow_id } satisfies WorkflowAccepted };
     })
     .add("GET", "/v1/workflows/:id", async ({ params }) => ({ json: await workflows.state(params.id ?? "") }))
     .add("GET", "/v1/workflows/:id/result", async ({ params }) => ({ json: await workflows.result(params.id ?? "") }))
