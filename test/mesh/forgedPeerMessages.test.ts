@@ -59,9 +59,9 @@ async function link(node: NodeProcess, identity: NodeIdentity) {
     async request(method: string, body: unknown): Promise<ErrorBody | undefined> {
       const id = nextId++;
       send({ t: "req", id, method, body });
-      let answer: Frame | undefined;
-      await until(() => (answer = frames.find((f) => f.t === "res" && f.id === id)) !== undefined, 5_000, () => `no answer to ${method}`);
-      return (answer as Extract<Frame, { t: "res" }>).error;
+      const answer = () => frames.find((f): f is Extract<Frame, { t: "res" }> => f.t === "res" && f.id === id);
+      await until(() => answer() !== undefined, 5_000, () => `no answer to ${method}`);
+      return answer()?.error;
     },
     /** Sends a cast or a gossip frame and resolves with the error frame the node answered it with. */
     async refused(frame: Frame): Promise<ErrorBody> {
