@@ -7,6 +7,8 @@ const ROOT = resolve(import.meta.dirname, "../..");
 const started: NodeProcess[] = [];
 let gpu: NodeProcess;
 const expected: Record<string, { brightness: number; motion: number }> = {};
+/** The http_request step below must get as far as a closed port on this box, wherever it runs. */
+const REACH_LOOPBACK = ["--egress-allow", "loopback"];
 
 
 beforeAll(async () => {
@@ -17,9 +19,9 @@ beforeAll(async () => {
     const dir = join(work, name);
     expected[name] = writeSampleFrames(dir, { count: 3, width: 160, height: 120, ...scene });
     const seed = started[0];
-    started.push(new Node({ name, port: await freePort(), join: seed ? [seed.address] : [], extra: ["--capabilities", "camera", "--camera-dir", dir] }).start());
+    started.push(new Node({ name, port: await freePort(), join: seed ? [seed.address] : [], extra: ["--capabilities", "camera", "--camera-dir", dir, ...REACH_LOOPBACK] }).start());
   }
-  gpu = new Node({ name: "gpu", port: await freePort(), join: [started[0]!.address], extra: ["--capabilities", "gpu"] }).start();
+  gpu = new Node({ name: "gpu", port: await freePort(), join: [started[0]!.address], extra: ["--capabilities", "gpu", ...REACH_LOOPBACK] }).start();
   started.push(gpu);
   await Promise.all(started.map((n) => n.ready()));
   await until(async () => (await gpu.nodes()).filter((r) => r.status === "up").length === 3, 10_000);

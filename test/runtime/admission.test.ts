@@ -108,7 +108,7 @@ describe("admission: a node refuses what it cannot hold, stays up and keeps serv
     servers.push(server);
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/big`;
-    const a = new NodeProcess({ name: "h-a", port: await freePort(), extra: ["--http-max-response-bytes", String(8 * MIB), ...FAST] });
+    const a = new NodeProcess({ name: "h-a", port: await freePort(), extra: ["--http-max-response-bytes", String(8 * MIB), "--egress-allow", "loopback", ...FAST] });
     started.push(a.start());
     await a.ready();
     const before = memoryOf(a);

@@ -167,7 +167,7 @@ describe("workflows across real node processes", () => {
     servers.push(hook);
     await new Promise<void>((r) => hook.listen(0, "127.0.0.1", r));
     const url = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`;
-    const { nodes } = await mesh([{ name: "n-a" }]);
+    const { nodes } = await mesh([{ name: "n-a", extra: ["--egress-allow", "loopback"] }]);
     const [a] = nodes as [NodeProcess];
     const id = await submit(a, { name: "notified", notify: { url, on: ["workflow.started", "step.completed", "workflow.finished"] }, steps: [{ id: "one", tool: "sleep_tool", input: { ms: 5 } }] });
     await until(() => events.some((e) => e.event === "workflow.finished"), 10_000);

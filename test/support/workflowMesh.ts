@@ -11,6 +11,7 @@ export interface WorkflowNodeSpec {
   name: string;
   slots?: number;
   capabilities?: string;
+  extra?: string[];
 }
 
 /**
@@ -23,7 +24,7 @@ export async function workflowMesh(specs: WorkflowNodeSpec[], started: NodeProce
   const nodes: NodeProcess[] = [];
   for (const s of specs) {
     const m = await startMesh([s.name], {
-      extra: ["--plugin", PLUGIN, "--slots", String(s.slots ?? 4), ...(s.capabilities ? ["--capabilities", s.capabilities] : []), ...FAST, ...(nodes[0] ? ["--join", nodes[0].address] : [])],
+      extra: ["--plugin", PLUGIN, "--slots", String(s.slots ?? 4), ...(s.capabilities ? ["--capabilities", s.capabilities] : []), ...(s.extra ?? []), ...FAST, ...(nodes[0] ? ["--join", nodes[0].address] : [])],
       env: { ...env, SHOAL_TEST_DIR: dir },
     });
     nodes.push(...m.nodes);
