@@ -43,7 +43,7 @@ const nodeCommand = program
   .option("--allow-host <host,...>", "Host header values accepted besides the node's own names and addresses", list)
   .option("--allow-origin <origin,...>", "browser origins allowed to call the API and open WebSockets", list)
   .option("--webhook-secret-file <file>", "key for the HMAC signature header on webhooks")
-  .option("--egress-allow <rule,...>", "what http_request and webhooks may reach besides the LAN and the internet: loopback, link-local, metadata, unspecified, an address or a CIDR", list)
+  .option("--egress-allow <rule,...>", "what http_request, llm_complete and webhooks may reach besides the LAN and the internet: loopback, link-local, metadata, unspecified, an address or a CIDR", list)
   .option("--egress-deny <rule,...>", "what they may not reach: private (the LAN), a class, an address or a CIDR", list)
   .option("--plugin <module...>", "ES module with tool or agent definitions")
   .addOption(new Option("--log-level <level>", "log level").choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"]))

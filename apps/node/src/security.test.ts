@@ -25,7 +25,7 @@ describe("a node is secure unless told otherwise", () => {
   it("runs open on loopback only", () => {
     expect(["127.0.0.1", "127.3.2.1", "::1", "localhost"].every(isLoopback)).toBe(true);
     expect(["0.0.0.0", "::", "192.168.1.10", "edge-01.local"].some(isLoopback)).toBe(false);
-    expect(loadSecurity(config({}))).toEqual({ tls: undefined, tokens: undefined, secret: undefined });
+    expect(loadSecurity(config({}))).toEqual({ tls: undefined, tokens: undefined, secret: undefined, webhookSecret: undefined });
   });
 
   it("refuses an address reachable from the network without TLS and tokens, naming what is missing, unless --insecure", () => {

@@ -12,6 +12,8 @@ export interface NodeSecurity {
   tls: (TlsMaterial & { hosts: string[] }) | undefined;
   tokens: TokenVerifier | undefined;
   secret: string | undefined;
+  /** Key of the webhooks' Shoal-Signature header (`--webhook-secret-file`). */
+  webhookSecret: string | undefined;
 }
 
 /** Loopback names and addresses, where a node may run open (a demo, tests, one box). */
@@ -43,10 +45,13 @@ export function loadSecurity(config: NodeConfig): NodeSecurity {
   if (secretFile) privateFile(secretFile, "SHOAL_ERR_BAD_SECRET_FILE");
   const keyFile = config["token-key-file"];
   if (keyFile) privateFile(keyFile, "SHOAL_ERR_BAD_TOKEN_KEY");
+  const webhookFile = config["webhook-secret-file"];
+  if (webhookFile) privateFile(webhookFile, "SHOAL_ERR_BAD_SECRET_FILE");
   return {
     tls: config["tls-dir"] ? loadTls(config["tls-dir"], config.name) : undefined,
     tokens: keyFile ? new TokenVerifier(readTokenKey(keyFile), config["revoked-tokens"]) : undefined,
     secret: secretFile ? readSecretFile(secretFile) : undefined,
+    webhookSecret: webhookFile ? readSecretFile(webhookFile) : undefined,
   };
 }
 

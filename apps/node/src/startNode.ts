@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { Mesh } from "@shoal/mesh";
 import { type Logger, type NodeConfig, type NodeIdentity, ShoalError } from "@shoal/protocol";
 import { LogicRegistry, Runtime } from "@shoal/runtime";
-import { builtinTools, loadPlugins } from "@shoal/tools";
+import { EgressGuard, builtinTools, loadPlugins } from "@shoal/tools";
 import { MESH_PATH, Transport, refuseUpgrade } from "@shoal/transport";
 import { WorkflowService, WorkflowStore } from "@shoal/workflow";
 import { z } from "zod";
@@ -40,12 +40,14 @@ export interface StartNodeOptions {
 
 /** Starts one Shoal node: data dir, plugins, HTTP + WebSocket port, transport, mesh, runtime. */
 export async function startNode({ config, logger, debugRoutes = false }: StartNodeOptions): Promise<RunningNode> {
-  const { secret, tls, tokens } = loadSecurity(config);
+  const { secret, tls, tokens, webhookSecret } = loadSecurity(config);
+  // One guard for what callers make the node fetch (http_request, llm_complete, webhooks): one connection pool.
+  const egress = new EgressGuard({ allow: config["egress-allow"], deny: config["egress-deny"] });
   const registry = new LogicRegistry();
   const builtins = builtinTools({
     llm: { url: config["llm-url"] ?? process.env.SHOAL_LLM_URL, model: config["llm-model"] ?? process.env.SHOAL_LLM_MODEL, apiKey: process.env.SHOAL_LLM_API_KEY },
     vision: { cameraDir: config["camera-dir"] ?? process.env.SHOAL_CAMERA_DIR },
-    http: { maxResponseBytes: config["http-max-response-bytes"] },
+    http: { maxResponseBytes: config["http-max-response-bytes"], egress },
   });
   for (const def of [...builtins, ...(await loadPlugins(config.plugin))]) registry.register(def);
   const dataDir = openDataDir(config["data-dir"]);
@@ -119,6 +121,7 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
     store,
     maxWorkflowInstances: config["max-workflow-instances"],
     maxWorkflows: config["max-workflows"],
+    webhooks: { egress, secret: webhookSecret },
   });
   const hub = new InspectHub({ mesh, runtime, workflows, transport, logger: log, toRow: nodeRow });
   const inspect = createInspectSocket(hub, log, { maxInspectors: config["max-inspectors"], tokens, origins });
