@@ -33,7 +33,15 @@ export async function loadShoal() {
       import("@shoal/mesh"),
       import("@shoal/runtime"),
     ]);
-    return { silentLogger: protocol.silentLogger, Transport: transport.Transport, Mesh: mesh.Mesh, Runtime: runtime.Runtime, LogicRegistry: runtime.LogicRegistry };
+    return {
+      silentLogger: protocol.silentLogger,
+      PEER_METHODS: protocol.PEER_METHODS,
+      AskRequestSchema: protocol.AskRequestSchema,
+      Transport: transport.Transport,
+      Mesh: mesh.Mesh,
+      Runtime: runtime.Runtime,
+      LogicRegistry: runtime.LogicRegistry,
+    };
   } catch (err) {
     throw new Error(`cannot load the built Shoal packages (${err.message}); run \`pnpm turbo run build\` first`);
   }
@@ -78,9 +86,12 @@ export async function startRuntimeNode(options) {
   const address = `127.0.0.1:${server.address().port}`;
   const identity = { id: randomUUID(), name: options.name, address, capabilities: [], tools: registry.hostable([]), slots: options.slots };
   // As startNode.ts: the transport closes a silent connection after down-after-ms.
+  // The node's methods, and the baseline's: an echo checked both ways with host.ask's request schema.
+  const echo = { kind: "request", request: shoal.AskRequestSchema, response: shoal.AskRequestSchema, sender: "member" };
   const transport = new shoal.Transport({
     identity,
     cluster: "bench",
+    methods: { ...shoal.PEER_METHODS, "bench.echo": echo },
     logger,
     heartbeatMs: options.heartbeatMs,
     deadAfterMs: options.downAfterMs,
