@@ -1,11 +1,12 @@
 import type { Logger } from "./Logger.js";
+import { type Clock, monotonicNow } from "./monotonicNow.js";
 
 export interface LogLimiterOptions {
   /** Lines let through per window... */
   perWindow?: number;
   /** ...of this many milliseconds. */
   windowMs?: number;
-  now?: () => number;
+  now?: Clock;
 }
 
 /**
@@ -16,7 +17,7 @@ export interface LogLimiterOptions {
 export class LogLimiter {
   private readonly perWindow: number;
   private readonly windowMs: number;
-  private readonly now: () => number;
+  private readonly now: Clock;
   private windowStart = Number.NEGATIVE_INFINITY;
   private inWindow = 0;
   private suppressed = 0;
@@ -27,7 +28,7 @@ export class LogLimiter {
   ) {
     this.perWindow = options.perWindow ?? 10;
     this.windowMs = options.windowMs ?? 10_000;
-    this.now = options.now ?? (() => performance.now());
+    this.now = options.now ?? monotonicNow;
   }
 
   warn(obj: Record<string, unknown>, msg: string): void {

@@ -45,6 +45,8 @@ export {
 } from "./api.js";
 export type { ApiErrorResponse, HealthzResponse, NodeRow, NodesResponse, WorkflowAccepted } from "./api.js";
 export { silentLogger } from "./Logger.js";
+export { monotonicNow } from "./monotonicNow.js";
+export type { Clock } from "./monotonicNow.js";
 export { LogLimiter } from "./LogLimiter.js";
 export type { LogLimiterOptions } from "./LogLimiter.js";
 export type { LogFn, Logger } from "./Logger.js";

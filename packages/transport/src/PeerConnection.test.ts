@@ -1,6 +1,6 @@
 import { CloseCodes, type Frame } from "@shoal/protocol";
 import { pack } from "msgpackr";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { eventually, rawPeer, TEST_METHODS, transportPool } from "./testing/fixtures.js";
 
 const pool = transportPool(TEST_METHODS);
@@ -69,6 +69,28 @@ describe("PeerConnection: heartbeats", () => {
     await peer.handshake();
     // The raw peer never answers pings and sends nothing: connection open, no answers.
     expect((await peer.closed).code).toBe(CloseCodes.HEARTBEAT_TIMEOUT);
+  });
+});
+
+describe("PeerConnection: wall-clock steps", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it("a wall-clock step (NTP, date -s) closes no link and times out no request: heartbeats and timeouts are monotonic", async () => {
+    const a = await node("a", { heartbeatMs: 20, deadAfterMs: 300 });
+    const b = await node("b", { heartbeatMs: 20, deadAfterMs: 300 });
+    a.transport.handle("slow", () => new Promise((r) => setTimeout(() => r("late"), 400)));
+    const conn = await b.transport.dial(a.address);
+    const wall = Date.now.bind(Date);
+    for (const stepMs of [3_600_000, -3_600_000]) {
+      const answer = conn.request("slow", null, { timeoutMs: 2_000 });
+      vi.spyOn(Date, "now").mockImplementation(() => wall() + stepMs);
+      await expect(answer).resolves.toBe("late");
+      // Past deadAfterMs, many heartbeats after the step: both ends still up.
+      await new Promise((r) => setTimeout(r, 400));
+      expect(conn.isOpen).toBe(true);
+      expect(a.transport.connections().every((c) => c.isOpen)).toBe(true);
+      vi.restoreAllMocks();
+    }
   });
 });
 

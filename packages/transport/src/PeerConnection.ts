@@ -8,6 +8,7 @@ import {
   type NodeIdentity,
   ShoalError,
   isShoalError,
+  monotonicNow,
   schemaErrorOf,
 } from "@shoal/protocol";
 import type { WebSocket } from "ws";
@@ -74,11 +75,10 @@ const SWEEP_MS = 20;
 export class PeerConnection {
   readonly peer: NodeIdentity;
   readonly direction: Direction;
-  readonly openedAt = Date.now();
-  /** When the connection opened, on the monotonic clock. */
-  readonly openedAtMono = performance.now();
+  /** When the connection opened, on the monotonic clock (`monotonicNow`), as every time here. */
+  readonly openedAt = monotonicNow();
   /** Last time any message arrived from the peer. */
-  lastSeenAt = Date.now();
+  lastSeenAt = monotonicNow();
   /** Round trip of the last ping, in ms. */
   rttMs: number | undefined;
   private readonly queue: SendQueue;
@@ -176,7 +176,7 @@ export class PeerConnection {
     const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs ?? 10_000;
     const id = this.nextRequestId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, method, timeoutMs, deadline: Date.now() + timeoutMs });
+      this.pending.set(id, { resolve, reject, method, timeoutMs, deadline: monotonicNow() + timeoutMs });
       this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS);
       try {
         this.send({ t: "req", id, method, body });
@@ -189,7 +189,7 @@ export class PeerConnection {
 
   /** Fails requests past their deadline; stops itself when none is waiting. */
   private sweep(): void {
-    const now = Date.now();
+    const now = monotonicNow();
     for (const [id, p] of this.pending) {
       if (p.deadline > now) continue;
       this.pending.delete(id);
@@ -221,7 +221,7 @@ export class PeerConnection {
   }
 
   private beat(): void {
-    const now = Date.now();
+    const now = monotonicNow();
     if (now - this.lastSeenAt > this.options.deadAfterMs) {
       this.log.warn({ silentMs: now - this.lastSeenAt }, "peer stopped answering; closing the connection");
       void this.close(CloseCodes.HEARTBEAT_TIMEOUT, "heartbeat timeout", 0); // it would not read a close frame either
@@ -254,7 +254,7 @@ export class PeerConnection {
   }
 
   private take(data: Buffer, isBinary: boolean): void {
-    this.lastSeenAt = Date.now();
+    this.lastSeenAt = monotonicNow();
     this.stats.bytesIn += data.length;
     let frame: Frame;
     try {
@@ -281,7 +281,8 @@ export class PeerConnection {
         if (this.isOpen) this.send({ t: "pong", ts: frame.ts }, { droppable: true });
         return;
       case "pong":
-        this.rttMs = Date.now() - frame.ts;
+        // `ts` is our own clock's, echoed back: a peer's clock never enters it.
+        this.rttMs = monotonicNow() - frame.ts;
         return;
       case "req":
         void this.answer(frame.id, frame.method, frame.body);

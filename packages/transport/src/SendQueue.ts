@@ -1,4 +1,4 @@
-import { ShoalError } from "@shoal/protocol";
+import { ShoalError, monotonicNow } from "@shoal/protocol";
 
 export interface SendQueueOptions {
   /** While the socket holds more unsent bytes than this, new frames wait in the queue. */
@@ -48,7 +48,7 @@ export class SendQueue {
   }
 
   /** How long the queue has been refusing frames, 0 when it has room. */
-  fullForMs(now = Date.now()): number {
+  fullForMs(now = monotonicNow()): number {
     return this.fullSinceMs === undefined ? 0 : now - this.fullSinceMs;
   }
 
@@ -58,7 +58,7 @@ export class SendQueue {
       return "sent";
     }
     if (this.bytes + frame.length > this.maxQueueBytes) {
-      this.fullSinceMs ??= Date.now();
+      this.fullSinceMs ??= monotonicNow();
       if (droppable) return "dropped";
       throw new ShoalError(
         "SHOAL_ERR_BACKPRESSURE",

@@ -24,6 +24,7 @@ import {
   createCodec,
   describeZodError,
   isShoalError,
+  monotonicNow,
   schemaErrorOf,
 } from "@shoal/protocol";
 import type { z } from "zod";
@@ -520,7 +521,7 @@ export class Transport<M extends PeerMethodTable = PeerMethods> extends EventEmi
     const existing = this.conns.get(peer.id);
     if (!existing?.isOpen) return;
     const raceWindowMs = this.handshake.timeoutMs;
-    if (existing.direction === "out" && performance.now() - existing.openedAtMono < raceWindowMs) return;
+    if (existing.direction === "out" && monotonicNow() - existing.openedAt < raceWindowMs) return;
     throw new ShoalError("SHOAL_ERR_PEER_ID_IN_USE", `node id ${peer.id} (${peer.name}) is connected already from ${existing.peer.address}`);
   }
 

@@ -54,6 +54,7 @@ export async function createCa(dir: string, options: { name?: string; days?: num
     throw new ShoalError("SHOAL_ERR_BAD_TLS", `${dir} holds a CA already (${TLS_FILES.ca}/${TLS_FILES.caKey}); a new one would orphan every certificate it signed`);
   }
   const keys = await generateKeys();
+  // Wall time by design: X.509 validity is read against each verifier's wall clock.
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     name: `CN=${options.name ?? "shoal cluster CA"}`,
@@ -83,7 +84,7 @@ export async function issueCertificate(options: { caDir: string; name: string; h
   const caCert = new x509.X509Certificate(caCertPem);
   const keys = await generateKeys();
   const names = [...new Set([options.name, ...options.hosts])];
-  const now = Date.now();
+  const now = Date.now(); // wall time by design, as for the CA
   const cert = await x509.X509CertificateGenerator.create({
     subject: `CN=${options.name}`,
     issuer: caCert.subject,

@@ -7,6 +7,7 @@ import {
   PROTOCOL_VERSION,
   ShoalError,
   isShoalError,
+  monotonicNow,
 } from "@shoal/protocol";
 import type { WebSocket } from "ws";
 import type { TransportErrorCode } from "./errors.js";
@@ -166,7 +167,7 @@ function send(ws: WebSocket, ctx: HandshakeContext, frame: Frame): void {
 /** Waits for handshake frames one at a time; anything else, a close or the deadline ends it. */
 function frameReader(ws: WebSocket, ctx: HandshakeContext) {
   // Monotonic: a clock step must neither cut a handshake short nor stretch it.
-  const deadline = performance.now() + ctx.timeoutMs;
+  const deadline = monotonicNow() + ctx.timeoutMs;
   const buffered: Frame[] = [];
   let failure: ShoalError | undefined;
   let wake: (() => void) | undefined;
@@ -199,7 +200,7 @@ function frameReader(ws: WebSocket, ctx: HandshakeContext) {
           return frame as Extract<Frame, { t: T }>;
         }
         if (failure) throw failure;
-        const left = deadline - performance.now();
+        const left = deadline - monotonicNow();
         if (left <= 0) throw fail("SHOAL_ERR_HANDSHAKE_TIMEOUT", `handshake did not finish within ${ctx.timeoutMs} ms`);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, left);

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { type Server, createServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { type AddressInfo, connect } from "node:net";
-import { type Frame, type Logger, type NodeIdentity, PROTOCOL_VERSION, type PeerMethodTable, type PeerMethods, createCodec, silentLogger } from "@shoal/protocol";
+import { type Frame, type Logger, type NodeIdentity, PROTOCOL_VERSION, type PeerMethodTable, type PeerMethods, createCodec, monotonicNow, silentLogger } from "@shoal/protocol";
 import { WebSocket } from "ws";
 import { z } from "zod";
 import { createNonce } from "../secretProof.js";
@@ -163,9 +163,9 @@ export function recordingLogger(lines: Record<string, unknown>[]): Logger {
 
 /** Resolves when `predicate` holds, checking on every event of the transport and every 20 ms. */
 export async function eventually(predicate: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
+  const end = monotonicNow() + timeoutMs;
   while (!predicate()) {
-    if (Date.now() > end) throw new Error(`condition not met within ${timeoutMs} ms`);
+    if (monotonicNow() > end) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
