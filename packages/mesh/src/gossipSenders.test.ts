@@ -25,6 +25,8 @@ describe("gossipRefusal: a node speaks only for itself", () => {
     expect(gossipRefusal(record({ tools: ["x"] }), relayer, undefined, hello)).toBeUndefined();
     expect(gossipRefusal(record({ tools: ["x"], incarnation: 2 }), relayer, record(), hello)).toBeUndefined();
     expect(gossipRefusal(record({ tools: ["x"] }), relayer, record(), undefined)).toBeUndefined();
+    // Linked to a new life with other tools, its own record not here yet: an old relay is no lie.
+    expect(gossipRefusal(record({ tools: ["old"] }), relayer, record({ tools: ["old"] }), hello)).toBeUndefined();
   });
 
   it("property: any change to a fixed field of a linked node, or more slots, is refused from anyone", () => {

@@ -8,7 +8,8 @@ import type { Member, NodeIdentity } from "@shoal/protocol";
  * it suspect or down, and its load is never taken second-hand). A record of a node this one has
  * no link to, or at another incarnation, cannot be checked against a hello: the table's rules
  * apply (a stranger is taken at incarnation 0 until it speaks for itself, a higher incarnation
- * only from the node itself).
+ * only from the node itself), and neither can one while the table's own record of the node is
+ * not yet what its hello says (a new life, linked a moment before its own record arrives).
  *
  * `known` is this table's record of the node, `hello` what the node said of itself in its
  * handshake with this one (this node's own identity for records about this node).
@@ -19,6 +20,8 @@ export function gossipRefusal(record: Member, from: NodeIdentity, known: Member 
     return differs ? `its own record says ${differs} other than its hello` : undefined;
   }
   if (!known || !hello || record.incarnation !== known.incarnation) return undefined;
+  // Just linked to a new life of it whose own record has not come yet: nothing settled to hold to.
+  if (differsFrom(known, hello)) return undefined;
   const differs = differsFrom(record, hello);
   return differs ? `its record of ${hello.name} says ${differs} other than ${hello.name} itself` : undefined;
 }
