@@ -6,7 +6,7 @@ import { type Logger, type NodeConfig, type NodeIdentity, ShoalError } from "@sh
 import { LogicRegistry, Runtime } from "@shoal/runtime";
 import { EgressGuard, builtinTools, loadPlugins } from "@shoal/tools";
 import { MESH_PATH, Transport, refuseUpgrade } from "@shoal/transport";
-import { WorkflowService, WorkflowStore } from "@shoal/workflow";
+import { type StoreSync, WorkflowService, WorkflowStore } from "@shoal/workflow";
 import { z } from "zod";
 import { openDataDir } from "./dataDir.js";
 import { loadSecurity } from "./security.js";
@@ -64,7 +64,8 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
   const server = http.server;
   let store: WorkflowStore;
   try {
-    store = WorkflowStore.open(join(dataDir.path, "workflows.db"));
+    // SHOAL_STORE_SYNC=off|full: what a 202 costs against what it promises (test/bench/workflows).
+    store = WorkflowStore.open(join(dataDir.path, "workflows.db"), { logger: log.child({ component: "store" }), sync: process.env.SHOAL_STORE_SYNC as StoreSync | undefined });
   } catch (err) {
     dataDir.release();
     throw err;

@@ -24,7 +24,7 @@ const cameras = () => cluster([{ name: "edge-01", capabilities: ["camera"] }, { 
 describe("workflows end to end (in process)", () => {
   it("runs the seed's example: one step per camera in parallel, then a summary that waits for them", async () => {
     const [a, , gpu] = await cameras();
-    const { workflow_id } = gpu!.workflows.submit({
+    const { workflow_id } = await gpu!.workflows.submit({
       name: "analyze-cameras",
       steps: [
         { id: "analyze", tool: "camera_probe", for_each: { nodes: { capabilities: ["camera"] } }, input: { frames: 3 }, timeout_ms: 5000, retries: 1 },
@@ -66,7 +66,7 @@ describe("workflows end to end (in process)", () => {
 
   it("a step that times out is retried once, then failed; the workflow is failed when its only final step failed", async () => {
     const [a] = await cluster([{ name: "a" }, { name: "b" }]);
-    const { workflow_id } = a!.workflows.submit({ name: "t", steps: [{ id: "slow", tool: "sleep", input: { ms: 5_000 }, timeout_ms: 150, retries: 1 }] });
+    const { workflow_id } = await a!.workflows.submit({ name: "t", steps: [{ id: "slow", tool: "sleep", input: { ms: 5_000 }, timeout_ms: 150, retries: 1 }] });
     const result = await a!.workflows.wait(workflow_id);
     expect(result.status).toBe("failed");
     expect(result.failures).toEqual([{ step: "slow", node: expect.any(String), error: { code: "SHOAL_ERR_STEP_TIMEOUT", message: expect.stringMatching(/150 ms \(attempt 2\)/) }, attempts: 2 }]);
@@ -76,7 +76,7 @@ describe("workflows end to end (in process)", () => {
 
   it("a tool that throws is retried, recorded, and the dependent step goes on with what exists", async () => {
     const [a] = await cluster([{ name: "a" }, { name: "b" }]);
-    const { workflow_id } = a!.workflows.submit({
+    const { workflow_id } = await a!.workflows.submit({
       name: "partial",
       steps: [
         { id: "good", tool: "echo", input: { v: 1 } },
@@ -91,7 +91,7 @@ describe("workflows end to end (in process)", () => {
 
   it("on_missing: fail makes the dependent step fail instead", async () => {
     const [a] = await cluster([{ name: "a" }]);
-    const { workflow_id } = a!.workflows.submit({
+    const { workflow_id } = await a!.workflows.submit({
       name: "strict",
       steps: [
         { id: "bad", tool: "boom", retries: 0 },
@@ -108,7 +108,7 @@ describe("workflows end to end (in process)", () => {
 
   it("a retried tool succeeds on its second attempt with the same idempotency key", async () => {
     const [a] = await cluster([{ name: "a" }]);
-    const { workflow_id } = a!.workflows.submit({ name: "flaky", steps: [{ id: "f", tool: "flaky", input: { failures: 1 }, retries: 1 }] });
+    const { workflow_id } = await a!.workflows.submit({ name: "flaky", steps: [{ id: "f", tool: "flaky", input: { failures: 1 }, retries: 1 }] });
     const result = await a!.workflows.wait(workflow_id);
     expect(result).toMatchObject({ status: "complete", result: { f: { tries: 2, attempt: 2, key: `${workflow_id}/f` } } });
     expect((await a!.workflows.state(workflow_id)).steps.f?.attempts).toBe(2);
@@ -116,7 +116,7 @@ describe("workflows end to end (in process)", () => {
 
   it("the deadline stops running steps and skips the rest", async () => {
     const [a] = await cluster([{ name: "a" }]);
-    const { workflow_id } = a!.workflows.submit({
+    const { workflow_id } = await a!.workflows.submit({
       name: "late",
       deadline_ms: 200,
       steps: [
@@ -138,7 +138,7 @@ describe("workflows end to end (in process)", () => {
 
   it("cancel stops the running steps; the workflow ends partial", async () => {
     const [a, b] = await cluster([{ name: "a" }, { name: "b" }]);
-    const { workflow_id } = a!.workflows.submit({
+    const { workflow_id } = await a!.workflows.submit({
       name: "cancel-me",
       steps: [
         { id: "done", tool: "echo" },
@@ -153,7 +153,7 @@ describe("workflows end to end (in process)", () => {
 
   it("result is refused while the workflow runs", async () => {
     const [a, b] = await cluster([{ name: "a" }, { name: "b" }]);
-    const { workflow_id } = a!.workflows.submit({ name: "running", steps: [{ id: "long", tool: "sleep", input: { ms: 300 } }] });
+    const { workflow_id } = await a!.workflows.submit({ name: "running", steps: [{ id: "long", tool: "sleep", input: { ms: 300 } }] });
     await expect(a!.workflows.result(workflow_id)).rejects.toMatchObject({ code: "SHOAL_ERR_WORKFLOW_RUNNING" });
     await expect(b!.workflows.result(workflow_id)).rejects.toMatchObject({ code: "SHOAL_ERR_WORKFLOW_RUNNING" });
     await expect(b!.workflows.state("wf_nothinghere")).rejects.toMatchObject({ code: "SHOAL_ERR_UNKNOWN_WORKFLOW" });
@@ -161,7 +161,7 @@ describe("workflows end to end (in process)", () => {
 
   it("independent steps overlap in time, dependent ones do not, and max_parallel holds", async () => {
     const [a] = await cluster([{ name: "a", slots: 8 }, { name: "b", slots: 8 }]);
-    const { workflow_id } = a!.workflows.submit({
+    const { workflow_id } = await a!.workflows.submit({
       name: "shape",
       max_parallel: 2,
       steps: [
@@ -191,7 +191,7 @@ describe("workflows end to end (in process)", () => {
 
   it("fans out over items, each passed as input.item", async () => {
     const [a] = await cluster([{ name: "a" }]);
-    const { workflow_id } = a!.workflows.submit({
+    const { workflow_id } = await a!.workflows.submit({
       name: "items",
       steps: [
         { id: "each", tool: "echo", for_each: { items: ["x", "y", "z"] }, input: { tag: 1 } },
@@ -214,7 +214,8 @@ describe("workflows with a store, stopped and resumed (in process)", () => {
   /** Workflows accepted, then the node stopped cleanly; `crashes` more resumes of each are counted as begun and never survived. */
   const storedThenStopped = async (node: WorkflowNode, file: string, specs: object[], crashes: number[]) => {
     const before = orchestrator(node, file);
-    const ids = specs.map((spec) => before.workflows.submit(spec).workflow_id);
+    const ids: string[] = [];
+    for (const spec of specs) ids.push((await before.workflows.submit(spec)).workflow_id);
     for (const id of ids) await expect.poll(async () => Object.values((await before.workflows.state(id)).steps).some((st) => st.status === "running")).toBe(true);
     before.workflows.close();
     ids.forEach((id, i) => {
@@ -230,7 +231,7 @@ describe("workflows with a store, stopped and resumed (in process)", () => {
     const [a] = await cluster([{ name: "a" }, { name: "b" }]);
     const file = storeFile();
     const before = orchestrator(a!, file);
-    const { workflow_id } = before.workflows.submit({
+    const { workflow_id } = await before.workflows.submit({
       name: "resume-attempts",
       steps: [
         { id: "first", tool: "sleep", input: { ms: 1, out: "first done" } },
@@ -255,7 +256,7 @@ describe("workflows with a store, stopped and resumed (in process)", () => {
     const [a] = await cluster([{ name: "a" }]);
     const file = storeFile();
     const before = orchestrator(a!, file);
-    const { workflow_id } = before.workflows.submit({ name: "resume-deadline", deadline_ms: 800, steps: [{ id: "long", tool: "sleep", input: { ms: 10_000 } }] });
+    const { workflow_id } = await before.workflows.submit({ name: "resume-deadline", deadline_ms: 800, steps: [{ id: "long", tool: "sleep", input: { ms: 10_000 } }] });
     await expect.poll(async () => (await before.workflows.state(workflow_id)).steps.long?.status).toBe("running");
     before.workflows.close();
     before.store.close();
@@ -273,7 +274,7 @@ describe("workflows with a store, stopped and resumed (in process)", () => {
     const [a] = await cluster([{ name: "a" }]);
     const file = storeFile();
     const first = orchestrator(a!, file);
-    const { workflow_id } = first.workflows.submit({ name: "quick", steps: [{ id: "only", tool: "echo", input: { v: 1 } }] });
+    const { workflow_id } = await first.workflows.submit({ name: "quick", steps: [{ id: "only", tool: "echo", input: { v: 1 } }] });
     await first.workflows.wait(workflow_id);
     first.store.close();
     const again = orchestrator(a!, file);
@@ -342,24 +343,18 @@ describe("workflows with a store, stopped and resumed (in process)", () => {
     const [a] = await cluster([{ name: "a" }]);
     const workflows = new WorkflowService({ runtime: a!.runtime, mesh: a!.mesh, transport: a!.node.transport, logger: silentLogger, maxWorkflows: 2 });
     const long = { name: "long", steps: [{ id: "s", tool: "sleep", input: { ms: 300 } }] };
-    const first = workflows.submit(long).workflow_id;
-    workflows.submit(long);
-    let err: unknown;
-    try {
-      workflows.submit(long);
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toMatchObject({ code: "SHOAL_ERR_OVERLOADED", retryAfterMs: 1_000, message: expect.stringMatching(/a already runs 2 workflows, its maximum \(--max-workflows 2\)/) });
+    const first = (await workflows.submit(long)).workflow_id;
+    await workflows.submit(long);
+    await expect(workflows.submit(long)).rejects.toMatchObject({ code: "SHOAL_ERR_OVERLOADED", retryAfterMs: 1_000, message: expect.stringMatching(/a already runs 2 workflows, its maximum \(--max-workflows 2\)/) });
     await workflows.wait(first);
-    expect(workflows.submit(long).workflow_id).toMatch(/^wf_/);
+    expect((await workflows.submit(long)).workflow_id).toMatch(/^wf_/);
   });
 
   it("refuses a spec over --max-workflow-instances before storing anything", async () => {
     const [a] = await cluster([{ name: "a" }]);
     const file = storeFile();
     const { store, workflows } = orchestrator(a!, file, { maxWorkflowInstances: 10 });
-    expect(() => workflows.submit({ name: "big", steps: [{ id: "each", tool: "echo", for_each: { items: Array.from({ length: 11 }, (_, i) => i) } }] })).toThrow(
+    await expect(workflows.submit({ name: "big", steps: [{ id: "each", tool: "echo", for_each: { items: Array.from({ length: 11 }, (_, i) => i) } }] })).rejects.toThrow(
       expect.objectContaining({ code: "SHOAL_ERR_TOO_MANY_INSTANCES", path: ["steps", 0, "for_each"] }),
     );
     expect(store.unfinished(a!.node.transport.identity.id)).toEqual([]);
@@ -385,7 +380,7 @@ describe("workflows with a store, stopped and resumed (in process)", () => {
     const [c, d] = await cluster([{ name: "c", slots: 0 }, { name: "d" }]);
     const backupD = orchestrator(d!, storeFile(), { survivalMs: 200 });
     const ownerC = orchestrator(c!, storeFile());
-    const fresh = ownerC.workflows.submit(spec).workflow_id;
+    const fresh = (await ownerC.workflows.submit(spec)).workflow_id;
     await expect.poll(() => backupD.store.unfinished(c!.node.transport.identity.id).map((w) => [w.id, w.resumes]), { timeout: 3_000 }).toEqual([[fresh, 0]]);
     await c!.crash();
     const self = d!.node.transport.identity.id;

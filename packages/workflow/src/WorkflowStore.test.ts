@@ -1,7 +1,8 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { WorkflowResult, WorkflowState } from "@shoal/protocol";
+import { type Logger, type WorkflowResult, type WorkflowState, silentLogger } from "@shoal/protocol";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { WorkflowStore } from "./WorkflowStore.js";
@@ -16,6 +17,18 @@ const storeAt = (file: string) => {
   const store = WorkflowStore.open(file);
   open.push(store);
   return store;
+};
+
+/** A logger that keeps the messages of its error and warn lines. */
+const capture = () => {
+  const lines: { level: string; msg: string }[] = [];
+  const at =
+    (level: string) =>
+    (_obj: unknown, msg?: string): void => {
+      lines.push({ level, msg: msg ?? "" });
+    };
+  const logger: Logger = { ...silentLogger, error: at("error"), warn: at("warn") };
+  return { logger, lines };
 };
 
 const spec = { name: "t", steps: [{ id: "a", tool: "echo" }, { id: "b", tool: "echo", needs: ["a"] }] };
@@ -82,25 +95,169 @@ describe("WorkflowStore", () => {
     expect(store.unfinished("me").map((w) => w.id)).toEqual(["wf_2"]);
   });
 
-  it("refuses a file it cannot use with SHOAL_ERR_STORE and a clear reason", () => {
+  it("moves an unreadable file aside (garbage, cut short, damaged inside, a newer or a foreign schema), says so once, and starts empty", () => {
     const dir = mkdtempSync(join(tmpdir(), "shoal-store-"));
-    const junk = join(dir, "junk.db");
-    writeFileSync(junk, "this is not a database, just some text that is long enough to look like a header...".repeat(20));
-    expect(() => WorkflowStore.open(junk)).toThrow(expect.objectContaining({ code: "SHOAL_ERR_STORE", message: expect.stringContaining("junk.db") }));
-    const newer = join(dir, "newer.db");
-    const db = new Database(newer);
-    db.pragma("user_version = 99");
-    db.close();
-    expect(() => WorkflowStore.open(newer)).toThrow(expect.objectContaining({ code: "SHOAL_ERR_STORE", message: expect.stringMatching(/version 99.*reads version 3/) }));
+    const full = () => {
+      const file = join(dir, `full-${Math.random().toString(36).slice(2)}.db`);
+      const store = WorkflowStore.open(file);
+      for (let i = 0; i < 300; i++) store.started({ id: `wf_${i}`, owner: "me", epoch: 1, spec: { pad: "x".repeat(500) }, instances, startedAt: i });
+      store.close();
+      return file;
+    };
+    const cases: [string, () => string, RegExp][] = [
+      ["garbage", () => {
+        const file = join(dir, "garbage.db");
+        writeFileSync(file, "this is not a database, just some text that is long enough to look like a header...".repeat(20));
+        return file;
+      }, /not a database/],
+      ["cut short", () => {
+        const file = full();
+        truncateSync(file, Math.floor(statSync(file).size / 2));
+        return file;
+      }, /malformed/],
+      ["damaged inside", () => {
+        const file = full();
+        const bytes = readFileSync(file);
+        bytes.fill(0x5a, 8192, 12288);
+        writeFileSync(file, bytes);
+        return file;
+      }, /quick_check|malformed/],
+      ["newer", () => {
+        const file = join(dir, "newer.db");
+        const db = new Database(file);
+        db.pragma("user_version = 99");
+        db.close();
+        return file;
+      }, /version 99; this node reads versions up to 3/],
+      ["foreign", () => {
+        const file = join(dir, "foreign.db");
+        const db = new Database(file);
+        db.exec("CREATE TABLE workflows (name TEXT); CREATE TABLE instances (x TEXT)");
+        db.pragma("user_version = 3");
+        db.close();
+        return file;
+      }, /table workflows has no column id/],
+    ];
+    for (const [what, make, reason] of cases) {
+      const file = make();
+      const before = readFileSync(file);
+      const { logger, lines } = capture();
+      const store = WorkflowStore.open(file, { logger });
+      open.push(store);
+      expect(store.movedAside, what).toMatch(/\.db\.corrupt-\d{4}-\d\d-\d\dT/);
+      expect(readFileSync(store.movedAside as string).equals(before), `${what}: kept as it was`).toBe(true);
+      expect(lines, what).toHaveLength(1);
+      expect(lines[0]?.msg, what).toMatch(reason);
+      expect(lines[0]?.msg, what).toContain("moved aside");
+      expect(store.stats.movedAside).toBe(1);
+      // Empty, and working.
+      expect(store.unfinished("me")).toEqual([]);
+      store.saveRecords([{ workflowId: "wf_x", record: record("a") }]);
+      expect(WorkflowStore.open(":memory:").stats.movedAside).toBe(0);
+    }
   });
 
-  it("a write that fails is a SHOAL_ERR_STORE saying what could not be stored", () => {
+  it("does not touch a file it cannot open at all: SHOAL_ERR_STORE with a clear reason", () => {
+    const dir = mkdtempSync(join(tmpdir(), "shoal-store-"));
+    const notAFile = join(dir, "dir.db");
+    mkdirSync(notAFile);
+    expect(() => WorkflowStore.open(notAFile)).toThrow(expect.objectContaining({ code: "SHOAL_ERR_STORE", message: expect.stringContaining("dir.db") }));
+    expect(readdirSync(dir)).toEqual(["dir.db"]);
+  });
+
+  it("a write refused for its own sake is a SHOAL_ERR_STORE for it alone, saying what could not be stored", async () => {
     const store = storeAt(fileIn());
-    store.started({ id: "wf_1", owner: "me", epoch: 1, spec, instances, startedAt: 1 });
-    // The same id twice: SQLite's constraint error, as the caller sees it.
-    expect(() => store.started({ id: "wf_1", owner: "me", epoch: 1, spec, instances, startedAt: 1 })).toThrow(
-      expect.objectContaining({ code: "SHOAL_ERR_STORE", message: expect.stringContaining("could not store a new workflow") }),
-    );
+    await store.started({ id: "wf_1", owner: "me", epoch: 1, spec, instances, startedAt: 1 });
+    // The same id twice, in a group with another: SQLite's constraint error for that one only.
+    const again = store.started({ id: "wf_1", owner: "me", epoch: 1, spec, instances, startedAt: 1 });
+    const other = store.started({ id: "wf_2", owner: "me", epoch: 1, spec, instances, startedAt: 2 });
+    await expect(again).rejects.toMatchObject({ code: "SHOAL_ERR_STORE", message: expect.stringContaining("could not store a new workflow") });
+    await expect(other).resolves.toBeUndefined();
+    expect(store.unfinished("me").map((w) => w.id)).toEqual(["wf_1", "wf_2"]);
+    expect(store.stats.writable).toBe(true);
+  });
+
+  it("group commit: the submissions of one turn are one transaction and one sync, each acknowledged once synced", async () => {
+    const file = fileIn();
+    const store = storeAt(file);
+    const before = store.stats;
+    let acknowledged = 0;
+    const acks = Array.from({ length: 50 }, (_, i) => store.started({ id: `wf_${i}`, owner: "me", epoch: 1, spec, instances, startedAt: i }).then(() => acknowledged++));
+    expect(acknowledged).toBe(0);
+    await Promise.all(acks);
+    expect(store.stats.commits - before.commits).toBe(1);
+    expect(store.stats.syncs - before.syncs).toBe(1);
+    // While a sync runs, the next turn's submissions wait for the one after it: two more syncs at most.
+    const next = Array.from({ length: 20 }, (_, i) => store.started({ id: `wf_next${i}`, owner: "me", epoch: 1, spec, instances, startedAt: 100 + i }));
+    await new Promise((r) => setImmediate(r));
+    const later = Array.from({ length: 20 }, (_, i) => store.started({ id: `wf_later${i}`, owner: "me", epoch: 1, spec, instances, startedAt: 200 + i }));
+    await Promise.all([...next, ...later]);
+    expect(store.stats.commits - before.commits).toBe(3);
+    expect(store.stats.syncs - before.syncs).toBeLessThanOrEqual(3);
+    // A progress write waits for nobody: it is synced soon all the same.
+    const synced = store.stats.syncs;
+    store.saveRecords([{ workflowId: "wf_1", record: record("a", { status: "complete" }) }]);
+    await expect.poll(() => store.stats.syncs, { timeout: 3_000 }).toBe(synced + 1);
+    // Without sync, nothing is synced: acknowledged at commit.
+    const off = WorkflowStore.open(fileIn(), { sync: "off" });
+    open.push(off);
+    await off.started({ id: "wf_off", owner: "me", epoch: 1, spec, instances, startedAt: 1 });
+    expect(off.stats).toMatchObject({ commits: 1, syncs: 0 });
+  });
+  // RLIMIT_FSIZE on this process: a write that would make a file longer than that fails
+  // (EFBIG), as on a full disk; raising it again is the disk recovering. Node ignores SIGXFSZ.
+  const prlimit = (() => {
+    try {
+      execFileSync("prlimit", ["--version"]);
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  const fileSizeLimit = (bytes: number | "unlimited") => execFileSync("prlimit", ["--pid", String(process.pid), `--fsize=${bytes}:`]);
+
+  it.skipIf(!prlimit)("a write the disk refuses: new workflows refused (503) and replicas too, running ones kept in memory and stored once the disk takes them", async () => {
+    const file = fileIn();
+    const { logger, lines } = capture();
+    const store = WorkflowStore.open(file, { logger, probeMs: 20 });
+    open.push(store);
+    await store.started({ id: "wf_1", owner: "me", epoch: 1, spec, instances, startedAt: 1 });
+    store.replicate({ op: "started", workflow_id: "wf_theirs", owner: "B", epoch: 1, spec, instances, started_at: 2, records: [] }, (id) => id);
+    try {
+      fileSizeLimit(statSync(`${file}-wal`).size);
+      store.saveRecords([{ workflowId: "wf_1", record: record("a", { status: "complete", attempts: 1, result: { big: "x".repeat(8_000) } }) }]);
+      expect(store.stats).toMatchObject({ writable: false, writeFailures: 1, deferredWrites: 1 });
+      await expect(store.started({ id: "wf_2", owner: "me", epoch: 1, spec, instances, startedAt: 2 })).rejects.toMatchObject({ code: "SHOAL_ERR_STORE_UNAVAILABLE", retryAfterMs: 1_000 });
+      await expect(store.synced()).rejects.toMatchObject({ code: "SHOAL_ERR_STORE_UNAVAILABLE" });
+      expect(() => store.replicate({ op: "records", workflow_id: "wf_theirs", owner: "B", epoch: 1, records: [record("a")] }, (id) => id)).toThrow(
+        expect.objectContaining({ code: "SHOAL_ERR_STORE_UNAVAILABLE" }),
+      );
+      // What the deferred writes change of who owns what is seen meanwhile.
+      store.claim("wf_theirs", "me", 2);
+      expect(store.ownership("wf_theirs")).toEqual({ owner: "me", epoch: 2 });
+      expect(store.takenOverBy("me")).toEqual([{ id: "wf_theirs", epoch: 2 }]);
+      expect(store.unfinished("B")).toEqual([]);
+      store.ended({ id: "wf_1", endedAt: 5, state: { status: "complete" } as WorkflowState, result: { status: "complete" } as WorkflowResult });
+      store.forget("wf_gone");
+      // Probes go on failing: said once, not once a probe.
+      await new Promise((r) => setTimeout(r, 150));
+      expect(store.stats).toMatchObject({ writable: false, writeFailures: 1, deferredWrites: 4 });
+      expect(lines.filter((l) => l.level === "error")).toHaveLength(1);
+      expect(lines[0]?.msg).toMatch(/cannot be written: new workflows are refused \(503 SHOAL_ERR_STORE_UNAVAILABLE\)/);
+      expect(lines.filter((l) => l.level === "warn").length).toBeLessThanOrEqual(1);
+    } finally {
+      fileSizeLimit("unlimited");
+    }
+    await expect.poll(() => store.stats.writable, { timeout: 2_000 }).toBe(true);
+    expect(store.stats.deferredWrites).toBe(0);
+    expect(lines.at(-1)?.msg).toMatch(/can be written again/);
+    await store.started({ id: "wf_3", owner: "me", epoch: 1, spec, instances, startedAt: 3 });
+    store.close();
+    const again = storeAt(file);
+    expect(again.endedWorkflows().map((w) => [w.id, w.state.status])).toEqual([["wf_1", "complete"]]);
+    expect(again.ownership("wf_theirs")).toEqual({ owner: "me", epoch: 2 });
+    expect(again.unfinished("me").map((w) => w.id)).toEqual(["wf_theirs", "wf_3"]);
+    expect(again.ownership("wf_2")).toBeUndefined();
   });
 
   it("keeps an owner's replica, applies its changes, and fences an owner that was replaced", () => {

@@ -1,8 +1,19 @@
-import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { type InstanceRecord, type PlannedInstance, ShoalError, type WorkflowReplica, type WorkflowReplicaAnswer, type WorkflowResult, type WorkflowState } from "@shoal/protocol";
-import Database from "better-sqlite3";
-
+import {
+  type InstanceRecord,
+  LogLimiter,
+  type Logger,
+  type PlannedInstance,
+  ShoalError,
+  type WorkflowReplica,
+  type WorkflowReplicaAnswer,
+  type WorkflowResult,
+  type WorkflowState,
+  silentLogger,
+} from "@shoal/protocol";
+import type Database from "better-sqlite3";
+import { GroupSync } from "./GroupSync.js";
+import { SCHEMA_VERSION, openStoreFile, syncDir } from "./openStoreFile.js";
 /** What a node needs to run a workflow again: after its own restart, or taking over from a dead owner. */
 export interface StoredWorkflow {
   id: string;
@@ -32,7 +43,64 @@ export interface EndedWorkflow {
   result: WorkflowResult;
 }
 
-const SCHEMA_VERSION = 3;
+/**
+ * When a write counts as stored. `group` (the default): each commit goes to the WAL without a
+ * sync (`synchronous=NORMAL`), and where a promise is made (a submission's 202) the WAL is
+ * synced, once for everyone waiting (GroupSync); other writes are synced within a second.
+ * `full`: SQLite syncs every commit itself (`synchronous=FULL`), on the event loop. `off`: no
+ * sync at all (a power cut may lose the last commits, acknowledged ones too): for measuring
+ * what durability costs.
+ */
+export type StoreSync = "group" | "full" | "off";
+const SYNC_MODES: readonly string[] = ["group", "full", "off"] satisfies StoreSync[];
+
+export interface WorkflowStoreOptions {
+  /** Where the store says that it moved a corrupt file aside, that it cannot write, and that it can again. */
+  logger?: Logger;
+  /** `group` by default; `shoal node` takes `SHOAL_STORE_SYNC`. */
+  sync?: StoreSync;
+  /** While writes fail, one is tried this often (1 s). */
+  probeMs?: number;
+  /** A commit nobody waits for is synced within this long (1 s; `group` only). */
+  lazySyncMs?: number;
+}
+
+/** Counters for the node's metrics. */
+export interface WorkflowStoreStats {
+  /** Transactions committed (a write of one call, or a group of submissions). */
+  commits: number;
+  /** Syncs to disk of the WAL: the store's own (`group`), or SQLite's of each commit (`full`). */
+  syncs: number;
+  /** Times the store went from writable to not (a write or a sync failed). */
+  writeFailures: number;
+  /** Whether it can be written now: while not, new workflows are refused. */
+  writable: boolean;
+  /** Writes kept in memory until the store can be written again. */
+  deferredWrites: number;
+  /** 1 if an unreadable file was moved aside when it was opened. */
+  movedAside: number;
+}
+
+type Ownership = { owner: string; epoch: number };
+
+/** While writes fail: what waits to be written, and what it changes of who owns what. */
+interface Outage {
+  since: number;
+  deferred: { what: string; op: () => void }[];
+  /** Owner and epoch as the deferred writes make them (null: dropped), for the reads meanwhile. */
+  owners: Map<string, Ownership | null>;
+  timer: NodeJS.Timeout;
+}
+
+/** A full disk, a read-only one, an I/O error: the disk's trouble, not the data's. */
+const DISK_TROUBLE = /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|PERM)/;
+const isDiskTrouble = (err: unknown) => DISK_TROUBLE.test(String((err as { code?: unknown }).code));
+
+/** Submissions of one turn go in one transaction; a turn with more makes more. */
+const MAX_GROUP = 512;
+
+/** How long a refused submission should wait. */
+const RETRY_AFTER_MS = 1_000;
 
 interface WorkflowRow {
   id: string;
@@ -48,85 +116,105 @@ interface WorkflowRow {
  * The workflows of a node, in SQLite (a file in `--data-dir`): those it owns, and copies
  * (replicas) of those it is the backup of. For each: the spec and plan once, then a row per
  * instance rewritten when that instance changes, then (owned ones) the final state and result.
- * Writes are synchronous, so what a call stored is on disk when it returns (WAL,
- * synchronous=NORMAL: a process crash loses nothing, a power cut may lose the last transactions).
- * The node holds the file exclusively while it runs: read it with other tools only when the node
- * is stopped.
+ *
+ * Writes are synchronous SQLite commits, except `started`: the submissions of one event-loop
+ * turn are committed together and their promise resolves once they are synced (see StoreSync),
+ * which is what a 202 waits for. A write that fails for the disk's sake (full, read-only, I/O
+ * error) makes the store unwritable: new workflows are refused (SHOAL_ERR_STORE_UNAVAILABLE)
+ * and copies for other owners too, while the writes of running workflows are kept in memory
+ * and written, in order, by a probe that tries every `probeMs` until the disk takes them.
+ * The node holds the file exclusively while it runs: read it with other tools only when the
+ * node is stopped.
  */
 export class WorkflowStore {
-  private readonly db: Database.Database;
   private readonly stmts: ReturnType<typeof prepare>;
+  private readonly sync: GroupSync | undefined;
+  private readonly log: Logger;
+  private readonly limiter: LogLimiter;
+  private starts: { wf: Omit<StoredWorkflow, "records" | "resumes">; resolve(): void; reject(err: unknown): void }[] = [];
+  private outage: Outage | undefined;
+  private commits = 0;
+  private writeFailures = 0;
 
-  private constructor(db: Database.Database) {
-    this.db = db;
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly file: string,
+    private readonly mode: StoreSync,
+    private readonly options: WorkflowStoreOptions,
+    /** Where an unreadable file was moved when this store was opened. */
+    readonly movedAside: string | undefined,
+  ) {
     this.stmts = prepare(db);
+    this.log = options.logger ?? silentLogger;
+    this.limiter = new LogLimiter(this.log, { perWindow: 1, windowMs: 60_000 });
+    if (mode === "group" && file !== ":memory:") {
+      this.sync = GroupSync.forWal(file, { lazyMs: options.lazySyncMs ?? 1_000, failed: (err) => this.writeFailed("sync the store to disk", err) });
+    }
   }
 
-  /** Opens (or creates) the store; SHOAL_ERR_STORE when the file cannot be used. */
-  static open(file: string): WorkflowStore {
+  /**
+   * Opens (or creates) the store. An unreadable file (garbage, truncated, damaged, a newer or
+   * foreign schema) is moved aside and an empty store made (`movedAside` says where, the log
+   * says why); SHOAL_ERR_STORE when the file cannot be opened or written at all.
+   */
+  static open(file: string, options: WorkflowStoreOptions = {}): WorkflowStore {
+    const mode = options.sync ?? "group";
+    if (!SYNC_MODES.includes(mode)) throw new ShoalError("SHOAL_ERR_STORE", `the store's sync must be ${SYNC_MODES.join(", ")} (SHOAL_STORE_SYNC), not "${mode}"`);
+    const { db, movedAside } = openStoreFile(file, options.logger ?? silentLogger, { synchronous: mode === "full" ? "FULL" : "NORMAL" });
     try {
-      if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
-      const db = new Database(file);
-      // One process per data dir (its lock file says so): holding SQLite's lock for good saves
-      // the lock calls of every transaction, and with WAL it needs no shared-memory file.
-      db.pragma("locking_mode = EXCLUSIVE");
-      db.pragma("journal_mode = WAL");
-      db.pragma("synchronous = NORMAL");
-      const version = db.pragma("user_version", { simple: true }) as number;
-      if (version > SCHEMA_VERSION) {
-        db.close();
-        throw new ShoalError("SHOAL_ERR_STORE", `${file} has workflow store version ${version}; this node reads version ${SCHEMA_VERSION}`);
-      }
-      db.exec(`
-        CREATE TABLE IF NOT EXISTS workflows (
-          id TEXT PRIMARY KEY,
-          spec TEXT NOT NULL,
-          instances TEXT NOT NULL,
-          started_at INTEGER NOT NULL,
-          ended_at INTEGER,
-          state TEXT,
-          result TEXT
-        );
-        CREATE INDEX IF NOT EXISTS workflows_ended_at ON workflows (ended_at);
-        CREATE TABLE IF NOT EXISTS instances (
-          workflow_id TEXT NOT NULL,
-          id TEXT NOT NULL,
-          record TEXT NOT NULL,
-          PRIMARY KEY (workflow_id, id)
-        ) WITHOUT ROWID;
-      `);
-      if (version < 2) {
-        // Version 1 had no owners: every workflow in it is the node's own ('' until `startedBy`).
-        db.exec("ALTER TABLE workflows ADD COLUMN owner TEXT NOT NULL DEFAULT ''; ALTER TABLE workflows ADD COLUMN epoch INTEGER NOT NULL DEFAULT 1;");
-      }
-      if (version < 3) {
-        // Version 2 counted no resumes: no workflow in it is suspected of crashing its node.
-        db.exec("ALTER TABLE workflows ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0;");
-      }
-      db.pragma(`user_version = ${SCHEMA_VERSION}`);
-      return new WorkflowStore(db);
+      // The file and its WAL exist now; their names are durable once the directory is synced.
+      if (file !== ":memory:" && mode !== "off") syncDir(dirname(file));
+      return new WorkflowStore(db, file, mode, options, movedAside);
     } catch (err) {
-      if (err instanceof ShoalError) throw err;
+      db.close();
       throw new ShoalError("SHOAL_ERR_STORE", `cannot open the workflow store ${file}: ${(err as Error).message}`, { cause: err });
     }
   }
 
-  /** A workflow this node accepted (or took over: then it is already here as a replica). */
-  started(wf: Omit<StoredWorkflow, "records" | "resumes">): void {
-    this.guarded("store a new workflow", () =>
-      this.stmts.insertWorkflow.run(wf.id, wf.owner, wf.epoch, JSON.stringify(wf.spec), JSON.stringify(wf.instances), wf.startedAt),
-    );
+  get stats(): WorkflowStoreStats {
+    return {
+      commits: this.commits,
+      syncs: this.mode === "full" ? this.commits : (this.sync?.syncs ?? 0),
+      writeFailures: this.writeFailures,
+      writable: this.outage === undefined,
+      deferredWrites: this.outage?.deferred.length ?? 0,
+      movedAside: this.movedAside === undefined ? 0 : 1,
+    };
+  }
+
+  /**
+   * A workflow this node accepted: resolves once it is stored and synced (with the other
+   * submissions of this turn: one transaction, one sync). Rejects with
+   * SHOAL_ERR_STORE_UNAVAILABLE (503, retry hint) while the store cannot be written, or if this
+   * write or its sync fails; nothing of it is kept then.
+   */
+  started(wf: Omit<StoredWorkflow, "records" | "resumes">): Promise<void> {
+    if (this.outage) return Promise.reject(this.unavailable());
+    return new Promise((resolve, reject) => {
+      this.starts.push({ wf, resolve, reject });
+      if (this.starts.length === 1) setImmediate(() => this.commitStarts());
+      else if (this.starts.length >= MAX_GROUP) this.commitStarts();
+    });
+  }
+
+  /** Resolves once everything written so far is on disk; rejects (SHOAL_ERR_STORE_UNAVAILABLE) while it cannot be. */
+  synced(): Promise<void> {
+    this.commitStarts();
+    if (this.outage) return Promise.reject(this.unavailable());
+    return this.durable();
   }
 
   /** The latest records of instances that changed, for any number of workflows, in one transaction. */
   saveRecords(changes: { workflowId: string; record: InstanceRecord }[]): void {
     if (changes.length === 0) return;
-    this.guarded("store workflow progress", () => this.stmts.upsertRecords(changes));
+    const rows = changes.map(({ workflowId, record }) => ({ workflowId, id: record.id, json: JSON.stringify(record) }));
+    this.write("store workflow progress", () => this.stmts.upsertRecords(rows));
   }
 
   /** A workflow ended: its final state and result replace its instance rows. */
   ended(wf: EndedWorkflow): void {
-    this.guarded("store the end of a workflow", () => this.stmts.end(wf));
+    const row = { id: wf.id, endedAt: wf.endedAt, state: JSON.stringify(wf.state), result: JSON.stringify(wf.result) };
+    this.write("store the end of a workflow", () => this.stmts.end(row));
   }
 
   /**
@@ -135,61 +223,76 @@ export class WorkflowStore {
    */
   resumesBegun(ids: string[]): void {
     if (ids.length === 0) return;
-    this.guarded("count a resume", () => this.stmts.resumesBegun(ids));
+    this.write("count a resume", () => this.stmts.resumesBegun(ids));
   }
 
   /** The workflow has run long enough after its resume: it is no longer suspected of crashing its node. */
   resumeSurvived(id: string): void {
-    this.guarded("clear a resume count", () => this.stmts.resumeSurvived.run(id));
+    this.write("clear a resume count", () => this.stmts.resumeSurvived.run(id));
   }
 
   /** Owner and epoch of a workflow this store knows, owned or replicated. */
-  ownership(id: string): { owner: string; epoch: number } | undefined {
-    return this.guarded("read a workflow's owner", () => this.stmts.selectOwnership.get(id) as { owner: string; epoch: number } | undefined);
+  ownership(id: string): Ownership | undefined {
+    const deferred = this.outage?.owners;
+    if (deferred?.has(id)) return deferred.get(id) ?? undefined;
+    return this.read("read a workflow's owner", () => this.stmts.selectOwnership.get(id) as Ownership | undefined);
   }
 
   /** Workflows `owner` took over (epoch above 1), running or ended, with their epochs. */
   takenOverBy(owner: string): { id: string; epoch: number }[] {
-    return this.guarded("read taken-over workflows", () => this.stmts.selectTakenOver.all(owner) as { id: string; epoch: number }[]);
+    const stored = this.read("read taken-over workflows", () => this.stmts.selectTakenOver.all(owner) as { id: string; epoch: number }[]);
+    const deferred = this.outage?.owners;
+    if (!deferred) return stored;
+    const kept = stored.filter((wf) => !deferred.has(wf.id));
+    for (const [id, o] of deferred) if (o && o.owner === owner && o.epoch > 1) kept.push({ id, epoch: o.epoch });
+    return kept;
   }
 
   /** Makes `owner` the owner of a workflow at `epoch` (a takeover). */
   claim(id: string, owner: string, epoch: number): void {
-    this.guarded("claim a workflow", () => this.stmts.claim.run(owner, epoch, id));
+    this.write("claim a workflow", () => this.stmts.claim.run(owner, epoch, id), [[id, { owner, epoch }]]);
   }
 
   /**
    * Applies an owner's write to the replica kept here. Refused (`fenced`) when this store knows
-   * the workflow at a higher epoch: the sender is an owner that was replaced.
+   * the workflow at a higher epoch: the sender is an owner that was replaced. Throws
+   * SHOAL_ERR_STORE_UNAVAILABLE while the store cannot be written: a copy this node cannot
+   * keep is not taken.
    */
   replicate(op: WorkflowReplica, ownerName: (nodeId: string) => string): WorkflowReplicaAnswer {
-    return this.guarded("store a replica", () => {
-      const known = this.stmts.selectOwnership.get(op.workflow_id) as { owner: string; epoch: number } | undefined;
+    this.commitStarts();
+    if (this.outage) throw this.unavailable();
+    try {
+      const known = this.stmts.selectOwnership.get(op.workflow_id) as Ownership | undefined;
       if (known && (known.epoch > op.epoch || (known.epoch === op.epoch && known.owner !== op.owner))) {
         return { fenced: { workflow_id: op.workflow_id, owner: known.owner, owner_name: ownerName(known.owner), epoch: known.epoch } };
       }
+      let answer: WorkflowReplicaAnswer = { stored: true };
       if (op.op === "ended") {
         if (known) this.stmts.forget(op.workflow_id);
-        return { stored: true };
+      } else if (op.op === "records") {
+        if (known) this.stmts.replicaRecords(op);
+        else answer = { unknown: true };
+      } else {
+        this.stmts.replaceReplica(op);
       }
-      if (op.op === "records") {
-        if (!known) return { unknown: true };
-        this.stmts.replicaRecords(op);
-        return { stored: true };
-      }
-      this.stmts.replaceReplica(op);
-      return { stored: true };
-    });
+      this.committed();
+      return answer;
+    } catch (err) {
+      throw this.writeFailed("store a replica", err);
+    }
   }
 
   /** Workflows owned by `owner` that have not ended, oldest first, with their latest records. */
   unfinished(owner: string): StoredWorkflow[] {
-    return this.guarded("read unfinished workflows", () => (this.stmts.selectUnfinished.all(owner) as WorkflowRow[]).map((row) => this.load(row)));
+    const rows = this.read("read unfinished workflows", () => (this.stmts.selectUnfinished.all(owner) as WorkflowRow[]).map((row) => this.load(row)));
+    const deferred = this.outage?.owners;
+    return deferred ? rows.filter((wf) => !deferred.has(wf.id) || deferred.get(wf.id)?.owner === owner) : rows;
   }
 
   /** Ended workflows (only owned ones end here), oldest first. */
   endedWorkflows(): EndedWorkflow[] {
-    const rows = this.guarded("read ended workflows", () => this.stmts.selectEnded.all() as { id: string; ended_at: number; state: string; result: string }[]);
+    const rows = this.read("read ended workflows", () => this.stmts.selectEnded.all() as { id: string; ended_at: number; state: string; result: string }[]);
     return rows.map((row) => ({ id: row.id, endedAt: row.ended_at, state: JSON.parse(row.state), result: JSON.parse(row.result) }));
   }
 
@@ -200,16 +303,28 @@ export class WorkflowStore {
    * backup again. Returns how many replicas were dropped.
    */
   startedBy(self: string): number {
-    return this.guarded("prepare the store", () => this.stmts.startedBy(self));
+    const ids = this.read("read the copies kept for other owners", () => (this.stmts.selectReplicaIds.all(self) as { id: string }[]).map((r) => r.id));
+    this.write("prepare the store", () => this.stmts.startedBy(self, ids), ids.map((id) => [id, null]));
+    return ids.length;
   }
 
   /** Drops a workflow (an ended one past its retention, or one another node owns now). */
   forget(id: string): void {
-    this.guarded("drop a workflow", () => this.stmts.forget(id));
+    this.write("drop a workflow", () => this.stmts.forget(id), [[id, null]]);
   }
 
+  /** Stores what waits (one more try if the store could not be written) and syncs it. */
   close(): void {
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    this.commitStarts();
+    if (this.outage) this.probe();
+    const lost = this.outage?.deferred.length ?? 0;
+    if (this.outage) {
+      clearInterval(this.outage.timer);
+      this.log.error({ file: this.file, lost }, "the workflow store still cannot be written at shutdown: what the running workflows did since it failed is lost");
+    }
+    this.sync?.close();
+    this.db.close();
   }
 
   private load(row: WorkflowRow): StoredWorkflow {
@@ -218,13 +333,128 @@ export class WorkflowStore {
     return { id: row.id, owner: row.owner, epoch: row.epoch, spec: JSON.parse(row.spec), instances: JSON.parse(row.instances), startedAt: row.started_at, records, resumes: row.resumes };
   }
 
-  /** SQLite's errors (disk full, file gone) as SHOAL_ERR_STORE saying what could not be done. */
-  private guarded<T>(what: string, fn: () => T): T {
+  /** The submissions waiting for this turn's transaction, committed now (before any other write or read, which must see them). */
+  private commitStarts(): void {
+    if (this.starts.length === 0) return;
+    const group = this.starts.splice(0);
+    if (this.outage) {
+      for (const s of group) s.reject(this.unavailable());
+      return;
+    }
+    let refused: (unknown | undefined)[];
+    try {
+      refused = this.stmts.insertWorkflows(group.map((s) => s.wf));
+      this.commits++;
+    } catch (err) {
+      const failure = this.writeFailed("store new workflows", err, false);
+      for (const s of group) s.reject(failure);
+      return;
+    }
+    const stored = group.filter((s, i) => {
+      if (refused[i] !== undefined) s.reject(new ShoalError("SHOAL_ERR_STORE", `could not store a new workflow: ${(refused[i] as Error).message}`, { cause: refused[i] }));
+      return refused[i] === undefined;
+    });
+    this.durable().then(
+      () => {
+        for (const s of stored) s.resolve();
+      },
+      (err: unknown) => {
+        // Committed but perhaps not on disk: not accepted, so not kept either.
+        for (const s of stored) this.forget(s.wf.id);
+        for (const s of stored) s.reject(this.unavailable(err));
+      },
+    );
+  }
+
+  private durable(): Promise<void> {
+    return this.sync?.synced() ?? Promise.resolve();
+  }
+
+  private committed(): void {
+    this.commits++;
+    this.sync?.wrote();
+  }
+
+  /** A write of a running workflow: done now, or kept (with what it changes of `owners`) while the store cannot be written. */
+  private write(what: string, op: () => void, owners: [string, Ownership | null][] = []): void {
+    this.commitStarts();
+    if (!this.outage) {
+      try {
+        op();
+        this.committed();
+        return;
+      } catch (err) {
+        this.writeFailed(what, err);
+      }
+    }
+    const outage = this.outage as Outage;
+    outage.deferred.push({ what, op });
+    for (const [id, o] of owners) outage.owners.set(id, o);
+  }
+
+  private read<T>(what: string, fn: () => T): T {
+    this.commitStarts();
     try {
       return fn();
     } catch (err) {
       throw new ShoalError("SHOAL_ERR_STORE", `could not ${what}: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /**
+   * A write failed. The disk's trouble makes the store unwritable until a probe gets through
+   * (returns SHOAL_ERR_STORE_UNAVAILABLE for the caller); anything else is this write's own
+   * problem and is thrown as SHOAL_ERR_STORE, unless `throwOthers` is false.
+   */
+  private writeFailed(what: string, err: unknown, throwOthers = true): ShoalError {
+    const disk = isDiskTrouble(err) || typeof (err as NodeJS.ErrnoException).errno === "number";
+    if (!disk) {
+      const failure = new ShoalError("SHOAL_ERR_STORE", `could not ${what}: ${(err as Error).message}`, { cause: err });
+      if (throwOthers) throw failure;
+      return failure;
+    }
+    if (!this.outage) {
+      this.writeFailures++;
+      const timer = setInterval(() => this.probe(), this.options.probeMs ?? 1_000).unref();
+      this.outage = { since: performance.now(), deferred: [], owners: new Map(), timer };
+      this.log.error(
+        { err, file: this.file, failed: what },
+        "the workflow store cannot be written: new workflows are refused (503 SHOAL_ERR_STORE_UNAVAILABLE) until it can; running ones go on in memory and are stored then",
+      );
+    }
+    return this.unavailable(err);
+  }
+
+  /** While unwritable: writes what waits, in order, in one transaction; once that commits, the store is writable again. */
+  private probe(): void {
+    const outage = this.outage;
+    if (!outage) return;
+    let skipped = 0;
+    try {
+      this.stmts.replay(outage.deferred, (what, err) => {
+        skipped++;
+        this.log.error({ err, failed: what }, "a write kept while the store could not be written fails on its own: it is dropped");
+      });
+    } catch (err) {
+      this.limiter.warn({ err, file: this.file, deferred: outage.deferred.length }, "the workflow store still cannot be written");
+      return;
+    }
+    clearInterval(outage.timer);
+    this.outage = undefined;
+    this.committed();
+    this.log.warn(
+      { file: this.file, stored: outage.deferred.length - skipped, outageMs: Math.round(performance.now() - outage.since) },
+      "the workflow store can be written again: what the running workflows did meanwhile is stored; new workflows are accepted again",
+    );
+    // On disk now; a sync that fails makes it unwritable again.
+    this.durable().catch(() => {});
+  }
+
+  private unavailable(cause?: unknown): ShoalError {
+    return new ShoalError("SHOAL_ERR_STORE_UNAVAILABLE", `the workflow store ${this.file} cannot be written (disk full, read-only or failing); try again later`, {
+      retryAfterMs: RETRY_AFTER_MS,
+      ...(cause !== undefined && { cause }),
+    });
   }
 }
 
@@ -232,6 +462,7 @@ function prepare(db: Database.Database) {
   const endWorkflow = db.prepare("UPDATE workflows SET ended_at = ?, state = ?, result = ?, resumes = 0 WHERE id = ?");
   const deleteRecords = db.prepare("DELETE FROM instances WHERE workflow_id = ?");
   const deleteWorkflow = db.prepare("DELETE FROM workflows WHERE id = ?");
+  const insertWorkflow = db.prepare("INSERT INTO workflows (id, owner, epoch, spec, instances, started_at) VALUES (?, ?, ?, ?, ?, ?)");
   const upsertRecord = db.prepare("INSERT INTO instances (workflow_id, id, record) VALUES (?, ?, ?) ON CONFLICT (workflow_id, id) DO UPDATE SET record = excluded.record");
   const upsertWorkflow = db.prepare(
     `INSERT INTO workflows (id, owner, epoch, spec, instances, started_at, resumes) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -240,16 +471,27 @@ function prepare(db: Database.Database) {
   const setResumes = db.prepare("UPDATE workflows SET resumes = ? WHERE id = ?");
   const countResume = db.prepare("UPDATE workflows SET resumes = resumes + 1 WHERE id = ?");
   const adoptLegacy = db.prepare("UPDATE workflows SET owner = ? WHERE owner = ''");
-  const replicaIds = db.prepare("SELECT id FROM workflows WHERE owner <> ?");
+  const touch = db.prepare(`PRAGMA user_version = ${SCHEMA_VERSION}`);
   const forget = db.transaction((id: string) => {
     deleteRecords.run(id);
     deleteWorkflow.run(id);
   });
   // Transaction functions are made once: better-sqlite3 prepares BEGIN and COMMIT for each.
   return {
-    insertWorkflow: db.prepare("INSERT INTO workflows (id, owner, epoch, spec, instances, started_at) VALUES (?, ?, ?, ?, ?, ?)"),
-    upsertRecords: db.transaction((changes: { workflowId: string; record: InstanceRecord }[]) => {
-      for (const { workflowId, record } of changes) upsertRecord.run(workflowId, record.id, JSON.stringify(record));
+    /** One transaction for the group; an insert refused for its own sake (a duplicate id) is that one's error, the rest go in. */
+    insertWorkflows: db.transaction((wfs: Omit<StoredWorkflow, "records" | "resumes">[]) =>
+      wfs.map((wf) => {
+        try {
+          insertWorkflow.run(wf.id, wf.owner, wf.epoch, JSON.stringify(wf.spec), JSON.stringify(wf.instances), wf.startedAt);
+          return undefined;
+        } catch (err) {
+          if (isDiskTrouble(err)) throw err;
+          return err;
+        }
+      }),
+    ),
+    upsertRecords: db.transaction((rows: { workflowId: string; id: string; json: string }[]) => {
+      for (const r of rows) upsertRecord.run(r.workflowId, r.id, r.json);
     }),
     replicaRecords: db.transaction((op: Extract<WorkflowReplica, { op: "records" }>) => {
       for (const record of op.records) upsertRecord.run(op.workflow_id, record.id, JSON.stringify(record));
@@ -259,8 +501,8 @@ function prepare(db: Database.Database) {
       for (const id of ids) countResume.run(id);
     }),
     resumeSurvived: db.prepare("UPDATE workflows SET resumes = 0 WHERE id = ?"),
-    end: db.transaction((wf: EndedWorkflow) => {
-      endWorkflow.run(wf.endedAt, JSON.stringify(wf.state), JSON.stringify(wf.result), wf.id);
+    end: db.transaction((wf: { id: string; endedAt: number; state: string; result: string }) => {
+      endWorkflow.run(wf.endedAt, wf.state, wf.result, wf.id);
       deleteRecords.run(wf.id);
     }),
     replaceReplica: db.transaction((op: Extract<WorkflowReplica, { op: "started" }>) => {
@@ -268,16 +510,32 @@ function prepare(db: Database.Database) {
       deleteRecords.run(op.workflow_id);
       for (const record of op.records) upsertRecord.run(op.workflow_id, record.id, JSON.stringify(record));
     }),
-    startedBy: db.transaction((self: string) => {
+    startedBy: db.transaction((self: string, replicaIds: string[]) => {
       adoptLegacy.run(self);
-      const ids = (replicaIds.all(self) as { id: string }[]).map((r) => r.id);
-      for (const id of ids) forget(id);
-      return ids.length;
+      for (const id of replicaIds) forget(id);
+    }),
+    /**
+     * The writes kept while the store could not be written, in order, in one transaction (with
+     * a write of its own, so that a probe with nothing kept still tries the disk). The disk's
+     * trouble undoes it all; a write that fails on its own is reported and left out.
+     */
+    replay: db.transaction((deferred: { what: string; op: () => void }[], dropped: (what: string, err: unknown) => void) => {
+      touch.run();
+      for (const { what, op } of deferred) {
+        try {
+          op();
+        } catch (err) {
+          if (isDiskTrouble(err)) throw err;
+          dropped(what, err);
+        }
+      }
     }),
     forget,
     claim: db.prepare("UPDATE workflows SET owner = ?, epoch = ? WHERE id = ?"),
     selectOwnership: db.prepare("SELECT owner, epoch FROM workflows WHERE id = ?"),
     selectTakenOver: db.prepare("SELECT id, epoch FROM workflows WHERE owner = ? AND epoch > 1"),
+    // Version 1's workflows ('' as owner) are the node's own, not replicas.
+    selectReplicaIds: db.prepare("SELECT id FROM workflows WHERE owner <> ? AND owner <> ''"),
     selectUnfinished: db.prepare("SELECT id, owner, epoch, spec, instances, started_at, resumes FROM workflows WHERE ended_at IS NULL AND owner = ? ORDER BY started_at, id"),
     selectRecords: db.prepare("SELECT id, record FROM instances WHERE workflow_id = ?"),
     selectEnded: db.prepare("SELECT id, ended_at, state, result FROM workflows WHERE ended_at IS NOT NULL ORDER BY ended_at, id"),

@@ -13,6 +13,10 @@ export const WorkflowErrors = {
   SHOAL_ERR_CANCELLED: { status: 409, doc: "the workflow was cancelled while the step was running or waiting" },
   SHOAL_ERR_MISSING_INPUT: { status: 424, doc: "a step with on_missing: fail needs a step that failed" },
   SHOAL_ERR_STORE: { status: 503, doc: "the workflow store (SQLite in the data dir) could not be opened, read or written" },
+  SHOAL_ERR_STORE_UNAVAILABLE: {
+    status: 503,
+    doc: "the workflow store cannot be written now (disk full, read-only, I/O errors): new workflows are refused (Retry-After: 1) until a probe, every second, finds it writable; running ones go on and are stored then",
+  },
 } as const satisfies ErrorCatalog;
 
 export type WorkflowErrorCode = keyof typeof WorkflowErrors;

@@ -2,7 +2,7 @@ export { WorkflowService } from "./WorkflowService.js";
 export type { WorkflowServiceOptions } from "./WorkflowService.js";
 export { planWorkflow, restorePlan } from "./planWorkflow.js";
 export { WorkflowStore } from "./WorkflowStore.js";
-export type { EndedWorkflow, StoredWorkflow } from "./WorkflowStore.js";
+export type { EndedWorkflow, StoredWorkflow, StoreSync, WorkflowStoreOptions, WorkflowStoreStats } from "./WorkflowStore.js";
 export type { Plan, PlannedInstance, PlannedStep } from "./planWorkflow.js";
 export { createWorkflowMachine } from "./workflowMachine.js";
 export type { InstanceRecord, WorkflowContext, WorkflowEmitted, WorkflowInput } from "./workflowMachine.js";

@@ -65,7 +65,7 @@ async function main() {
   const { runtime, workflows, mesh } = node;
 
   const runWorkflow = async (spec) => {
-    const { workflow_id } = workflows.submit(spec);
+    const { workflow_id } = await workflows.submit(spec);
     return workflows.wait(workflow_id);
   };
 

@@ -63,7 +63,7 @@ export async function createHttpApi(http: HttpServer, options: HttpApiOptions): 
     .add("GET", "/v1/logic/:name", ({ params }) => ({ json: runtime.registry.describe(params.name ?? "") }))
     .add("POST", "/v1/workflows", async ({ body, url }) => {
       // The spec is checked by the orchestrator, which names the step in its 400.
-      const { workflow_id } = workflows.submit(body(z.unknown()));
+      const { workflow_id } = await workflows.submit(body(z.unknown()));
       if (url.searchParams.get("wait") === "1") return { json: await workflows.wait(workflow_id) };
       return { status: 202, json: { workflow_id } satisfies WorkflowAccepted };
     })
