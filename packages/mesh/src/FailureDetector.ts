@@ -1,3 +1,5 @@
+import { monotonicNow } from "@shoal/protocol";
+
 export interface FailureDetectorOptions {
   /** How often `check` is expected to run. */
   intervalMs: number;
@@ -14,7 +16,9 @@ export interface Verdict {
 }
 
 /**
- * Decides from silence alone: the last time each peer was heard from, against two thresholds.
+ * Decides from silence alone: the last time each peer was heard from, against two thresholds,
+ * all on the monotonic clock (a wall-clock step would otherwise make every peer look silent, or
+ * a hung one look fresh).
  * When this node's own event loop was blocked, every peer looks silent for the length of the
  * block; `check` notices that it ran late and forgives the gap instead of blaming the peers.
  */
@@ -24,7 +28,7 @@ export class FailureDetector {
 
   constructor(private readonly options: FailureDetectorOptions) {}
 
-  heard(id: string, at = Date.now()): void {
+  heard(id: string, at = monotonicNow()): void {
     const previous = this.lastHeard.get(id);
     if (previous === undefined || at > previous) this.lastHeard.set(id, at);
   }
@@ -38,7 +42,7 @@ export class FailureDetector {
   }
 
   /** Verdicts for the given peers (those not already down). */
-  check(ids: Iterable<string>, now = Date.now()): Verdict[] {
+  check(ids: Iterable<string>, now = monotonicNow()): Verdict[] {
     const late = this.lastCheckAt !== undefined ? now - this.lastCheckAt - this.options.intervalMs : 0;
     this.lastCheckAt = now;
     if (late > this.options.intervalMs) {

@@ -1,4 +1,4 @@
-import { LIMITS, MAX_INCARNATION, type Member, type NodeStatus } from "@shoal/protocol";
+import { type Clock, LIMITS, MAX_INCARNATION, type Member, type NodeStatus, monotonicNow } from "@shoal/protocol";
 
 export type MemberChangeKind = "joined" | "up" | "suspect" | "down" | "updated" | "removed";
 
@@ -22,8 +22,8 @@ export type MergeVerdict = "refuted" | "exhausted" | "forged" | "unverified" | "
 export interface MembershipTableOptions {
   /** Rows at most, this node's own included. */
   maxMembers?: number;
-  /** The clock that dates deaths, for eviction and retention. */
-  now?: () => number;
+  /** The clock that dates deaths, for eviction and retention; `monotonicNow` by default. */
+  now?: Clock;
 }
 
 /** Counts of records the table would not take, for the node's metrics. */
@@ -59,7 +59,7 @@ export class MembershipTable {
   /** Down members and when they went down, the longest-down first. */
   private readonly downSince = new Map<string, number>();
   private readonly maxMembers: number;
-  private readonly now: () => number;
+  private readonly now: Clock;
   private round = 0;
   private refutedInRound = -1;
 
@@ -68,7 +68,7 @@ export class MembershipTable {
     options: MembershipTableOptions = {},
   ) {
     this.maxMembers = options.maxMembers ?? LIMITS["max-members"].default;
-    this.now = options.now ?? Date.now;
+    this.now = options.now ?? monotonicNow;
   }
 
   get self(): Member {

@@ -1,6 +1,6 @@
 import { MAX_INCARNATION, type Member, silentLogger } from "@shoal/protocol";
 import { eventually, rawPeer, startTransport, type TestNode } from "@shoal/transport/testing";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { Mesh, type MeshOptions } from "./Mesh.js";
 
 const timing = { heartbeatMs: 50, suspectAfterMs: 200, downAfterMs: 400 };
@@ -55,6 +55,29 @@ describe("Mesh", () => {
     for (const { mesh } of [a, b, c]) expect(statuses(mesh)).toEqual(all);
     // A full mesh: A dialed C itself, after hearing of it.
     await eventually(() => a.node.transport.connection(c.node.identity.id)?.isOpen === true);
+  });
+
+  it("a wall-clock step an hour ahead, then back, marks no peer suspect or down: silence is measured on the monotonic clock", async () => {
+    const a = await start("a");
+    const b = await start("b", [a.node.address]);
+    const changes: string[] = [];
+    a.mesh.on("suspect", (m) => changes.push(`suspect ${m.name}`));
+    a.mesh.on("down", (m) => changes.push(`down ${m.name}`));
+    await eventually(() => statuses(a.mesh).b === "up" && statuses(b.mesh).a === "up");
+    const wall = Date.now.bind(Date);
+    try {
+      for (const stepMs of [3_600_000, -3_600_000]) {
+        vi.spyOn(Date, "now").mockImplementation(() => wall() + stepMs);
+        // Past downAfterMs, with gossip rounds and detector checks in between.
+        await new Promise((r) => setTimeout(r, 2 * timing.downAfterMs));
+        expect(statuses(a.mesh)).toEqual({ a: "up", b: "up" });
+        expect(statuses(b.mesh)).toEqual({ a: "up", b: "up" });
+      }
+    } finally {
+      vi.restoreAllMocks();
+    }
+    expect(changes).toEqual([]);
+    expect(a.mesh.members().find((m) => m.name === "b")?.lastSeenMs).toBeLessThan(timing.suspectAfterMs);
   });
 
   it("marks a node that left down at once, everywhere", async () => {

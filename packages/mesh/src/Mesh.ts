@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { type Frame, LIMITS, LogLimiter, type Logger, type Member, type NodeIdentity, type ShoalError } from "@shoal/protocol";
+import { type Frame, LIMITS, LogLimiter, type Logger, type Member, type NodeIdentity, type ShoalError, monotonicNow } from "@shoal/protocol";
 import type { DialFailure, PeerConnection, Transport } from "@shoal/transport";
 import { FailureDetector } from "./FailureDetector.js";
 import { gossipRefusal } from "./gossipSenders.js";
@@ -149,7 +149,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return this.table.get(id);
   }
 
-  members(now = Date.now()): MemberView[] {
+  members(now = monotonicNow()): MemberView[] {
     return this.table.all().map((m) => {
       const self = m.id === this.table.self.id;
       const heard = self ? undefined : this.lastHeard(m.id);
@@ -208,8 +208,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return frames;
   }
 
+  /** Silence is measured on the monotonic clock, as the transport's `lastSeenAt` is: a wall-clock step blames no one. */
   private detect(): void {
-    const now = Date.now();
+    const now = monotonicNow();
     const live = this.table.peers().filter((m) => m.status !== "down");
     for (const m of live) {
       const conn = this.transport.connection(m.id);
@@ -223,7 +224,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   private forgetLongDead(): void {
     const retention = this.options.downRetentionMs ?? 10 * 60_000;
-    for (const change of this.table.forgetDownBefore(Date.now() - retention)) this.apply(change, "down for longer than the retention time");
+    for (const change of this.table.forgetDownBefore(monotonicNow() - retention)) this.apply(change, "down for longer than the retention time");
   }
 
   private readonly onConnected = (conn: PeerConnection): void => {
