@@ -27,8 +27,12 @@ export const TimerSchema = z.object({
   source: z.string(),
   target: z.string(),
   event: EventSchema,
-  /** Wall-clock time it is due (ms since epoch). */
-  dueAt: z.number(),
+  /**
+   * Milliseconds it had left when the checkpoint was taken: a duration, not a time, since the
+   * checkpoint is restored on another node, whose clocks are not this one's. Whoever keeps a
+   * checkpoint a while takes the time it kept it off (`agedCheckpoint`).
+   */
+  dueInMs: z.number().min(0),
 });
 export type Timer = z.infer<typeof TimerSchema>;
 
@@ -38,7 +42,6 @@ export const CheckpointSchema = z.object({
   timers: z.array(TimerSchema),
   /** Increases with every checkpoint of one placement; older ones are ignored. */
   seq: z.number().int().min(0),
-  takenAt: z.number(),
 });
 export type Checkpoint = z.infer<typeof CheckpointSchema>;
 

@@ -13,11 +13,12 @@ import {
   type SnapshotView,
   type SpawnRequest,
   isShoalError,
+  monotonicNow,
 } from "@shoal/protocol";
 import { type AnyActor, type InspectionEvent, createActor, fromPromise } from "xstate";
 import { isAgent } from "@shoal/tools";
 import type { HostedLogic, LogicRegistry } from "./LogicRegistry.js";
-import { checkpointOf, plain, restoreTimers, viewOf } from "./snapshots.js";
+import { checkpointOf, plain, restoreTimers, timerClock, viewOf } from "./snapshots.js";
 
 export interface ActorHostEvents {
   /** The latest snapshot and checkpoint of an actor, for its supervisor; coalesced. */
@@ -194,10 +195,10 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
 
   /** Resolves when no actor is left, or after `graceMs`; then stops the rest without outcomes. */
   async settle(graceMs: number): Promise<number> {
-    const end = Date.now() + graceMs;
-    while (this.actors.size > 0 && Date.now() < end) {
+    const end = monotonicNow() + graceMs;
+    while (this.actors.size > 0 && monotonicNow() < end) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, Math.max(1, end - Date.now()));
+        const timer = setTimeout(done, Math.max(1, end - monotonicNow()));
         function done() {
           clearTimeout(timer);
           resolve();
@@ -247,8 +248,9 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
             });
             return checkOutput(logic, output);
           });
-    const actor = createActor(actorLogic, {
+    const actor: AnyActor = createActor(actorLogic, {
       input,
+      clock: timerClock(() => actor.system),
       ...(req.checkpoint && isAgent(logic) && { snapshot: req.checkpoint.persisted as never }),
       // XState's inspection costs a few µs per event: only while someone listens (see constructor).
       ...(this.listenerCount("inspect") > 0 && { inspect: (event: InspectionEvent) => this.inspect(req, event) }),
@@ -257,7 +259,7 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
       req,
       logic,
       actor,
-      since: Date.now(),
+      since: Date.now(), // wall time, for people (`list`)
       seq: req.checkpoint?.seq ?? 0,
       flushTimer: undefined,
       delivering: false,

@@ -13,9 +13,10 @@ import {
   type SnapshotView,
   type SpawnRequest,
   isShoalError,
+  monotonicNow,
 } from "@shoal/protocol";
 import { choosePlacement } from "./placement.js";
-import { viewOfCheckpoint, viewOfUpdate } from "./snapshots.js";
+import { agedCheckpoint, viewOfCheckpoint, viewOfUpdate } from "./snapshots.js";
 
 /** How a supervisor reaches hosts: in process for this node, through the mesh for others. */
 export interface HostLink {
@@ -65,7 +66,12 @@ export class SupervisedActor {
   nodeId: string | undefined;
   nodeName: string | undefined;
   view: SnapshotView = { status: "active" };
+  /** The latest checkpoint, set through `keep`. */
   checkpoint: Checkpoint | undefined;
+  /** When `checkpoint` arrived, on this node's monotonic clock: its timers have run down since. */
+  private checkpointAt = 0;
+  /** The placement it came from: one from a later placement is newer whatever its seq. */
+  private checkpointEpoch = 0;
   decision: PlacementDecision | undefined;
   /** Why it is still waiting, while pending or moving. */
   waiting: string | undefined;
@@ -76,6 +82,7 @@ export class SupervisedActor {
   readonly history: { node: string; epoch: number; at: string; why: string }[] = [];
   /** The node id it was placed on at each epoch: only those may report on it at that epoch. */
   readonly placements = new Map<number, string>();
+  /** Wall time, for people. */
   readonly since = Date.now();
   readonly done: Promise<unknown>;
   readonly buffer: Delivery[] = [];
@@ -96,6 +103,19 @@ export class SupervisedActor {
     });
     // A caller that never awaits `done` must not turn a failed actor into an unhandled rejection.
     this.done.catch(() => {});
+  }
+
+  /** @internal Keeps a checkpoint from the placement at `epoch` unless the one held is newer. */
+  keep(checkpoint: Checkpoint, epoch: number, force = false): void {
+    if (!force && this.checkpoint && epoch <= this.checkpointEpoch && checkpoint.seq <= this.checkpoint.seq) return;
+    this.checkpoint = checkpoint;
+    this.checkpointAt = monotonicNow();
+    this.checkpointEpoch = epoch;
+  }
+
+  /** @internal The checkpoint as a new placement starts from it: timers less the time it was kept here. */
+  restoreFrom(): Checkpoint | undefined {
+    return this.checkpoint && agedCheckpoint(this.checkpoint, monotonicNow() - this.checkpointAt);
   }
 
   get finished(): boolean {
@@ -222,11 +242,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (actor) this.mirror(actor, viewOfUpdate(update), update.checkpoint);
   }
 
+  /** From the current placement only (see `current`). */
   private mirror(actor: SupervisedActor, view: SnapshotView, checkpoint: Checkpoint | undefined): void {
     actor.view = view;
-    if (checkpoint && (!actor.checkpoint || checkpoint.seq > actor.checkpoint.seq || actor.checkpoint.takenAt < checkpoint.takenAt)) {
-      actor.checkpoint = checkpoint;
-    }
+    if (checkpoint) actor.keep(checkpoint, actor.epoch);
     this.changed(actor);
   }
 
@@ -250,12 +269,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const moving = this.actors.get(actorId);
     if (moving?.status === "moving" && moving.epoch === epoch && moving.leaving === fromNodeId) {
       // Already on its way (a message found it gone first): take the fresher checkpoint along.
-      moving.checkpoint = checkpoint;
+      moving.keep(checkpoint, epoch, true);
       return;
     }
     const actor = this.current(fromNodeId, actorId, epoch);
     if (!actor) return;
-    actor.checkpoint = checkpoint;
+    actor.keep(checkpoint, epoch, true);
     this.move(actor, `handed off by draining node ${actor.nodeName}`);
   }
 
@@ -355,7 +374,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       migration: migration || actor.migrations > 0,
       ...(actor.parent !== undefined && { parent: actor.parent }),
       ...(actor.labels !== undefined && { labels: actor.labels }),
-      ...(actor.checkpoint && { checkpoint: actor.checkpoint }),
+      ...(actor.checkpoint && { checkpoint: actor.restoreFrom() }),
     };
     try {
       await this.options.link.spawn(decision.nodeId, req);
@@ -414,7 +433,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return new Promise((resolve, reject) => {
       const delivery: Delivery = {
         event,
-        ask: ask && { timeoutMs: ask.timeoutMs, deadline: Date.now() + ask.timeoutMs },
+        ask: ask && { timeoutMs: ask.timeoutMs, deadline: monotonicNow() + ask.timeoutMs },
         resolve: (v) => {
           clearTimeout(delivery.timer);
           resolve(v);
@@ -441,7 +460,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         if (i >= 0) actor.buffer.splice(i, 1);
         d.reject(new ShoalError("SHOAL_ERR_ASK_TIMEOUT", `ask ${d.event.type} to ${actor.id} got no answer within ${timeoutMs} ms`));
       },
-      Math.max(0, deadline - Date.now()),
+      Math.max(0, deadline - monotonicNow()),
     );
   }
 
@@ -453,7 +472,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     try {
       const reply = d.ask
-        ? await this.options.link.ask(nodeId, actor.id, d.event, Math.max(1, d.ask.deadline - Date.now()))
+        // What is left of its timeout travels, not the deadline: the host's clock is not ours.
+        ? await this.options.link.ask(nodeId, actor.id, d.event, Math.max(1, Math.round(d.ask.deadline - monotonicNow())))
         : await this.options.link.send(nodeId, actor.id, d.event);
       // The checkpoint that includes the event is applied before the caller hears it was taken.
       if (reply.checkpoint) {

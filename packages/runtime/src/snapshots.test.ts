@@ -1,7 +1,8 @@
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
-import { assign, createActor, createMachine, fromPromise, setup } from "xstate";
-import { checkpointOf, persistedSnapshotOf, restoreTimers } from "./snapshots.js";
+import { monotonicNow } from "@shoal/protocol";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { type AnyActor, assign, createActor, createMachine, fromPromise, setup } from "xstate";
+import { agedCheckpoint, checkpointOf, persistedSnapshotOf, restoreTimers, timerClock } from "./snapshots.js";
 
 const machine = createMachine({
   id: "m",
@@ -18,11 +19,13 @@ describe("checkpoints", () => {
     expect(cp.seq).toBe(3);
     expect(cp.timers).toHaveLength(1);
     expect(cp.timers[0]).toMatchObject({ source: "", target: "", event: { type: expect.stringContaining("xstate.after") } });
-    expect(cp.timers[0]!.dueAt - cp.takenAt).toBeGreaterThan(250);
+    expect(cp.timers[0]!.dueInMs).toBeGreaterThan(250);
+    expect(cp.timers[0]!.dueInMs).toBeLessThanOrEqual(300);
   });
 
   it("a restored machine without its timers never fires; with them it fires on time", async () => {
     const actor = createActor(machine).start();
+    const taken = monotonicNow();
     const cp = checkpointOf(actor, 1);
     actor.stop();
     const plain = createActor(machine, { snapshot: cp.persisted as never }).start();
@@ -30,9 +33,45 @@ describe("checkpoints", () => {
     restoreTimers(restored, cp.timers);
     await new Promise((r) => restored.subscribe((s) => s.value === "fired" && r(null)));
     expect(plain.getSnapshot().value).toBe("waiting"); // what XState alone would do
-    expect(Date.now()).toBeGreaterThanOrEqual(cp.timers[0]!.dueAt - 5);
+    expect(monotonicNow()).toBeGreaterThanOrEqual(taken + cp.timers[0]!.dueInMs - 5);
     plain.stop();
     restored.stop();
+  });
+
+  describe("across a wall-clock step", () => {
+    afterEach(() => vi.restoreAllMocks());
+
+    it("say how long each timer has left on the monotonic clock when the machine runs on timerClock", () => {
+      const actor: AnyActor = createActor(machine, { clock: timerClock(() => actor.system) });
+      actor.start();
+      // The wall clock jumps an hour ahead (NTP, date -s) before the checkpoint is taken...
+      const wall = Date.now.bind(Date);
+      vi.spyOn(Date, "now").mockImplementation(() => wall() + 3_600_000);
+      const cp = checkpointOf(actor, 1);
+      actor.stop();
+      // ...and the timer still has its ~300 ms, not 0 (fired at once where it is restored).
+      expect(cp.timers[0]!.dueInMs).toBeGreaterThan(250);
+    });
+
+    it("a machine without timerClock has only XState's wall stamp: bounded by the delay, never more", () => {
+      const actor = createActor(machine).start();
+      const wall = Date.now.bind(Date);
+      vi.spyOn(Date, "now").mockImplementation(() => wall() - 3_600_000);
+      const cp = checkpointOf(actor, 1);
+      actor.stop();
+      expect(cp.timers[0]!.dueInMs).toBe(300);
+    });
+  });
+
+  it("kept a while, lose that time off their timers, never below 0", () => {
+    const actor = createActor(machine).start();
+    const cp = checkpointOf(actor, 1);
+    actor.stop();
+    const left = cp.timers[0]!.dueInMs;
+    expect(agedCheckpoint(cp, 100).timers[0]!.dueInMs).toBeCloseTo(left - 100);
+    expect(agedCheckpoint(cp, 10_000).timers[0]!.dueInMs).toBe(0);
+    expect(agedCheckpoint(cp, 100).persisted).toBe(cp.persisted);
+    expect(cp.timers[0]!.dueInMs).toBe(left);
   });
 
   it("a restored timer is cancelled like the original when the state is left early", async () => {

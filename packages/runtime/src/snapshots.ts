@@ -1,4 +1,4 @@
-import type { ActorUpdate, Checkpoint, SnapshotView, Timer } from "@shoal/protocol";
+import { type ActorUpdate, type Checkpoint, type SnapshotView, type Timer, monotonicNow } from "@shoal/protocol";
 import type { AnyActorRef, Snapshot } from "xstate";
 
 /** JSON-safe copy: what crosses the wire must not carry actor refs, functions or cycles. */
@@ -21,7 +21,31 @@ interface ScheduledEvent {
   event: { type: string };
   delay: number;
   id: string;
+  /** XState's, from the wall clock. */
   startedAt: number;
+  /** Ours, from the monotonic clock: set by `timerClock` as XState arms the event's timer. */
+  armedAt?: number;
+}
+
+type XStateClock = { setTimeout(fn: (...args: unknown[]) => void, ms: number): unknown; clearTimeout(id: unknown): void };
+
+/**
+ * The clock to create a checkpointed machine with: `const actor = createActor(logic, { clock:
+ * timerClock(() => actor.system) })`, started once `actor` is assigned. XState stamps a delayed event with the wall clock only, and
+ * a checkpoint must say how long each event has left without trusting it: a wall step in between
+ * would move the timer on the node that restores it. XState records the event and arms its timer
+ * in one synchronous step, so the events not yet stamped when `setTimeout` is called are the one
+ * being armed.
+ */
+export function timerClock(system: () => AnyActorRef["system"]): XStateClock {
+  return {
+    setTimeout(fn, ms) {
+      const now = monotonicNow();
+      for (const s of Object.values(system().getSnapshot()._scheduledEvents) as ScheduledEvent[]) s.armedAt ??= now;
+      return setTimeout(fn, ms);
+    },
+    clearTimeout: (id) => clearTimeout(id as NodeJS.Timeout),
+  };
 }
 
 /** Names an actor ref relative to the root: "" for the root, else the id of a direct child. */
@@ -73,32 +97,43 @@ export function persistedSnapshotOf(actor: AnyActorRef & { getPersistedSnapshot(
 
 /**
  * A checkpoint of a machine actor: XState's persisted snapshot, plus the delayed events it has
- * scheduled. XState keeps those in the actor system, not in the persisted snapshot, so a restored
- * machine would silently lose its pending `after` transitions without them.
+ * scheduled, each with the time it has left. XState keeps those in the actor system, not in the
+ * persisted snapshot, so a restored machine would silently lose its pending `after` transitions
+ * without them.
  */
 export function checkpointOf(actor: AnyActorRef & { getPersistedSnapshot(): unknown }, seq: number): Checkpoint {
   const scheduled = Object.values(actor.system.getSnapshot()._scheduledEvents) as ScheduledEvent[];
   const timers: Timer[] = [];
+  const now = monotonicNow();
+  const wallNow = Date.now();
   for (const s of scheduled) {
     const source = nameOf(actor, s.source);
     const target = nameOf(actor, s.target);
     if (source === undefined || target === undefined) continue; // deeper descendants: not restorable here
-    timers.push({ id: s.id, source, target, event: plain(s.event), dueAt: s.startedAt + s.delay });
+    // A machine created without `timerClock` has only XState's wall stamp: bounded by the delay, a step moves it within it.
+    const elapsed = s.armedAt !== undefined ? now - s.armedAt : wallNow - s.startedAt;
+    timers.push({ id: s.id, source, target, event: plain(s.event), dueInMs: Math.min(s.delay, Math.max(0, s.delay - elapsed)) });
   }
   // XState's persisted snapshot is plain data by contract (refs in context already replaced), so
   // it is not copied here: the codec copies it on the wire, `plain` on the in-process path.
-  return { persisted: persistedSnapshotOf(actor), timers, seq, takenAt: Date.now() };
+  return { persisted: persistedSnapshotOf(actor), timers, seq };
+}
+
+/** The checkpoint as it is `elapsedMs` after it was taken (or received): its timers have that much less left. */
+export function agedCheckpoint(checkpoint: Checkpoint, elapsedMs: number): Checkpoint {
+  if (checkpoint.timers.length === 0 || elapsedMs <= 0) return checkpoint;
+  return { ...checkpoint, timers: checkpoint.timers.map((t) => ({ ...t, dueInMs: Math.max(0, t.dueInMs - elapsedMs) })) };
 }
 
 /** Schedules a checkpoint's timers again on a restored actor, for the time they had left. */
-export function restoreTimers(actor: AnyActorRef, timers: Timer[], now = Date.now()): void {
+export function restoreTimers(actor: AnyActorRef, timers: Timer[]): void {
   const children = (actor.getSnapshot() as { children?: Record<string, AnyActorRef> }).children ?? {};
   const resolve = (name: string) => (name === "" ? actor : children[name]);
   for (const t of timers) {
     const source = resolve(t.source);
     const target = resolve(t.target);
     if (!source || !target) continue;
-    actor.system.scheduler.schedule(source, target, t.event, Math.max(0, t.dueAt - now), t.id);
+    actor.system.scheduler.schedule(source, target, t.event, t.dueInMs, t.id);
   }
 }
 

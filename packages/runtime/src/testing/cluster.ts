@@ -1,5 +1,5 @@
 import { Mesh } from "@shoal/mesh";
-import { type Logger, silentLogger } from "@shoal/protocol";
+import { type Logger, monotonicNow, silentLogger } from "@shoal/protocol";
 import { type TestNode, startTransport } from "@shoal/transport/testing";
 import { type AnyActorRef, assign, createMachine, sendParent, sendTo, setup } from "xstate";
 import { z } from "zod";
@@ -175,9 +175,9 @@ export async function startRuntimeNode(
 
 /** Waits until every node sees every other as up. */
 export async function converged(nodes: RuntimeNode[], timeoutMs = 5_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
+  const end = monotonicNow() + timeoutMs;
   while (!nodes.every((n) => n.mesh.members().filter((m) => m.status === "up").length === nodes.length)) {
-    if (Date.now() > end) throw new Error("mesh did not converge");
+    if (monotonicNow() > end) throw new Error("mesh did not converge");
     await new Promise((r) => setTimeout(r, 20));
   }
 }
