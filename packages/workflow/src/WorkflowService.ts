@@ -174,8 +174,10 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
    * Checks the spec against the live mesh and starts it; throws SHOAL_ERR_BAD_SPEC naming the
    * step, SHOAL_ERR_TOO_MANY_INSTANCES / SHOAL_ERR_SPEC_TOO_LARGE before anything is expanded
    * or stored, SHOAL_ERR_OVERLOADED (with a retry hint) when this node already runs its maximum.
+   * Resolves once the workflow is stored and synced (what a 202 means); SHOAL_ERR_STORE_UNAVAILABLE
+   * (503, retry hint) when the store cannot be written, and then it does not run.
    */
-  submit(spec: unknown): { workflow_id: string } {
+  async submit(spec: unknown): Promise<{ workflow_id: string }> {
     const max = this.options.maxWorkflows ?? LIMIT_DEFAULTS["max-workflows"];
     if (this.running >= max) {
       throw new ShoalError("SHOAL_ERR_OVERLOADED", `${this.nodeName} already runs ${this.running} workflows, its maximum (--max-workflows ${max}); try again later`, {
@@ -185,7 +187,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const plan = planWorkflow(spec, this.options.mesh.table.all(), { maxInstances: this.options.maxWorkflowInstances ?? LIMIT_DEFAULTS["max-workflow-instances"] });
     const id = `wf_${randomBytes(9).toString("base64url").toLowerCase().replace(/[^a-z0-9]/g, "").padEnd(12, "0").slice(0, 12)}`;
     const startedAt = Date.now();
-    this.options.store?.started({ id, owner: this.selfId, epoch: 1, spec: plan.spec, instances: plan.instances, startedAt });
+    await this.options.store?.started({ id, owner: this.selfId, epoch: 1, spec: plan.spec, instances: plan.instances, startedAt });
     const wf = this.launch(id, plan, startedAt, 1);
     this.backups?.full(this.sourceOf(wf));
     return { workflow_id: id };
