@@ -174,13 +174,20 @@ const ReplicaBase = {
 const ResumesSchema = z.number().int().min(0).max(1_000).optional();
 
 /**
+ * What is left of the workflow's `deadline_ms` when the copy is sent, absent without a deadline
+ * (and from older owners): a duration, which the backup turns into a deadline on its own
+ * monotonic clock, since `started_at` is the owner's wall clock and the two nodes' differ.
+ */
+const DeadlineLeftSchema = z.number().int().min(0).max(7 * 86_400_000).optional();
+
+/**
  * `workflow.replica` (request): an owner -> its backup peer, the same writes as its own store.
  * `started` carries everything (sent first, and again whenever the backup changes); `records`
  * the instance records that changed (and the resume count, once it is cleared); `ended` says
  * the backup can let the copy go.
  */
 export const WorkflowReplicaSchema = z.discriminatedUnion("op", [
-  z.object({ op: z.literal("started"), ...ReplicaBase, spec: z.unknown(), instances: z.array(PlannedInstanceSchema), started_at: z.number(), records: z.array(InstanceRecordSchema), resumes: ResumesSchema }),
+  z.object({ op: z.literal("started"), ...ReplicaBase, spec: z.unknown(), instances: z.array(PlannedInstanceSchema), started_at: z.number(), records: z.array(InstanceRecordSchema), resumes: ResumesSchema, deadline_left_ms: DeadlineLeftSchema }),
   z.object({ op: z.literal("records"), ...ReplicaBase, records: z.array(InstanceRecordSchema), resumes: ResumesSchema }),
   z.object({ op: z.literal("ended"), ...ReplicaBase }),
 ]);

@@ -13,6 +13,8 @@ export interface ReplicaSource {
   records(): InstanceRecord[];
   /** Its resumes that have not survived yet: a backup that takes it over goes on counting from there. */
   resumes(): number;
+  /** What is left of its `deadline_ms` now (undefined: none), for the backup's own clock. */
+  deadlineLeftMs(): number | undefined;
 }
 
 export interface BackupLinkOptions {
@@ -59,6 +61,7 @@ export class BackupLink {
       return;
     }
     this.backups.set(wf.id, backup);
+    const deadlineLeftMs = wf.deadlineLeftMs();
     const op: WorkflowReplica = {
       op: "started",
       workflow_id: wf.id,
@@ -69,6 +72,7 @@ export class BackupLink {
       started_at: wf.startedAt,
       records: wf.records(),
       resumes: wf.resumes(),
+      ...(deadlineLeftMs !== undefined && { deadline_left_ms: deadlineLeftMs }),
     };
     this.send(backup, op, wf);
   }

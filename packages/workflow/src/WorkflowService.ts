@@ -14,8 +14,10 @@ import {
   type WorkflowReplicaAnswer,
   type WorkflowResult,
   type WorkflowState,
+  type WorkflowSpec,
   type WorkflowSummary,
   isShoalError,
+  monotonicNow,
 } from "@shoal/protocol";
 import type { Runtime } from "@shoal/runtime";
 import type { Transport } from "@shoal/transport";
@@ -28,6 +30,7 @@ import { OwnershipClaims } from "./OwnershipClaims.js";
 import { type OwnershipView, claimRefusal, replicaRefusal } from "./ownershipSenders.js";
 import { ProgressWriter } from "./ProgressWriter.js";
 import { type Plan, planWorkflow, restorePlan } from "./planWorkflow.js";
+import { WorkflowDeadlines } from "./WorkflowDeadlines.js";
 import type { StoredWorkflow, WorkflowStore } from "./WorkflowStore.js";
 import { type InstanceRecord, type WorkflowContext, createWorkflowMachine } from "./workflowMachine.js";
 
@@ -117,6 +120,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private readonly claims: OwnershipClaims | undefined;
   /** Workflows taken over here from a down owner, and copies given up here for a higher epoch (stopped or dropped). */
   readonly ownershipStats = { takenOver: 0, gaveWay: 0 };
+  /** The deadlines of the copies kept here, on this node's clock; what a run starting here has left. */
+  private readonly deadlines = new WorkflowDeadlines();
 
   constructor(private readonly options: WorkflowServiceOptions) {
     super();
@@ -355,7 +360,9 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private launch(id: string, plan: Plan, startedAt: number, epoch: number, restored?: Record<string, InstanceRecord>, resumes = 0): OwnedWorkflow {
     const log = this.log.child({ workflowId: id, workflow: plan.spec.name });
     const notifier = new Notifier(plan.spec.notify, log, this.options.webhooks);
-    const actor = createActor(createWorkflowMachine(plan, this.options.runtime), { input: { workflowId: id, startedAt, ...(restored && { restored }) } });
+    const deadlineLeftMs = this.deadlines.leftFor(id, plan.spec.deadline_ms, startedAt);
+    this.deadlines.forget(id); // its context holds the deadline from here on
+    const actor = createActor(createWorkflowMachine(plan, this.options.runtime), { input: { workflowId: id, startedAt, deadlineLeftMs, ...(restored && { restored }) } });
     const notice = (event: WorkflowNotice["event"], extra: Record<string, unknown> = {}): WorkflowNotice => ({
       event,
       workflow_id: id,
@@ -453,12 +460,22 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       startedAt: wf.startedAt,
       records: () => Object.values((wf.actor.getSnapshot().context as WorkflowContext).instances),
       resumes: () => wf.resumes,
+      deadlineLeftMs: () => {
+        const at = (wf.actor.getSnapshot().context as WorkflowContext).deadlineAt;
+        return at === null ? undefined : Math.max(0, Math.round(at - monotonicNow()));
+      },
     };
   }
 
   /** What the backup link copies of a workflow waiting for its turn: what the store has. */
   private sourceOfStored(stored: StoredWorkflow): ReplicaSource {
-    return { ...stored, records: () => Object.values(stored.records), resumes: () => stored.resumes };
+    return {
+      ...stored,
+      records: () => Object.values(stored.records),
+      resumes: () => stored.resumes,
+      // The store holds the spec as it was checked when the workflow was accepted.
+      deadlineLeftMs: () => this.deadlines.leftFor(stored.id, (stored.spec as WorkflowSpec).deadline_ms, stored.startedAt),
+    };
   }
 
   private sources(): ReplicaSource[] {
@@ -470,6 +487,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const mine = this.owned.get(op.workflow_id);
     if (mine && mine.epoch >= op.epoch) return { fenced: (this.claims as OwnershipClaims).mine(mine.id, mine.epoch) };
     const answer = (this.options.store as WorkflowStore).replicate(op, (nodeId) => this.options.mesh.member(nodeId)?.name ?? nodeId);
+    if ("stored" in answer && op.op === "started") this.deadlines.heard(op.workflow_id, op.deadline_left_ms);
+    else if (op.op === "ended") this.deadlines.forget(op.workflow_id);
     this.log.debug({ workflowId: op.workflow_id, op: op.op, owner: op.owner, epoch: op.epoch, answer: Object.keys(answer)[0] }, "kept a copy of a workflow");
     return answer;
   }
@@ -540,6 +559,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const known = store?.ownership(claim.workflow_id);
     if (!store || !known || known.epoch >= claim.epoch) return;
     store.forget(claim.workflow_id);
+    this.deadlines.forget(claim.workflow_id);
     this.backups?.forget(claim.workflow_id);
     if (known.owner !== this.selfId) return; // a replica kept for the replaced owner
     this.ownershipStats.gaveWay++;

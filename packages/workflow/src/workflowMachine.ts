@@ -1,4 +1,4 @@
-import type { InstanceRecord, StepStatus } from "@shoal/protocol";
+import { type InstanceRecord, type StepStatus, monotonicNow } from "@shoal/protocol";
 import type { Runtime } from "@shoal/runtime";
 import { type AnyActorLogic, type DoneActorEvent, assign, emit, enqueueActions, setup } from "xstate";
 import { resolveFromRefs } from "./fromRefs.js";
@@ -10,8 +10,14 @@ export type { InstanceRecord };
 export interface WorkflowContext {
   workflowId: string;
   plan: Plan;
+  /** Wall times (ms since epoch), here and in the records: what the state format shows people. */
   startedAt: number;
   endedAt: number | null;
+  /**
+   * Where `deadline_ms` runs out on this process's monotonic clock (null: no deadline). Never
+   * sent or stored as it is: a copy carries the time left (see WorkflowDeadlines).
+   */
+  deadlineAt: number | null;
   /**
    * One record per instance. The records are updated in place (and `version` bumped) rather than
    * copied: a copy per event made a long workflow quadratic.
@@ -38,6 +44,8 @@ const TERMINAL = new Set<StepStatus>(["complete", "failed", "skipped"]);
 export interface WorkflowInput {
   workflowId: string;
   startedAt: number;
+  /** What is left of `deadline_ms` as this run starts (WorkflowDeadlines); none: no deadline. */
+  deadlineLeftMs?: number;
   /**
    * The records of a workflow that ran before its node restarted. Ended instances keep their
    * outcome; the others start again, at the attempt they had reached (with the same key).
@@ -67,6 +75,7 @@ export function initialContext(plan: Plan, input: WorkflowInput): WorkflowContex
     plan,
     startedAt: input.startedAt,
     endedAt: null,
+    deadlineAt: input.deadlineLeftMs === undefined ? null : monotonicNow() + input.deadlineLeftMs,
     running: 0,
     endedCount: Object.values(instances).filter((r) => TERMINAL.has(r.status)).length,
     version: 0,
@@ -88,8 +97,8 @@ export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
   return setup({
     types: {} as { context: WorkflowContext; input: WorkflowInput; events: WorkflowEvent; emitted: WorkflowEmitted },
     actors,
-    // From when it was accepted, so a resumed workflow keeps its deadline.
-    delays: { deadline: ({ context }) => (context.plan.spec.deadline_ms === undefined ? NEVER : Math.max(0, context.startedAt + context.plan.spec.deadline_ms - Date.now())) },
+    // What was left of it as this run started, so a resumed or taken-over workflow keeps its deadline.
+    delays: { deadline: ({ context }) => (context.deadlineAt === null ? NEVER : Math.max(0, context.deadlineAt - monotonicNow())) },
     guards: { allEnded: ({ context }) => context.endedCount === context.plan.instances.length },
     actions: {
       schedule: enqueueActions(({ context, enqueue }) => {
