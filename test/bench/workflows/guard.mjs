@@ -7,12 +7,24 @@
 // - It watches the node's event loop (perf_hooks.monitorEventLoopDelay, 10 ms resolution) and
 //   answers { type: "lag" } with { type: "lag", maxMs, p99Ms } since the last ask, so that a
 //   node that stops serving I/O for a while shows up in the report.
+// - It keeps the node's workflow store (WorkflowStore.open is wrapped: the CLI loads the same
+//   module) and answers { type: "store" } with { type: "store", stats } (commits, syncs, ...),
+//   for the syncs per workflow of each SHOAL_STORE_SYNC setting.
 import { monitorEventLoopDelay } from "node:perf_hooks";
+import { WorkflowStore } from "../../../packages/workflow/dist/index.js";
+
+let store;
+const open = WorkflowStore.open;
+WorkflowStore.open = (...args) => {
+  store = open.apply(WorkflowStore, args);
+  return store;
+};
 
 const lag = monitorEventLoopDelay({ resolution: 10 });
 lag.enable();
 
 process.on("message", (msg) => {
+  if (msg?.type === "store") process.send?.({ type: "store", stats: store?.stats });
   if (msg?.type !== "lag") return;
   process.send?.({ type: "lag", maxMs: lag.max / 1e6, p99Ms: lag.percentile(99) / 1e6 });
   lag.reset();

@@ -46,7 +46,13 @@ const SETTINGS = {
   burstPollMs: 50, // pause between polling passes over the workflows still running
   rssEveryMs: 100,
 };
-const TARGETS = { overheadMs: 1, burstErrors: 0, rssMb: 300 };
+const TARGETS = { overheadMs: 1, burstErrors: 0, rssMb: 300, syncedShare: 0.8 };
+/**
+ * The settings of the workflow store compared in part 1, each on its own 1-node process
+ * (SHOAL_STORE_SYNC): `group`, the default (a 202 once its record is synced, with group
+ * commit); `off`, as before (no sync: a 202 at commit); `full` (SQLite syncs every commit).
+ */
+const SYNC_MODES = ["group", "off", "full"];
 const NODE_READY_TIMEOUT_MS = 20_000;
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
@@ -120,7 +126,7 @@ function forkScript(script, args, cpu, name) {
  * Starts `node apps/node/dist/cli.js node ...` on a free loopback port with the benchmark's
  * plugin; resolves once GET /healthz answers. A port taken in between is retried on another.
  */
-async function startShoalNode({ name, join: seeds = [], cpu, extraExecArgv = [], cwd }) {
+async function startShoalNode({ name, join: seeds = [], cpu, extraExecArgv = [], cwd, env }) {
   for (let tries = 1; ; tries++) {
     const port = await freePort();
     const dataDir = join(tmpRoot, name);
@@ -136,7 +142,7 @@ async function startShoalNode({ name, join: seeds = [], cpu, extraExecArgv = [],
       ...(seeds.length ? ["--join", seeds.join(",")] : []),
     ];
     const stdio = ["ignore", "pipe", "pipe", "ipc"];
-    const options = { stdio, ...(cwd && { cwd }) };
+    const options = { stdio, ...(cwd && { cwd }), ...(env && { env: { ...process.env, ...env } }) };
     // The node binary itself (through taskset's exec), not a wrapper: child.pid is the process
     // whose RSS we read.
     // Its IPC channel is only for guard.mjs: stop() ends it with SIGTERM.
@@ -155,6 +161,11 @@ async function startShoalNode({ name, join: seeds = [], cpu, extraExecArgv = [],
     }
     log(`${name}: port ${port} was taken, trying another`);
   }
+}
+
+/** The node's workflow store counters (commits, syncs; guard.mjs reads them). */
+async function storeStats(node) {
+  return (await command(node.child, { type: "store" }, 10_000)).stats;
 }
 
 /** The largest event-loop delay of each node since the last ask (guard.mjs measures it). */
@@ -269,9 +280,9 @@ function addTally(into, from) {
  * timed blocks alternating (in alternating order): background load on a shared box then hits
  * both alike. Each block: `submitters` closed loops of POST /v1/workflows?wait=1.
  */
-async function measureThroughput(loadgen, solo, mesh) {
+async function measureThroughput(loadgen, solos, mesh) {
   const configs = [
-    { key: "solo", ports: [solo.port] },
+    ...solos.map((n) => ({ key: n.name, ports: [n.port], node: n })),
     { key: "mesh", ports: mesh.map((n) => n.port) },
   ];
   const run = (config, durationMs) =>
@@ -281,6 +292,9 @@ async function measureThroughput(loadgen, solo, mesh) {
     if (warm.count === 0) throw new Error(`no workflow completed on ${config.key} during warm-up: ${warm.firstError}`);
   }
   const out = Object.fromEntries(configs.map((c) => [c.key, { rates: [], p50: [], p99: [], count: 0, errors: 0, resent: 0, firstError: undefined, nodesUsed: {} }]));
+  // Commits and syncs of the timed blocks only, per workflow they took.
+  const storeBefore = new Map();
+  for (const c of configs) if (c.node) storeBefore.set(c.key, await storeStats(c.node));
   for (let block = 0; block < SETTINGS.throughputBlocks; block++) {
     for (const config of block % 2 ? [...configs].reverse() : configs) {
       const r = await run(config, SETTINGS.throughputBlockMs);
@@ -299,6 +313,14 @@ async function measureThroughput(loadgen, solo, mesh) {
     o.rate = median(o.rates);
     o.latencyP50 = median(o.p50);
     o.latencyP99 = median(o.p99);
+  }
+  for (const c of configs) {
+    if (!c.node) continue;
+    const [before, after] = [storeBefore.get(c.key), await storeStats(c.node)];
+    const o = out[c.key];
+    const workflows = o.count + o.errors;
+    o.syncsPerWorkflow = (after.syncs - before.syncs) / workflows;
+    o.commitsPerWorkflow = (after.commits - before.commits) / workflows;
   }
   return out;
 }
@@ -408,6 +430,27 @@ function report({ thr, inProc, over, burst }) {
       `1: workflows/s per block: 1 node ${thr.solo.rates.map((x) => fmt(x, 0)).join(" ")}; 3 nodes ${thr.mesh.rates.map((x) => fmt(x, 0)).join(" ")}`,
       `1: RSS of the 1-node process after part 1: ${fmt(thr.soloRssMb)} MB, holding ${thr.soloRetained} ended workflows (kept 1 h)`,
     );
+    const modeLabel = {
+      group: "group (default): 202 once synced, group commit",
+      off: "off (before): 202 at commit, not synced",
+      full: "full: SQLite syncs every commit",
+    };
+    rows.push([`   what a 202 costs, 1 node (SHOAL_STORE_SYNC), same run`, "", "", ""]);
+    for (const m of thr.modes) {
+      rows.push([
+        `     ${modeLabel[m.mode]}: workflows/s`,
+        fmt(m.rate, 0),
+        `p50 ${fmt(m.latencyP50)} ms, p99 ${fmt(m.latencyP99)} ms; ${fmt(m.syncsPerWorkflow, 2)} syncs, ${fmt(m.commitsPerWorkflow, 2)} commits per workflow`,
+        m.mode === "group" ? `>= ${TARGETS.syncedShare * 100}% of off` : "-",
+      ]);
+    }
+    const off = thr.modes.find((m) => m.mode === "off");
+    const group = thr.modes.find((m) => m.mode === "group");
+    if (off && group) {
+      const share = group.rate / off.rate;
+      verdicts.push(verdict("synced 202 keeps throughput", share >= TARGETS.syncedShare, `group ${fmt(group.rate, 0)}/s = ${fmt(share * 100, 0)}% of off ${fmt(off.rate, 0)}/s, target >= ${TARGETS.syncedShare * 100}%`));
+    }
+    notes.push(`1: workflows/s per block, 1 node by store setting: ${thr.modes.map((m) => `${m.mode} ${m.rates.map((x) => fmt(x, 0)).join(" ")}`).join("; ")}`);
     notes.push(`1: largest event-loop delay (ms): ${thr.lag.map((l) => `${l.name} ${fmt(l.maxMs, 0)}`).join(", ")}`);
     if (thr.solo.resent + thr.mesh.resent > 0) notes.push(`1: requests resent after a keep-alive reset: 1 node ${thr.solo.resent}, 3 nodes ${thr.mesh.resent}`);
     firstErrors.push(["1 node", thr.solo], ["3 nodes", thr.mesh]);
@@ -475,22 +518,31 @@ function report({ thr, inProc, over, burst }) {
 
 /** 1 over HTTP: a single node (pinned) and a 3-node mesh, interleaved. */
 async function partThroughput(loadgen, pids) {
-  log("starting 1 + 3 node processes ...");
-  const [solo, mesh] = await Promise.all([startShoalNode({ name: "solo", cpu: 0 }), startMesh("mesh", 3)]);
-  pids.push(`solo ${solo.pid}`, ...mesh.map((n) => `${n.name} ${n.pid}`));
+  log(`starting ${SYNC_MODES.length} x 1 + 3 node processes ...`);
+  // One 1-node process per store setting, all on CPU 0: their blocks take turns, so each has it alone.
+  const soloName = (mode) => (mode === "group" ? "solo" : `solo-${mode}`);
+  const [solos, mesh] = await Promise.all([
+    Promise.all(SYNC_MODES.map((mode) => startShoalNode({ name: soloName(mode), cpu: 0, env: { SHOAL_STORE_SYNC: mode } }))),
+    startMesh("mesh", 3),
+  ]);
+  const solo = solos[0];
+  const all = [...solos, ...mesh];
+  pids.push(...all.map((n) => `${n.name} ${n.pid}`));
   try {
-    const seconds = (SETTINGS.throughputWarmupMs * 2 + SETTINGS.throughputBlockMs * SETTINGS.throughputBlocks * 2) / 1000;
-    log(`1. throughput, 1 node and 3 nodes over HTTP, interleaved (~${seconds.toFixed(0)} s) ...`);
-    await eventLoopLag([solo, ...mesh]);
-    const thr = await measureThroughput(loadgen, solo, mesh);
-    for (const n of [solo, ...mesh]) if (exited(n.child)) throw new Error(`shoal node ${n.name} died during part 1`);
-    thr.lag = await eventLoopLag([solo, ...mesh]);
+    const configs = solos.length + 1;
+    const seconds = (SETTINGS.throughputWarmupMs * configs + SETTINGS.throughputBlockMs * SETTINGS.throughputBlocks * configs) / 1000;
+    log(`1. throughput, 1 node (store settings ${SYNC_MODES.join(", ")}) and 3 nodes over HTTP, interleaved (~${seconds.toFixed(0)} s) ...`);
+    await eventLoopLag(all);
+    const thr = await measureThroughput(loadgen, solos, mesh);
+    for (const n of all) if (exited(n.child)) throw new Error(`shoal node ${n.name} died during part 1`);
+    thr.lag = await eventLoopLag(all);
     thr.soloRssMb = vmRssMb(solo.pid);
     thr.soloRetained = (await getJson(solo.port, "/v1/workflows", 30_000))?.workflows?.length;
-    log(`   1 node ${fmt(thr.solo.rate, 0)}/s, 3 nodes ${fmt(thr.mesh.rate, 0)}/s`);
+    thr.modes = SYNC_MODES.map((mode) => ({ mode, ...thr[soloName(mode)] }));
+    log(`   1 node ${thr.modes.map((m) => `${m.mode} ${fmt(m.rate, 0)}/s`).join(", ")}; 3 nodes ${fmt(thr.mesh.rate, 0)}/s`);
     return thr;
   } finally {
-    await Promise.all([solo, ...mesh].map((n) => stop(n.child)));
+    await Promise.all(all.map((n) => stop(n.child)));
   }
 }
 
