@@ -37,6 +37,7 @@ function defaultEgress(): EgressGuard {
  * a receiver that refuses old times refuses replays (Stripe's scheme).
  */
 function signature(secret: string, body: string): string {
+  // Wall time by design: the receiver holds it against its own clock to refuse replays.
   const t = Math.floor(Date.now() / 1000);
   return `t=${t},v1=${createHmac("sha256", secret).update(`${t}.${body}`).digest("hex")}`;
 }

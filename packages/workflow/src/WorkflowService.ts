@@ -210,7 +210,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const store = this.options.store;
     if (!store) return { resumed: 0, ended: 0, handedOver: 0, quarantined: 0 };
     const retainMs = this.options.retainMs ?? 60 * 60_000;
-    const now = Date.now();
+    const now = Date.now(); // wall time: ended_at is stored across restarts
     let ended = 0;
     for (const wf of store.endedWorkflows()) {
       if (this.here(wf.id)) continue;

@@ -23,7 +23,7 @@ export function endUnrun(
   error: { code: string; message: string },
   options: { failed?: boolean; now?: number } = {},
 ): { state: WorkflowState; result: WorkflowResult } {
-  const now = options.now ?? Date.now();
+  const now = options.now ?? Date.now(); // wall time: the ended_at people read
   const ended = (stepId: string) => ctx.plan.steps.get(stepId)?.instances.every((i) => TERMINAL.has(ctx.instances[i.id]?.status ?? "pending")) ?? true;
   // Those whose dependencies had all ended are the ones a resume runs (and one of them crashed it).
   const runnable = new Set(Object.values(ctx.instances).filter((rec) => !TERMINAL.has(rec.status) && (ctx.plan.steps.get(rec.step)?.deps ?? []).every(ended)));
