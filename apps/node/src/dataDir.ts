@@ -56,7 +56,8 @@ export function openDataDir(path: string): DataDir {
 
 /**
  * One above the stored incarnation. Without a readable one, a number of seconds since 2020: above
- * anything a node raised to by refutations, so its peers take its record as the newest.
+ * anything a node raised to by refutations, so its peers take its record as the newest (wall
+ * time by design: it must exceed what an earlier life of the node used).
  */
 function nextIncarnation(file: string): number {
   let text = "";

@@ -2,7 +2,7 @@ import type { Server } from "node:http";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { Mesh } from "@shoal/mesh";
-import { type Logger, type NodeConfig, type NodeIdentity, ShoalError } from "@shoal/protocol";
+import { type Logger, type NodeConfig, type NodeIdentity, ShoalError, monotonicNow } from "@shoal/protocol";
 import { LogicRegistry, Runtime } from "@shoal/runtime";
 import { EgressGuard, builtinTools, loadPlugins } from "@shoal/tools";
 import { MESH_PATH, Transport, refuseUpgrade } from "@shoal/transport";
@@ -219,8 +219,8 @@ function debugHandlers(transport: Transport, mesh: Mesh): Record<string, Handler
   return {
     "/debug/block": ({ url }) => {
       const ms = Math.min(Number(url.searchParams.get("ms") ?? 500) || 0, 60_000);
-      const until = Date.now() + ms;
-      while (Date.now() < until) {
+      const until = monotonicNow() + ms;
+      while (monotonicNow() < until) {
         // busy on purpose: a long synchronous computation
       }
       return { json: { blockedMs: ms } };

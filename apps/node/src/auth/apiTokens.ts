@@ -55,7 +55,10 @@ export function signToken(key: Buffer, claims: TokenClaims): string {
   return `${PREFIX}.${payload}.${b64(sig)}`;
 }
 
-/** A new token: printed once, never stored by Shoal (only its id, if it is revoked). */
+/**
+ * A new token: printed once, never stored by Shoal (only its id, if it is revoked). `iat` and
+ * `exp` are wall time by design: a token outlives processes and is checked on other machines.
+ */
 export function createToken(key: Buffer, scope: Scope, ttlSeconds: number, now = Date.now()): { token: string; claims: TokenClaims } {
   const iat = Math.floor(now / 1000);
   const claims: TokenClaims = { id: randomBytes(8).toString("hex"), scope, iat, exp: iat + ttlSeconds };
@@ -89,6 +92,7 @@ export class TokenVerifier {
   constructor(
     private readonly key: Buffer,
     private readonly revokedFile?: string,
+    /** Wall clock by design (see `createToken`). */
     private readonly now: () => number = Date.now,
   ) {
     this.reloadRevoked();

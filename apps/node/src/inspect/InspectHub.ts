@@ -6,6 +6,7 @@ import {
   InspectSubscribeSchema,
   type Logger,
   type NodeRow,
+  monotonicNow,
 } from "@shoal/protocol";
 import type { Runtime, SupervisedActor } from "@shoal/runtime";
 import type { Transport } from "@shoal/transport";
@@ -40,7 +41,7 @@ const LEASE_MS = 5_000;
  */
 export class InspectHub {
   private readonly sinks = new Set<Sink>();
-  /** Peers that leased this node's events, until when. */
+  /** Peers that leased this node's events, until when (monotonic clock; `at` in events is wall time, for people). */
   private readonly leases = new Map<string, number>();
   private pending: InspectEvent[] = [];
   private readonly dirtyWorkflows = new Set<string>();
@@ -55,7 +56,7 @@ export class InspectHub {
     this.self = options.transport.identity.name;
     options.transport.handleCast("inspect.subscribe", (body, from) => {
       const { leaseMs } = InspectSubscribeSchema.parse(body);
-      this.leases.set(from.id, Date.now() + leaseMs);
+      this.leases.set(from.id, monotonicNow() + leaseMs);
       this.ensureCapture();
     });
     options.transport.handleCast("inspect.events", (body) => {
@@ -102,7 +103,7 @@ export class InspectHub {
   }
 
   private wanted(): boolean {
-    const now = Date.now();
+    const now = monotonicNow();
     for (const [peer, until] of this.leases) if (until < now) this.leases.delete(peer);
     return this.sinks.size > 0 || this.leases.size > 0;
   }
