@@ -146,13 +146,14 @@ describe("forged peer messages against real node processes", () => {
     const rogue = { ...memberOf(honest), slots: 100_000, tools: [...honest.tools, "evil.tool"], running: 0 };
     expect(await peer.refused({ t: "gossip", members: [rogue] })).toMatchObject({ code: FORBIDDEN, message: /its record of fg-b says tools .* other than fg-b itself/ });
     expect(await peer.refused({ t: "gossip", members: [{ ...memberOf(honest), address: "127.0.0.1:9" }] })).toMatchObject({ code: FORBIDDEN, message: /address 127.0.0.1:9/ });
+    expect(await peer.refused({ t: "gossip", members: [{ ...memberOf(honest), slots: 100_000 }] })).toMatchObject({ code: FORBIDDEN, message: /its record of fg-b offers 100000 slots/ });
     // Its own record under another node's name: the id is its own, the name is not its hello's.
     expect(await peer.refused({ t: "gossip", members: [{ ...memberOf(honest), id: forged.identity.id, address: a.address }] })).toMatchObject({ code: FORBIDDEN, message: /its own record says name fg-b/ });
-    expect(await forbiddenCount(a)).toBe(3);
+    expect(await forbiddenCount(a)).toBe(4);
     // A third party may still report it suspect: that goes through, and fg-b refutes it.
     peer.send({ t: "gossip", members: [{ ...memberOf(honest), status: "suspect" }] });
     await until(async () => (await rowOf(a, "fg-b")).incarnation === honest.incarnation + 1, 5_000, () => "fg-b never refuted the suspicion");
-    expect(await forbiddenCount(a)).toBe(3);
+    expect(await forbiddenCount(a)).toBe(4);
     expect(await rowOf(a, "fg-b")).toMatchObject({ slots: honest.slots, tools: honest.tools, address: honest.address, status: "up" });
     expect(await rowOf(b, "fg-b")).toMatchObject({ slots: honest.slots, tools: honest.tools });
     // Nothing is placed on the forger or lost to it: the work goes to fg-b.

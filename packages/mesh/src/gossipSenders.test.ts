@@ -8,10 +8,19 @@ const record = (patch: Partial<Member> = {}): Member => ({ ...hello, incarnation
 const relayer: NodeIdentity = { ...hello, id: "c", name: "c", address: "127.0.0.1:7002" };
 
 describe("gossipRefusal: a node speaks only for itself", () => {
-  it("a node's own record must be its hello; its load and fewer slots are its own to say", () => {
+  it("a node's own record must be its hello; its load and slots are its own to say", () => {
     expect(gossipRefusal(record({ running: 4, slots: 0 }), hello, record(), hello)).toBeUndefined();
-    expect(gossipRefusal(record({ slots: 100_000 }), hello, record(), hello)).toMatch(/its own record says 100000 slots, more than its 4/);
-    expect(gossipRefusal(record({ name: "a" }), hello, record(), hello)).toMatch(/name a/);
+    expect(gossipRefusal(record({ slots: 100_000 }), hello, record(), hello)).toBeUndefined();
+    expect(gossipRefusal(record({ name: "a" }), hello, record(), hello)).toMatch(/its own record says name a other than its hello/);
+    expect(gossipRefusal(record({ tools: ["evil"] }), hello, record(), hello)).toMatch(/tools \[evil\]/);
+  });
+
+  it("a third party offers no more slots than the node itself: its hello, or its own record", () => {
+    expect(gossipRefusal(record({ slots: 100_000 }), relayer, record(), hello)).toMatch(/its record of b offers 100000 slots; b itself offers 4/);
+    // A relay a round behind a drain (its own record now says 0): no lie.
+    expect(gossipRefusal(record({ slots: 4 }), relayer, record({ slots: 0 }), hello)).toBeUndefined();
+    // Raised above its hello by the node itself, and relayed.
+    expect(gossipRefusal(record({ slots: 8 }), relayer, record({ slots: 8 }), hello)).toBeUndefined();
   });
 
   it("a third party's record of a linked node at the known incarnation carries only what that node said", () => {
@@ -29,7 +38,7 @@ describe("gossipRefusal: a node speaks only for itself", () => {
     expect(gossipRefusal(record({ tools: ["old"] }), relayer, record({ tools: ["old"] }), hello)).toBeUndefined();
   });
 
-  it("property: any change to a fixed field of a linked node, or more slots, is refused from anyone", () => {
+  it("property: any change to a fixed field of a linked node is refused from anyone, and more slots from a third party", () => {
     const change = fc.oneof(
       fc.record({ tools: fc.array(fc.constantFrom("llm.generate", "camera.capture", "x"), { maxLength: 3 }) }),
       fc.record({ capabilities: fc.array(fc.constantFrom("gpu", "cpu"), { maxLength: 2 }) }),
@@ -40,7 +49,7 @@ describe("gossipRefusal: a node speaks only for itself", () => {
       fc.property(change, fc.boolean(), (patch, fromItself) => {
         const r = record(patch);
         const changed =
-          r.slots > hello.slots || r.name !== hello.name || r.tools.join() !== hello.tools.join() || r.capabilities.join() !== hello.capabilities.join();
+          (!fromItself && r.slots > hello.slots) || r.name !== hello.name || r.tools.join() !== hello.tools.join() || r.capabilities.join() !== hello.capabilities.join();
         const refusal = gossipRefusal(r, fromItself ? hello : relayer, record(), hello);
         expect(refusal !== undefined).toBe(changed);
       }),
