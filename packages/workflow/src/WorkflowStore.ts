@@ -267,17 +267,13 @@ export class WorkflowStore {
       if (known && (known.epoch > op.epoch || (known.epoch === op.epoch && known.owner !== op.owner))) {
         return { fenced: { workflow_id: op.workflow_id, owner: known.owner, owner_name: ownerName(known.owner), epoch: known.epoch } };
       }
-      let answer: WorkflowReplicaAnswer = { stored: true };
-      if (op.op === "ended") {
-        if (known) this.stmts.forget(op.workflow_id);
-      } else if (op.op === "records") {
-        if (known) this.stmts.replicaRecords(op);
-        else answer = { unknown: true };
-      } else {
-        this.stmts.replaceReplica(op);
-      }
+      if (op.op === "records" && !known) return { unknown: true };
+      if (op.op === "ended" && !known) return { stored: true };
+      if (op.op === "ended") this.stmts.forget(op.workflow_id);
+      else if (op.op === "records") this.stmts.replicaRecords(op);
+      else this.stmts.replaceReplica(op);
       this.committed();
-      return answer;
+      return { stored: true };
     } catch (err) {
       throw this.writeFailed("store a replica", err);
     }

@@ -447,8 +447,16 @@ function report({ thr, inProc, over, burst }) {
     const off = thr.modes.find((m) => m.mode === "off");
     const group = thr.modes.find((m) => m.mode === "group");
     if (off && group) {
-      const share = group.rate / off.rate;
-      verdicts.push(verdict("synced 202 keeps throughput", share >= TARGETS.syncedShare, `group ${fmt(group.rate, 0)}/s = ${fmt(share * 100, 0)}% of off ${fmt(off.rate, 0)}/s, target >= ${TARGETS.syncedShare * 100}%`));
+      // Block by block (a group block and an off block run next to each other, so a busy moment
+      // of the machine hits both): steadier than the ratio of the two medians.
+      const share = median(group.rates.map((r, i) => r / off.rates[i]));
+      verdicts.push(
+        verdict(
+          "synced 202 keeps throughput",
+          share >= TARGETS.syncedShare,
+          `group/off per block, median ${fmt(share * 100, 0)}% (medians: group ${fmt(group.rate, 0)}/s, off ${fmt(off.rate, 0)}/s), target >= ${TARGETS.syncedShare * 100}%`,
+        ),
+      );
     }
     notes.push(`1: workflows/s per block, 1 node by store setting: ${thr.modes.map((m) => `${m.mode} ${m.rates.map((x) => fmt(x, 0)).join(" ")}`).join("; ")}`);
     notes.push(`1: largest event-loop delay (ms): ${thr.lag.map((l) => `${l.name} ${fmt(l.maxMs, 0)}`).join(", ")}`);
