@@ -12,7 +12,7 @@ export { choosePlacement } from "./placement.js";
 export type { PlacementRequest, PlacementResult } from "./placement.js";
 export { remoteLogic } from "./remoteLogic.js";
 export type { RemoteEnvelope, RemoteLogicOptions, RemoteSnapshot, RemoteSpawner } from "./remoteLogic.js";
-export { checkpointOf, restoreTimers } from "./snapshots.js";
+export { agedCheckpoint, checkpointOf, restoreTimers, timerClock } from "./snapshots.js";
 export { RuntimeErrors } from "./errors.js";
 export type { RuntimeErrorCode } from "./errors.js";
 export { stateChartOf } from "./stateChart.js";
