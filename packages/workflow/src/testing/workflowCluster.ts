@@ -1,4 +1,4 @@
-import { monotonicNow, silentLogger } from "@shoal/protocol";
+import { silentLogger } from "@shoal/protocol";
 import { type RuntimeNode, converged, startRuntimeNode } from "@shoal/runtime/testing";
 import type { Definition } from "@shoal/tools";
 import { WorkflowService } from "../WorkflowService.js";
@@ -20,9 +20,9 @@ export const workflowTestLogic: Definition[] = [
     name: "sleep",
     run: (input: { ms: number; out?: unknown }, ctx) =>
       new Promise((resolve) => {
-        const start = monotonicNow();
+        const start = Date.now();
         const finish = (aborted: boolean) => {
-          timeline.push({ step: ctx.stepId ?? "", node: ctx.node, start, end: monotonicNow(), aborted });
+          timeline.push({ step: ctx.stepId ?? "", node: ctx.node, start, end: Date.now(), aborted });
           resolve(input.out ?? ctx.node);
         };
         const timer = setTimeout(() => finish(false), input.ms);
