@@ -36,6 +36,12 @@ async function inspect(node: NodeProcess, query = "") {
   return events;
 }
 
+/** The token with the first character of its signature changed (the last one may carry only padding bits). */
+function forged(token: string): string {
+  const at = token.lastIndexOf(".") + 1;
+  return `${token.slice(0, at)}${token[at] === "A" ? "B" : "A"}${token.slice(at + 1)}`;
+}
+
 describe("WS /v1/inspect", () => {
   it("streams the whole mesh through one node: members, placements, and XState events of actors on other nodes", async () => {
     const [a] = await mesh();
@@ -82,7 +88,7 @@ describe("WS /v1/inspect", () => {
     expect(await outcome("", { header: read })).toBe("streams");
     expect(await outcome("", { header: "st1.forged.token" })).toBe("401");
     expect(await outcome("", { first: JSON.stringify({ type: "auth", token: read }) })).toBe("streams");
-    expect(await outcome("", { first: JSON.stringify({ type: "auth", token: keys.token("read", "1s").token.replace(/.$/, "x") }) })).toMatch(/^4401 .*signature/);
+    expect(await outcome("", { first: JSON.stringify({ type: "auth", token: forged(read) }) })).toMatch(/^4401 .*signature/);
     expect(await outcome("", { first: "hello" })).toMatch(/^1008 /);
     expect(await outcome(`?token=${read}`)).toBe("400");
     expect(await outcome("?colour=blue", { header: read })).toBe("400");
