@@ -2,6 +2,14 @@ import { FaultProxy } from "./FaultProxy.js";
 import { meshDialerName } from "./meshDialerName.js";
 import { NodeProcess, freePort, until } from "../support/shoalProcess.js";
 
+/** Resolves once the node answers; fails at once, with its stderr, if it exits first. */
+async function up(node: NodeProcess): Promise<void> {
+  const exited = node.exit().then((code) => {
+    throw new Error(`${node.name} exited with ${code} before it was up: ${node.stderr.trim().split("\n").at(-1)}`);
+  });
+  await Promise.race([node.ready(), exited]);
+}
+
 export interface ProxiedNodeSpec {
   name: string;
   /** Flags for this node only. */
@@ -47,9 +55,9 @@ export class ProxiedMesh {
     for (const n of [first, ...rest]) {
       n.start();
       options.started?.push(n);
-      if (n === first) await first.ready();
+      if (n === first) await up(first);
     }
-    await Promise.all(rest.map((n) => n.ready()));
+    await Promise.all(rest.map(up));
     await mesh.whole();
     return mesh;
   }
