@@ -19,6 +19,13 @@ const storeAt = (file: string) => {
   return store;
 };
 
+const nextTurn = () => new Promise((r) => setImmediate(r));
+/** Workflows accepted, as their submitter sees it: stored, synced, and handed back (a turn later they are the store's to resume). */
+const accepted = async (store: WorkflowStore, ...wfs: Parameters<WorkflowStore["started"]>[0][]) => {
+  await Promise.all(wfs.map((wf) => store.started(wf)));
+  await nextTurn();
+};
+
 /** A logger that keeps the messages of its error and warn lines. */
 const capture = () => {
   const lines: { level: string; msg: string }[] = [];
@@ -80,10 +87,9 @@ describe("WorkflowStore", () => {
     expect(again.endedWorkflows()).toEqual([]);
   });
 
-  it("an ended workflow keeps its final state and result instead of its records, until forgotten", () => {
+  it("an ended workflow keeps its final state and result instead of its records, until forgotten", async () => {
     const store = storeAt(fileIn());
-    store.started({ id: "wf_1", owner: "me", epoch: 1, spec, instances, startedAt: 1 });
-    store.started({ id: "wf_2", owner: "me", epoch: 1, spec, instances, startedAt: 2 });
+    await accepted(store, { id: "wf_1", owner: "me", epoch: 1, spec, instances, startedAt: 1 }, { id: "wf_2", owner: "me", epoch: 1, spec, instances, startedAt: 2 });
     store.saveRecords([{ workflowId: "wf_1", record: record("a", { status: "complete" }) }]);
     const state = { workflow_id: "wf_1", status: "complete" } as unknown as WorkflowState;
     const result = { workflow_id: "wf_1", status: "complete" } as unknown as WorkflowResult;
@@ -173,6 +179,7 @@ describe("WorkflowStore", () => {
     const other = store.started({ id: "wf_2", owner: "me", epoch: 1, spec, instances, startedAt: 2 });
     await expect(again).rejects.toMatchObject({ code: "SHOAL_ERR_STORE", message: expect.stringContaining("could not store a new workflow") });
     await expect(other).resolves.toBeUndefined();
+    await nextTurn();
     expect(store.unfinished("me").map((w) => w.id)).toEqual(["wf_1", "wf_2"]);
     expect(store.stats.writable).toBe(true);
   });
@@ -194,6 +201,14 @@ describe("WorkflowStore", () => {
     await Promise.all([...next, ...later]);
     expect(store.stats.commits - before.commits).toBe(3);
     expect(store.stats.syncs - before.syncs).toBeLessThanOrEqual(3);
+    // Until its submitter has it, an accepted workflow is not one to resume (it would run twice).
+    const accepting = store.started({ id: "wf_new", owner: "me", epoch: 1, spec, instances, startedAt: 1_000 });
+    await nextTurn();
+    expect(store.ownership("wf_new")).toEqual({ owner: "me", epoch: 1 });
+    expect(store.unfinished("me").map((w) => w.id)).not.toContain("wf_new");
+    await accepting;
+    await nextTurn();
+    expect(store.unfinished("me").map((w) => w.id)).toContain("wf_new");
     // A progress write waits for nobody: it is synced soon all the same.
     const synced = store.stats.syncs;
     store.saveRecords([{ workflowId: "wf_1", record: record("a", { status: "complete" }) }]);

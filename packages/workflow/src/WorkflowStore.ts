@@ -133,6 +133,8 @@ export class WorkflowStore {
   private readonly limiter: LogLimiter;
   private starts: { wf: Omit<StoredWorkflow, "records" | "resumes">; resolve(): void; reject(err: unknown): void }[] = [];
   private outage: Outage | undefined;
+  /** Submissions committed and not yet answered (their sync runs): the submitter's, not a resume's. */
+  private readonly accepting = new Set<string>();
   private commits = 0;
   private writeFailures = 0;
 
@@ -281,7 +283,9 @@ export class WorkflowStore {
 
   /** Workflows owned by `owner` that have not ended, oldest first, with their latest records. */
   unfinished(owner: string): StoredWorkflow[] {
-    const rows = this.read("read unfinished workflows", () => (this.stmts.selectUnfinished.all(owner) as WorkflowRow[]).map((row) => this.load(row)));
+    const rows = this.read("read unfinished workflows", () =>
+      (this.stmts.selectUnfinished.all(owner) as WorkflowRow[]).filter((row) => !this.accepting.has(row.id)).map((row) => this.load(row)),
+    );
     const deferred = this.outage?.owners;
     return deferred ? rows.filter((wf) => !deferred.has(wf.id) || deferred.get(wf.id)?.owner === owner) : rows;
   }
@@ -350,13 +354,21 @@ export class WorkflowStore {
       if (refused[i] !== undefined) s.reject(new ShoalError("SHOAL_ERR_STORE", `could not store a new workflow: ${(refused[i] as Error).message}`, { cause: refused[i] }));
       return refused[i] === undefined;
     });
+    for (const s of stored) this.accepting.add(s.wf.id);
     this.durable().then(
       () => {
         for (const s of stored) s.resolve();
+        // Once the submitters have run on (they start the workflows in the microtasks after this).
+        setImmediate(() => {
+          for (const s of stored) this.accepting.delete(s.wf.id);
+        });
       },
       (err: unknown) => {
         // Committed but perhaps not on disk: not accepted, so not kept either.
-        for (const s of stored) this.forget(s.wf.id);
+        for (const s of stored) {
+          this.accepting.delete(s.wf.id);
+          this.forget(s.wf.id);
+        }
         for (const s of stored) s.reject(this.unavailable(err));
       },
     );
