@@ -189,4 +189,17 @@ describe("forged peer messages against real node processes", () => {
     expect(asked.json).toMatchObject({ status: "active", context: { count: 6 } });
     expect((await a.get(`/v1/actors/${actorId}`)).json).toMatchObject({ status: "running", node: "fs-b", epoch: 1 });
   }, 60_000);
+
+  it("inspection events in another node's name: refused and counted, the node's view of that node unchanged", async () => {
+    const { nodes } = await workflowMesh([{ name: "fi-a" }, { name: "fi-b" }], started);
+    const [a] = nodes as [NodeProcess, NodeProcess];
+    const rogue = await forger(nodes);
+    const lie = { kind: "member", at: Date.now(), node: "fi-b", member: { ...(await rowOf(a, "fi-b")), status: "down" } };
+    expect(await rogue.at(a).refused({ t: "cast", method: "inspect.events", body: { events: [lie] } })).toMatchObject({
+      code: FORBIDDEN,
+      message: /an inspection event about fi-b, sent by forger/,
+    });
+    expect(await forbiddenCount(a)).toBe(1);
+    expect((await rowOf(a, "fi-b")).status).toBe("up");
+  }, 60_000);
 });

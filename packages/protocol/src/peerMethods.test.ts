@@ -20,5 +20,6 @@ describe("PEER_METHODS", () => {
     expect(PEER_METHODS["workflow.claimed"].sender).toBe("claimer");
     for (const m of ["host.spawn", "host.send", "host.ask", "host.stop"] as const) expect(PEER_METHODS[m].sender).toBe("supervisor");
     for (const m of ["sup.update", "sup.outcome", "sup.handoff"] as const) expect(PEER_METHODS[m].sender).toBe("host");
+    expect(PEER_METHODS["inspect.events"].sender).toBe("reporter");
   });
 });

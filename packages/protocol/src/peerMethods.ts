@@ -37,6 +37,7 @@ export const PEER_SENDERS = {
   host: "the node the actor's supervisor placed it on at that epoch, about an actor this node supervises",
   owner: "the workflow's owner, naming itself: the owner known here at that epoch, or at the next epoch the node that took it over (for a workflow owned here, one that was given its copy)",
   claimer: "a node claiming a workflow for itself at the epoch after the one known here; for a workflow owned here, only a node that was given its copy",
+  reporter: "the node the events are about: every event names its sender as its node, so no peer puts words in another's devtools rows",
 } as const;
 export type PeerSender = keyof typeof PEER_SENDERS;
 
@@ -103,7 +104,7 @@ export const PEER_METHODS = {
   "workflow.claimed": cast(WorkflowClaimSchema, "claimer"),
   /** Devtools on one node lease the inspection events of the others. */
   "inspect.subscribe": cast(InspectSubscribeSchema, "member"),
-  "inspect.events": cast(InspectEventsSchema, "member"),
+  "inspect.events": cast(InspectEventsSchema, "reporter"),
 } as const satisfies PeerMethodTable;
 
 export type PeerMethods = typeof PEER_METHODS;

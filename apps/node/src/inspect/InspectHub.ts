@@ -1,9 +1,7 @@
 import type { Mesh } from "@shoal/mesh";
 import {
   type InspectEvent,
-  InspectEventsSchema,
   type InspectFilter,
-  InspectSubscribeSchema,
   type Logger,
   type NodeRow,
   monotonicNow,
@@ -54,14 +52,20 @@ export class InspectHub {
   constructor(private readonly options: InspectHubOptions) {
     this.log = options.logger.child({ component: "inspect" });
     this.self = options.transport.identity.name;
-    options.transport.handleCast("inspect.subscribe", (body, from) => {
-      const { leaseMs } = InspectSubscribeSchema.parse(body);
+    options.transport.handleCast("inspect.subscribe", ({ leaseMs }, from) => {
       this.leases.set(from.id, monotonicNow() + leaseMs);
       this.ensureCapture();
     });
-    options.transport.handleCast("inspect.events", (body) => {
-      for (const sink of this.sinks) this.deliver(sink, InspectEventsSchema.parse(body).events);
-    });
+    options.transport.handleCast(
+      "inspect.events",
+      ({ events }) => {
+        for (const sink of this.sinks) this.deliver(sink, events);
+      },
+      ({ events }, from) => {
+        const other = events.find((e) => e.node !== from.name);
+        return other ? `an inspection event about ${other.node.slice(0, 100)}, sent by ${from.name}` : undefined;
+      },
+    );
   }
 
   /** Adds a listener (a browser); returns how to remove it. */
