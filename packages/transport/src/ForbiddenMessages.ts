@@ -1,4 +1,4 @@
-import { LogLimiter, type Logger, type NodeIdentity, ShoalError } from "@shoal/protocol";
+import { type Clock, LogLimiter, type Logger, type NodeIdentity, ShoalError } from "@shoal/protocol";
 import type { TransportStats } from "./TransportStats.js";
 
 export interface ForbiddenMessagesOptions {
@@ -6,7 +6,8 @@ export interface ForbiddenMessagesOptions {
   windowMs?: number;
   /** Peers remembered at most; the one heard from longest ago is forgotten first. */
   maxPeers?: number;
-  now?: () => number;
+  /** The log window's clock; `monotonicNow` by default. */
+  now?: Clock;
 }
 
 /**
