@@ -1,3 +1,4 @@
+import { type ErrorBody, clipMessage } from "./errorBody.js";
 /**
  * The one error class of Shoal. Every package keeps its own `as const` catalog of codes and builds
  * errors from it, so a code is stable across the wire, the HTTP API and the logs.
@@ -28,16 +29,9 @@ export class ShoalError<Code extends string = string> extends Error {
 
   /** The `{code, message, path?}` body that crosses the wire and the HTTP API. */
   toBody(): ErrorBody {
-    return this.path && this.path.length > 0
-      ? { code: this.code, message: this.message, path: this.path }
-      : { code: this.code, message: this.message };
+    const message = clipMessage(this.message);
+    return this.path && this.path.length > 0 ? { code: this.code, message, path: this.path.slice(0, 100) } : { code: this.code, message };
   }
-}
-
-export interface ErrorBody {
-  code: string;
-  message: string;
-  path?: (string | number)[];
 }
 
 export function isShoalError(err: unknown, code?: string): err is ShoalError {

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ErrorBodySchema } from "./errorBody.js";
 import { NameSchema } from "./member.js";
 
 /**
@@ -110,7 +111,7 @@ export const ActorOutcomeSchema = z.object({
   epoch: z.number().int().min(1),
   status: z.enum(["done", "error", "stopped"]),
   output: z.unknown().optional(),
-  error: z.object({ code: z.string(), message: z.string() }).optional(),
+  error: ErrorBodySchema.optional(),
 });
 export type ActorOutcome = z.infer<typeof ActorOutcomeSchema>;
 

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ErrorBodySchema } from "./errorBody.js";
 import { NodeStatusSchema } from "./member.js";
 import { WorkflowIdSchema } from "./workflow.js";
 
@@ -33,11 +34,5 @@ export const WorkflowAcceptedSchema = z.object({ workflow_id: WorkflowIdSchema }
 export type WorkflowAccepted = z.infer<typeof WorkflowAcceptedSchema>;
 
 /** Body of every 4xx/5xx answer of the HTTP API. */
-export const ApiErrorResponseSchema = z.object({
-  error: z.object({
-    code: z.string(),
-    message: z.string(),
-    path: z.array(z.union([z.string(), z.number()])).optional(),
-  }),
-});
+export const ApiErrorResponseSchema = z.object({ error: ErrorBodySchema });
 export type ApiErrorResponse = z.infer<typeof ApiErrorResponseSchema>;

@@ -1,12 +1,8 @@
 import { z } from "zod";
+import { ErrorBodySchema } from "./errorBody.js";
 import { MemberSchema, NodeIdentitySchema } from "./member.js";
 
 const Hex = z.string().regex(/^[0-9a-f]{64}$/, "64 hex digits");
-const ErrorBodySchema = z.object({
-  code: z.string().max(100),
-  message: z.string().max(10_000),
-  path: z.array(z.union([z.string(), z.number()])).optional(),
-});
 
 /** Opens the handshake, from both sides. `proof` is only in the answer of the accepting side. */
 export const HelloFrameSchema = z.object({

@@ -1,5 +1,7 @@
 export { ShoalError, isShoalError } from "./ShoalError.js";
-export type { ErrorBody, ErrorCatalog, ErrorSpec } from "./ShoalError.js";
+export type { ErrorCatalog, ErrorSpec } from "./ShoalError.js";
+export { ErrorBodySchema, MAX_ERROR_MESSAGE_CHARS, clipMessage, errorBodyOf } from "./errorBody.js";
+export type { ErrorBody } from "./errorBody.js";
 export { ProtocolErrors } from "./errors.js";
 export type { ProtocolErrorCode } from "./errors.js";
 export { CloseCodes } from "./closeCodes.js";

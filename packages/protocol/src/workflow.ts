@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ErrorBodySchema } from "./errorBody.js";
 import { PlacementSchema } from "./actors.js";
 import { NameSchema } from "./member.js";
 
@@ -57,7 +58,6 @@ export type WorkflowSpec = z.infer<typeof WorkflowSpecSchema>;
 export const StepStatusSchema = z.enum(["pending", "running", "complete", "failed", "skipped"]);
 export type StepStatus = z.infer<typeof StepStatusSchema>;
 
-const ErrorSchema = z.object({ code: z.string(), message: z.string() });
 
 /** One step (or fanned-out instance) in the state format. */
 export const StepStateSchema = z.object({
@@ -66,7 +66,7 @@ export const StepStateSchema = z.object({
   attempts: z.number().int().min(0),
   tool: z.string(),
   result: z.unknown().optional(),
-  error: ErrorSchema.optional(),
+  error: ErrorBodySchema.optional(),
   started_at: z.string().nullable(),
   ended_at: z.string().nullable(),
   /** Where the runtime placed it and why, while and after it runs. */
@@ -96,7 +96,7 @@ export const WorkflowStateSchema = z.object({
 });
 export type WorkflowState = z.infer<typeof WorkflowStateSchema>;
 
-export const FailureSchema = z.object({ step: z.string(), node: z.string().nullable(), error: ErrorSchema, attempts: z.number() });
+export const FailureSchema = z.object({ step: z.string(), node: z.string().nullable(), error: ErrorBodySchema, attempts: z.number() });
 
 /** `GET /v1/workflows/:id/result`: the seed's response format. */
 export const WorkflowResultSchema = z.object({
@@ -150,7 +150,7 @@ export const InstanceRecordSchema = z.object({
   node: z.string().nullable(),
   attempts: z.number().int().min(0),
   result: z.unknown().optional(),
-  error: ErrorSchema.optional(),
+  error: ErrorBodySchema.optional(),
   startedAt: z.number().nullable(),
   endedAt: z.number().nullable(),
   /** Spawned as a step actor (it may still wait for a slot). */

@@ -6,13 +6,14 @@ import {
   type ActorRow,
   type ActorUpdate,
   type Checkpoint,
+  type ErrorBody,
   type HostReply,
   LIMIT_DEFAULTS,
   type Logger,
   ShoalError,
   type SnapshotView,
   type SpawnRequest,
-  isShoalError,
+  errorBodyOf,
   monotonicNow,
 } from "@shoal/protocol";
 import { type AnyActor, type InspectionEvent, createActor, fromPromise } from "xstate";
@@ -407,7 +408,6 @@ function checkOutput(logic: HostedLogic, output: unknown): unknown {
   throw new ShoalError("SHOAL_ERR_BAD_OUTPUT", `output of ${logic.name} does not match its schema: ${parsed.error.issues[0]?.message ?? "invalid"}`);
 }
 
-function errorBody(err: unknown): { code: string; message: string } {
-  if (isShoalError(err)) return { code: err.code, message: err.message };
-  return { code: "SHOAL_ERR_ACTOR_FAILED", message: (err as Error)?.message ?? String(err) };
+function errorBody(err: unknown): ErrorBody {
+  return errorBodyOf(err, "SHOAL_ERR_ACTOR_FAILED");
 }

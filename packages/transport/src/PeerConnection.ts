@@ -7,6 +7,7 @@ import {
   type Logger,
   type NodeIdentity,
   ShoalError,
+  errorBodyOf,
   isShoalError,
   monotonicNow,
   schemaErrorOf,
@@ -309,7 +310,7 @@ export class PeerConnection {
   /** Answers a frame we cannot use with an error frame; the connection stays open. */
   private refuse(err: unknown): void {
     this.stats.badFrames++;
-    const body: ErrorBody = isShoalError(err) ? err.toBody() : { code: "SHOAL_ERR_BAD_FRAME", message: String(err) };
+    const body = errorBodyOf(isShoalError(err) ? err : { message: String(err) }, "SHOAL_ERR_BAD_FRAME");
     this.complaints.warn({ code: body.code, err: body.message }, "refused a frame from peer");
     if (this.isOpen) this.send({ t: "error", error: body }, { droppable: true });
   }
@@ -329,9 +330,7 @@ export class PeerConnection {
       frame = { t: "res", id, body: await this.hooks.request(this, method, body) };
     } catch (caught) {
       const err = schemaErrorOf(caught) ?? caught;
-      const error: ErrorBody = isShoalError(err)
-        ? err.toBody()
-        : { code: "SHOAL_ERR_HANDLER_FAILED", message: `${method} failed: ${(err as Error)?.message ?? String(err)}` };
+      const error: ErrorBody = isShoalError(err) ? err.toBody() : errorBodyOf({ message: `${method} failed: ${(err as Error)?.message ?? String(err)}` }, "SHOAL_ERR_HANDLER_FAILED");
       // A forbidden request was logged where it was refused, once per peer a minute.
       if (isShoalError(err)) {
         if (err.code !== "SHOAL_ERR_PEER_FORBIDDEN") this.complaints.info({ method, code: error.code }, "refused a request from peer");

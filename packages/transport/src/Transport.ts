@@ -23,6 +23,7 @@ import {
   LogLimiter,
   createCodec,
   describeZodError,
+  errorBodyOf,
   isShoalError,
   monotonicNow,
   schemaErrorOf,
@@ -559,7 +560,7 @@ export class Transport<M extends PeerMethodTable = PeerMethods> extends EventEmi
       registered.handler(this.admit(conn.peer, method, registered, body), conn.peer);
     } catch (caught) {
       const err = schemaErrorOf(caught, `${method} body`) ?? caught;
-      const body = isShoalError(err) ? err.toBody() : { code: "SHOAL_ERR_HANDLER_FAILED", message: (err as Error)?.message ?? String(err) };
+      const body = errorBodyOf(isShoalError(err) ? err : { message: (err as Error)?.message ?? String(err) }, "SHOAL_ERR_HANDLER_FAILED");
       // A forbidden cast was logged by its own limiter, once per peer a minute.
       if (body.code !== "SHOAL_ERR_PEER_FORBIDDEN") this.refusals.warn({ method, peer: conn.peer.name, error: body }, "cast handler refused a message");
       if (conn.isOpen) conn.send({ t: "error", error: body }, { droppable: true });

@@ -1,3 +1,4 @@
+import { type ErrorBody, errorBodyOf } from "@shoal/protocol";
 import type { RemoteEnvelope, RemoteSnapshot } from "@shoal/runtime";
 import { type AnyActorLogic, assign, sendParent, setup } from "xstate";
 
@@ -12,10 +13,8 @@ export interface StepInput {
   firstAttempt?: number;
 }
 
-export interface StepError {
-  code: string;
-  message: string;
-}
+/** A step's error: the one error body every layer uses. */
+export type StepError = ErrorBody;
 
 export interface StepContext extends StepInput {
   attempt: number;
@@ -52,8 +51,7 @@ export interface StepUpdateEvent {
 const NEVER = 2 ** 31 - 1;
 
 function toStepError(err: unknown): StepError {
-  const e = err as { code?: unknown; message?: unknown };
-  return { code: typeof e?.code === "string" ? e.code : "SHOAL_ERR_ACTOR_FAILED", message: typeof e?.message === "string" ? e.message : String(err) };
+  return errorBodyOf(err, "SHOAL_ERR_ACTOR_FAILED");
 }
 
 /**
