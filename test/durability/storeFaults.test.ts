@@ -51,6 +51,8 @@ describe("faults at the edges of the workflow store (real nodes)", () => {
       expect(refused.json.error).toMatchObject({ code: "SHOAL_ERR_STORE_UNAVAILABLE", message: expect.stringContaining("cannot be written") });
       const again = await a.request("POST", "/v1/workflows", quick("refused-again"));
       expect(again.headers?.["retry-after"]).toBe("1");
+      expect(await a.metric("shoal_store_writable")).toBe(0);
+      expect(await a.metric("shoal_store_write_failures_total")).toBe(1);
       // It goes on in memory meanwhile.
       expect((await resultOf(a, running, 15_000)).status).toBe("complete");
       expect(a.logsMatching(failed)).toHaveLength(1);
@@ -59,6 +61,7 @@ describe("faults at the edges of the workflow store (real nodes)", () => {
     }
     await until(async () => (await a.post("/v1/workflows", quick("after"))).status === 202, 5_000, () => "submissions were not accepted again");
     expect(a.logsMatching((l) => String(l.msg).startsWith("the workflow store can be written again"))).toHaveLength(1);
+    expect(await a.metric("shoal_store_writable")).toBe(1);
 
     // What it did during the outage was written then: a SIGKILL loses none of it.
     await a.kill("SIGKILL");
@@ -94,6 +97,7 @@ describe("faults at the edges of the workflow store (real nodes)", () => {
       const aside = moved[0]?.movedAside as string;
       expect(readdirSync(a.dataDir), what).toContain(aside.slice(a.dataDir.length + 1));
       expect(readFileSync(aside).equals(damaged), `${what}: kept as it was`).toBe(true);
+      expect(await a.metric("shoal_store_moved_aside_total"), what).toBe(1);
       // It serves: a new workflow runs and is stored.
       expect((await resultOf(a, await submit(a, quick(`after-${what}`)))).status).toBe("complete");
     }

@@ -14,8 +14,7 @@ afterEach(async () => {
 
 const codec = createCodec();
 const FORBIDDEN = "SHOAL_ERR_PEER_FORBIDDEN";
-const metric = async (node: NodeProcess, name: string) => Number(new RegExp(`^${name} (\\d+)`, "m").exec((await node.get("/metrics")).text)?.[1] ?? Number.NaN);
-const forbiddenCount = (node: NodeProcess) => metric(node, "shoal_forbidden_peer_messages_total");
+const forbiddenCount = (node: NodeProcess) => node.metric("shoal_forbidden_peer_messages_total");
 const forbiddenLines = (node: NodeProcess) => node.logsMatching((l) => l.code === FORBIDDEN);
 
 /**
@@ -128,7 +127,7 @@ describe("forged peer messages against real node processes", () => {
       expect(WorkflowStateSchema.parse((await n.get(`/v1/workflows/${id}`)).json)).toMatchObject({ status: "complete", owner: "fc-a" });
       expect(performance.now() - askedAt, `${n.name} answered`).toBeLessThan(2_000);
     }
-    expect(await metric(a, "shoal_workflows_gave_way_total")).toBe(0);
+    expect(await a.metric("shoal_workflows_gave_way_total")).toBe(0);
     expect(backup.logsMatching((l) => copied(l) && l.owner === rogue.identity.id)).toHaveLength(0);
     expect(await forbiddenCount(a)).toBe(3);
     expect(await forbiddenCount(backup)).toBe(2);

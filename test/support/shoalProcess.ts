@@ -160,6 +160,12 @@ export class NodeProcess {
     return apiCall(this.address, method, path, { ...this.client, body, headers, timeoutMs: 60_000 });
   }
 
+  /** One unlabelled value of `/metrics`; NaN when the node does not report it. */
+  async metric(name: string): Promise<number> {
+    const text = (await this.get("/metrics")).text;
+    return Number(new RegExp(`^${name} (\\d+(?:\\.\\d+)?)$`, "m").exec(text)?.[1] ?? Number.NaN);
+  }
+
   async nodes(headers: Record<string, string> = {}): Promise<NodeRow[]> {
     return ((await this.get("/v1/nodes", headers)).json as NodesResponse).nodes;
   }

@@ -1,14 +1,14 @@
 import type { Mesh, MeshStats } from "@shoal/mesh";
 import type { Runtime } from "@shoal/runtime";
 import type { TransportStats } from "@shoal/transport";
-import type { WorkflowService } from "@shoal/workflow";
+import type { WorkflowService, WorkflowStore, WorkflowStoreStats } from "@shoal/workflow";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 
 /**
  * The node's Prometheus registry. Transport counters live as plain numbers in the transport
  * (no metrics library below apps/); here they are read at scrape time.
  */
-export function createMetrics(stats: TransportStats, mesh: Mesh, runtime: Runtime, workflows: WorkflowService): Registry {
+export function createMetrics(stats: TransportStats, mesh: Mesh, runtime: Runtime, workflows: WorkflowService, store: WorkflowStore): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "shoal_" });
 
@@ -87,6 +87,30 @@ export function createMetrics(stats: TransportStats, mesh: Mesh, runtime: Runtim
     ["exhausted", "shoal_unrefuted_reports_total", "Reports that this node is not up which it could not refute: its incarnation is at the bound."],
   ];
   for (const [key, name, help] of membership) countedElsewhere(registry, name, help, () => mesh.stats[key]);
+
+  new Gauge({
+    name: "shoal_store_writable",
+    help: "1 while the workflow store can be written; 0 while new workflows get 503 SHOAL_ERR_STORE_UNAVAILABLE.",
+    registers: [registry],
+    collect() {
+      this.set(store.stats.writable ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "shoal_store_deferred_writes",
+    help: "Writes of running workflows kept in memory until the store can be written again.",
+    registers: [registry],
+    collect() {
+      this.set(store.stats.deferredWrites);
+    },
+  });
+  const storeCounters: [keyof WorkflowStoreStats, string, string][] = [
+    ["writeFailures", "shoal_store_write_failures_total", "Times the workflow store stopped being writable (a write or a sync failed)."],
+    ["movedAside", "shoal_store_moved_aside_total", "1 if workflows.db could not be read at start and was moved aside as workflows.db.corrupt-<time>."],
+    ["syncs", "shoal_store_syncs_total", "Syncs of the workflow store to disk (many acknowledgements per sync)."],
+    ["commits", "shoal_store_commits_total", "Transactions the workflow store committed."],
+  ];
+  for (const [key, name, help] of storeCounters) countedElsewhere(registry, name, help, () => Number(store.stats[key]));
   countedElsewhere(
     registry,
     "shoal_stale_actor_messages_total",

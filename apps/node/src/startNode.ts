@@ -143,7 +143,7 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
     mesh,
     runtime,
     workflows,
-    metrics: createMetrics(transport.stats, mesh, runtime, workflows),
+    metrics: createMetrics(transport.stats, mesh, runtime, workflows, store),
     tokens,
     ...(debugRoutes && { debugRoutes: debugHandlers(transport, mesh) }),
   });
