@@ -23,6 +23,7 @@ import {
   LogLimiter,
   createCodec,
   describeZodError,
+  ErrorBodySchema,
   errorBodyOf,
   isShoalError,
   monotonicNow,
@@ -251,15 +252,27 @@ export class Transport<M extends PeerMethodTable = PeerMethods> extends EventEmi
       await new Promise<void>((resolve, reject) => {
         ws.once("open", resolve);
         ws.once("error", reject);
-        ws.once("unexpected-response", (_req, res) =>
-          reject(new ShoalError("SHOAL_ERR_DIAL_FAILED", `${address} answered HTTP ${res.statusCode}: not a Shoal node`)),
-        );
+        ws.once("unexpected-response", (_req, res) => {
+          void refusalOf(res).then((refusal) =>
+            reject(
+              refusal
+                ? new ShoalError("SHOAL_ERR_DIAL_FAILED", `${address} refused this node: ${refusal.code}: ${refusal.message}`, { cause: refusal })
+                : new ShoalError("SHOAL_ERR_DIAL_FAILED", `${address} answered HTTP ${res.statusCode}: not a Shoal node`),
+            ),
+          );
+        });
       });
     } catch (err) {
       ws.terminate();
       this.pendingSockets.delete(ws);
-      if (isShoalError(err)) throw err;
-      throw new ShoalError("SHOAL_ERR_DIAL_FAILED", `cannot reach ${address}: ${(err as Error).message}`, { cause: err });
+      const failure = isShoalError(err) ? err : new ShoalError("SHOAL_ERR_DIAL_FAILED", `cannot reach ${address}: ${(err as Error).message}`, { cause: err });
+      // A certificate either side refuses is a setup to fix (another CA, a node without its
+      // --tls-dir), not a peer being away: say so where the operator looks, at a rate.
+      const cause = failure.cause as { code?: string } | undefined;
+      if ((cause?.code !== undefined && TLS_REFUSALS.has(cause.code)) || cause?.code === "SHOAL_ERR_PEER_CERT_REQUIRED") {
+        this.refusals.warn({ code: "SHOAL_ERR_DIAL_FAILED", cause: cause.code, address }, failure.message);
+      }
+      throw failure;
     }
     try {
       const result = await dialHandshake(ws, this.handshake, tls ? { certified } : undefined);
@@ -581,3 +594,38 @@ export class Transport<M extends PeerMethodTable = PeerMethods> extends EventEmi
     this.refusals[level]({ code: err.code, ...where }, `handshake failed: ${err.message}`);
   }
 }
+
+/** What the TLS layer says when the peer's certificate is not the cluster CA's (or not a certificate). */
+const TLS_REFUSALS = new Set([
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_SIGNATURE_FAILURE",
+  "EPROTO",
+]);
+
+/** The error body of a refused upgrade (a Shoal node answers with one), read up to 16 KiB. */
+function refusalOf(res: IncomingMessage): Promise<ShoalError | undefined> {
+  return new Promise((resolve) => {
+    let text = "";
+    res.setEncoding("utf8");
+    res.on("data", (chunk: string) => {
+      text += chunk;
+      if (text.length > 16_384) res.destroy();
+    });
+    res.on("error", () => resolve(undefined));
+    res.on("close", () => {
+      try {
+        const body = ErrorBodySchema.safeParse((JSON.parse(text) as { error?: unknown }).error);
+        resolve(body.success ? new ShoalError(body.data.code, body.data.message) : undefined);
+      } catch {
+        resolve(undefined);
+      }
+    });
+  });
+}
+
