@@ -1,13 +1,16 @@
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { ProxiedMesh } from "../chaos/ProxiedMesh.js";
 import { type NodeProcess, startMesh, stopAll, tempDir, until } from "../support/shoalProcess.js";
 
 const PLUGIN = resolve(import.meta.dirname, "../fixtures/plugins/actors.mjs");
 const FAST = ["--heartbeat-ms", "100", "--suspect-after-ms", "300", "--down-after-ms", "600"];
 const started: NodeProcess[] = [];
+const proxies: ProxiedMesh[] = [];
 afterEach(async () => {
   await stopAll(started.splice(0));
+  for (const p of proxies.splice(0)) await p.close();
 });
 
 /** A mesh of real node processes with the test actors; `a` has no slots, so it only supervises. */
@@ -18,7 +21,7 @@ async function mesh(names: string[], options: { slots?: Record<string, number>; 
     const slots = options.slots?.[name] ?? (name.endsWith("a") ? 0 : 4);
     const m = await startMesh([name], {
       extra: ["--plugin", PLUGIN, "--slots", String(slots), ...FAST, ...(options.extra ?? []), ...(nodes[0] ? ["--join", nodes[0].address] : [])],
-      env: { SHOAL_TEST_DIR: dir, SHOAL_DEBUG_ROUTES: "1" },
+      env: { SHOAL_TEST_DIR: dir },
     });
     nodes.push(...m.nodes);
     started.push(...m.nodes);
@@ -108,17 +111,25 @@ describe("actors across real node processes", () => {
   });
 
   it("a partition that heals never gives the supervisor two outcomes", async () => {
-    const { nodes, dir } = await mesh(["q-a", "q-b", "q-c"]);
+    // Links between the nodes pass through a fault proxy: the cut is a real network's.
+    const dir = tempDir("actors-");
+    const proxied = await ProxiedMesh.start([{ name: "q-a", extra: ["--slots", "0"] }, { name: "q-b" }, { name: "q-c" }], {
+      extra: ["--plugin", PLUGIN, "--slots", "4", ...FAST],
+      env: { SHOAL_TEST_DIR: dir },
+      started,
+    });
+    proxies.push(proxied);
+    const { nodes } = proxied;
     const [a] = nodes as [NodeProcess];
     const id = await spawnActor(a, { logic: "slow_tool", input: { ms: 2500 } });
     await until(() => countRuns(dir) === 1, 5_000);
     const host = nodes.find((n) => n.name === runsIn(dir)[0].node)!;
     // The host can hear the mesh but nothing it sends arrives: to the others it is gone.
-    expect((await host.post("/debug/faults", { peer: "*", drop: true, direction: "out" })).status).toBe(200);
+    proxied.proxy.set(host.name, "*", { cut: "drop" });
     await until(() => runsIn(dir).length === 2, 10_000, () => "never re-placed");
     await until(async () => (await describeActor(a, id)).epoch === 2, 5_000);
     // Heal while the first copy is still running: it finishes and reports for epoch 1.
-    expect((await host.post("/debug/faults", { peer: "*" })).status).toBe(200);
+    proxied.proxy.heal();
     await until(async () => (await describeActor(a, id)).status === "done", 15_000);
     const stale = async () => Number((await a.get("/metrics")).text.match(/^shoal_stale_actor_messages_total (\d+)/m)?.[1]);
     const d = await describeActor(a, id);

@@ -3,11 +3,14 @@ import { join } from "node:path";
 import { WorkflowStateSchema } from "@shoal/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import { type NodeProcess, stopAll, until } from "../support/shoalProcess.js";
-import { resultOf, stepsLog, submit, workflowMesh } from "../support/workflowMesh.js";
+import { FAST, PLUGIN, resultOf, stepsLog, submit, workflowMesh } from "../support/workflowMesh.js";
+import { ProxiedMesh } from "../chaos/ProxiedMesh.js";
 
 const started: NodeProcess[] = [];
+const proxied: ProxiedMesh[] = [];
 afterEach(async () => {
   await stopAll(started.splice(0));
+  for (const m of proxied.splice(0)) await m.close();
 });
 
 const runsOf = (dir: string, step: string) => stepsLog(dir).filter((l) => l.step === step && !l.end);
@@ -159,14 +162,17 @@ describe("workflows survive their owner's restart (SQLite in --data-dir)", () =>
   });
 
   it("an owner cut off from the mesh is replaced; when the link heals, its own copy gives way to the new owner's", async () => {
-    const { nodes } = await workflowMesh([{ name: "q-a", slots: 0 }, { name: "q-b" }, { name: "q-c" }], started, { SHOAL_DEBUG_ROUTES: "1" });
+    // Links between the nodes pass through a fault proxy: the partition is a real network's.
+    const mesh = await ProxiedMesh.start([{ name: "q-a", extra: ["--slots", "0"] }, { name: "q-b" }, { name: "q-c" }], { extra: ["--plugin", PLUGIN, "--slots", "4", ...FAST], started });
+    proxied.push(mesh);
+    const { nodes } = mesh;
     const [a, b, c] = nodes as [NodeProcess, NodeProcess, NodeProcess];
     const id = await submit(a, chain("split"));
     const copied = (l: Record<string, unknown>) => l.msg === "kept a copy of a workflow" && l.workflowId === id && l.op === "records" && l.answer === "stored";
     await until(() => b.logsMatching(copied).length + c.logsMatching(copied).length > 0, 10_000, () => "no backup got first's outcome");
     const backup = b.logsMatching(copied).length > 0 ? b : c;
-    // Cut q-a off: every frame to and from its peers is dropped. Both sides see the other go down.
-    expect((await a.post("/debug/faults", { peer: "*", drop: true })).status).toBe(200);
+    // Cut q-a off: nothing it sends its peers or they send it gets through. Both sides see the other go down.
+    mesh.proxy.partition([["q-a"], ["q-b", "q-c"]]);
     const result = await resultOf(backup, id, 30_000);
     expect(result).toMatchObject({ status: "complete", steps_completed: 3 });
     // Meanwhile q-a, cut off, still has its own copy (running, or ended without the steps it could not place).
@@ -174,7 +180,7 @@ describe("workflows survive their owner's restart (SQLite in --data-dir)", () =>
 
     // Healed: the new owner tells q-a, which stops its copy or drops its outcome; every node then
     // answers with the new owner's.
-    expect((await a.post("/debug/faults", { peer: "*" })).status).toBe(200);
+    mesh.proxy.heal();
     const gaveWay = (l: Record<string, unknown>) =>
       l.workflowId === id && (l.msg === "another node took this workflow over; stopping it here" || l.msg === "another node owns this workflow now; dropped it here");
     await until(() => a.logsMatching(gaveWay).length > 0, 15_000, () => "q-a kept its own copy");
