@@ -40,6 +40,24 @@ export const WorkflowEventNameSchema = z.enum([
 ]);
 export type WorkflowEventName = z.infer<typeof WorkflowEventNameSchema>;
 
+/**
+ * The body of a webhook POST: what happened, to which workflow, when, with the event's own fields
+ * (`step`, `instance`, `node`, `attempt`, `result`, `error`; `status`, `total_time_ms`,
+ * `failures` on `workflow.finished`). `event_id` is also the `Idempotency-Key` header and the
+ * same on every try; the body is what `Shoal-Signature` signs.
+ */
+export const WebhookNoticeSchema = z
+  .object({
+    event: WorkflowEventNameSchema,
+    workflow_id: z.string(),
+    name: z.string(),
+    at: z.iso.datetime(),
+  })
+  .catchall(z.unknown());
+export type WebhookNotice = z.infer<typeof WebhookNoticeSchema>;
+export const WebhookPayloadSchema = WebhookNoticeSchema.extend({ event_id: z.string().regex(/^evt_[0-9a-f]{24}$/) });
+export type WebhookPayload = z.infer<typeof WebhookPayloadSchema>;
+
 export const NotifySchema = z
   .object({ url: z.url({ protocol: /^https?$/ }).max(2048), on: z.array(WorkflowEventNameSchema).min(1).max(WorkflowEventNameSchema.options.length).optional() })
   .strict();

@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from "node:crypto";
-import { type Logger, type WorkflowEventName, isShoalError } from "@shoal/protocol";
+import { type Logger, type WebhookNotice, type WebhookPayload, type WorkflowEventName, isShoalError } from "@shoal/protocol";
 import { EgressGuard } from "@shoal/tools";
 import { createBackoff } from "@shoal/transport";
 
@@ -8,13 +8,8 @@ export interface NotifyTarget {
   on?: WorkflowEventName[];
 }
 
-export interface WorkflowNotice {
-  event: WorkflowEventName;
-  workflow_id: string;
-  name: string;
-  at: string;
-  [key: string]: unknown;
-}
+/** A webhook's body before the Notifier gives it its event id. */
+export type WorkflowNotice = WebhookNotice;
 
 export interface NotifierOptions {
   /** What webhooks may connect to: the node's egress rules (the default rules without one). */
@@ -101,7 +96,7 @@ export class Notifier {
     return this.chain;
   }
 
-  private async post(url: string, notice: WorkflowNotice & { event_id: string }): Promise<void> {
+  private async post(url: string, notice: WebhookPayload): Promise<void> {
     const backoff = createBackoff({ initialMs: 100, maxMs: 2_000 });
     const body = JSON.stringify(notice);
     const secret = this.options.secret;
