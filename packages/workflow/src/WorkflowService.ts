@@ -226,6 +226,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     let handedOver = 0;
     const mine: StoredWorkflow[] = [];
     for (const wf of unfinished) {
+      // Submitted while the peers were asked (its sync ended after the store was read): it runs already.
+      if (this.here(wf.id)) continue;
       const claim = claims.get(wf.id);
       if (claim && claim.epoch > wf.epoch) this.dropSuperseded(claim);
       // Also gone if a peer's claim arrived on its own while the peers were asked.
