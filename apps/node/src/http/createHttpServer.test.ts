@@ -7,7 +7,7 @@ import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { TokenVerifier, createToken } from "../auth/apiTokens.js";
-import { type HttpServerOptions, MAX_HEADER_BYTES, createHttpServer } from "./createHttpServer.js";
+import { type HttpServerOptions, LINGER_MAX_BYTES, MAX_HEADER_BYTES, createHttpServer } from "./createHttpServer.js";
 import { OriginPolicy } from "./OriginPolicy.js";
 import { Router } from "./Router.js";
 
@@ -314,5 +314,109 @@ describe("createHttpServer over real TCP", () => {
     await new Promise((r) => setTimeout(r, 100));
     await http.start();
     expect(await early).toEqual({ ok: true });
+  });
+});
+
+interface BodyAnswer extends RawAnswer {
+  /** The socket error the client saw, if any (EPIPE, ECONNRESET: the server reset the connection). */
+  error?: string;
+  bytesWritten: number;
+}
+
+/**
+ * Sends `head` then `bodyBytes` (in 64 KiB writes, as fast as the socket takes them, or forever
+ * when `bodyBytes` is infinite) like a client that keeps sending its body after the answer came
+ * (as curl and browsers do), and reads nothing for `readAfterMs`: an answer that a reset throws
+ * away is then lost for sure instead of by a race.
+ */
+function sendBody(port: number, head: string, bodyBytes: number, readAfterMs = 0): Promise<BodyAnswer> {
+  return new Promise((resolve) => {
+    const start = Date.now();
+    const socket = connect({ port, host: "127.0.0.1", allowHalfOpen: true });
+    const received: Buffer[] = [];
+    let error: string | undefined;
+    if (readAfterMs > 0) {
+      socket.pause();
+      setTimeout(() => socket.resume(), readAfterMs);
+    }
+    socket.on("data", (d) => received.push(d));
+    socket.on("error", (err: NodeJS.ErrnoException) => {
+      error = err.code ?? err.message;
+    });
+    socket.on("end", () => {
+      if (socket.writableEnded) socket.destroy();
+    });
+    socket.on("close", () => {
+      const text = Buffer.concat(received).toString("latin1");
+      const [top = "", ...rest] = text.split("\r\n\r\n");
+      const [statusLine = "", ...headerLines] = top.split("\r\n");
+      const headers = Object.fromEntries(headerLines.map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]));
+      resolve({ status: Number(statusLine.split(" ")[1]), headers, body: rest.join("\r\n\r\n"), closedAfterMs: Date.now() - start, error, bytesWritten: socket.bytesWritten });
+    });
+    socket.on("connect", async () => {
+      socket.write(head);
+      const chunk = Buffer.alloc(64 * 1024, "x");
+      for (let sent = 0; sent < bodyBytes && !socket.destroyed; sent += chunk.length) {
+        if (!socket.write(chunk)) {
+          await new Promise<void>((r) => {
+            const go = () => {
+              socket.off("drain", go).off("close", go);
+              r();
+            };
+            socket.on("drain", go).on("close", go);
+          });
+        }
+      }
+      if (!socket.destroyed) socket.end();
+    });
+  });
+}
+
+describe("createHttpServer: lingering close", () => {
+  const body = 8 * 1024 * 1024;
+  const post = (target: string, type: string, length = body) => `POST ${target} HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nContent-Length: ${length}\r\nConnection: close\r\n\r\n`;
+
+  it.each([
+    ["a body that is not JSON (415)", post("/echo", "text/plain"), 415, "SHOAL_ERR_UNSUPPORTED_MEDIA_TYPE"],
+    ["a bad URL (400)", post("/items/%ZZ", "application/json"), 400, "SHOAL_ERR_BAD_URL"],
+    ["a Content-Length over the limit (413)", post("/echo", "application/json"), 413, "SHOAL_ERR_BODY_TOO_LARGE"],
+  ])("keeps reading the rest of %s after the answer, so a client still sending gets the answer, not a reset", async (_, head, status, code) => {
+    const port = await listening();
+    const answer = await sendBody(port, head, body, 300);
+    expect(answer.error).toBeUndefined();
+    expectRawError(answer, status, code);
+    // The node read and dropped the whole body, then closed once the client had closed its side.
+    expect(answer.bytesWritten).toBeGreaterThan(body);
+    expect(await getOpen(port)).toEqual({ ok: true });
+  });
+
+  it("closes after lingerMs a client that goes on sending slowly, and after 16 MiB one that sends fast", async () => {
+    const port = await listening({ timeouts: { lingerMs: 400 } });
+    const slow = new Promise<BodyAnswer>((resolve) => {
+      const start = Date.now();
+      const socket = connect({ port, host: "127.0.0.1", allowHalfOpen: true });
+      const received: Buffer[] = [];
+      socket.on("data", (d) => received.push(d));
+      socket.on("error", () => {});
+      const drip = setInterval(() => socket.write("x"), 20);
+      socket.on("close", () => {
+        clearInterval(drip);
+        const text = Buffer.concat(received).toString("latin1");
+        resolve({ status: Number(text.split(" ")[1]), headers: {}, body: text, closedAfterMs: Date.now() - start, bytesWritten: socket.bytesWritten });
+      });
+      socket.write(post("/echo", "text/plain", 1_000_000));
+    });
+    const slowAnswer = await slow;
+    expect(slowAnswer.status).toBe(415);
+    expect(slowAnswer.closedAfterMs).toBeGreaterThanOrEqual(400);
+    expect(slowAnswer.closedAfterMs).toBeLessThan(2_000);
+
+    const patient = await listening({ timeouts: { lingerMs: 20_000 } });
+    const fast = await sendBody(patient, post("/echo", "text/plain", 1e12), Number.POSITIVE_INFINITY);
+    expect(fast.status).toBe(415);
+    expect(fast.closedAfterMs).toBeLessThan(10_000);
+    // Closed by the byte cap, long before lingerMs, and not before the cap was read (the count is
+    // looked at every 50 ms, so a fast client gets a few more MiB in than the cap).
+    expect(fast.bytesWritten).toBeGreaterThan(LINGER_MAX_BYTES);
   });
 });

@@ -21,7 +21,12 @@ export const HTTP_TIMEOUTS = {
   keepAliveTimeoutMs: 5_000,
   /** How often node:http looks for clients past the two above: a late one is cut within this. */
   checkIntervalMs: 1_000,
+  /** After answering a request whose body had not all come, how long the rest is read and dropped (lingering close). */
+  lingerMs: 2_000,
 };
+
+/** The most a lingering close reads and drops before it gives up on the client and closes. */
+export const LINGER_MAX_BYTES = 16 * 1024 * 1024;
 
 /** Request line and headers; past it node:http refuses the request (431). */
 export const MAX_HEADER_BYTES = 16 * 1024;
@@ -75,6 +80,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     requireHostHeader: false,
   };
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    answering.set(req.socket, req);
     if (routing) routing(req, res);
     else waiting.push([req, res]);
   };
@@ -89,6 +95,8 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       socket.destroy();
     });
   }
+  // The answer's socket: TLS wraps the TCP one, and node:http closes the TLS one.
+  server.on(tls ? "secureConnection" : "connection", (socket: Socket) => lingerOnClose(socket, timeouts.lingerMs));
   server.keepAliveTimeout = timeouts.keepAliveTimeoutMs;
   // No inactivity cut on a connection whose answer is pending: that is a long poll waiting.
   server.timeout = 0;
@@ -170,6 +178,36 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       routing = app.routing;
       for (const [req, res] of waiting.splice(0)) routing(req, res);
     },
+  };
+}
+
+/** The request each socket is on, for its lingering close. */
+const answering = new WeakMap<Socket, IncomingMessage>();
+/** How often a lingering socket's byte count is looked at. */
+const LINGER_CHECK_MS = 50;
+
+/**
+ * nginx's lingering_close. A request refused before its body was read (415, a bad URL, 413 by its
+ * Content-Length) is answered and its connection closed while the client is still sending the
+ * body; closing the socket outright makes the kernel answer those bytes with a reset, and a reset
+ * can throw away the answer before the client has read it. So node:http's close of such a
+ * socket (`destroySoon`, called once the answer is out) half-closes it instead and keeps reading
+ * until the client closes its side, `lingerMs` pass or about `LINGER_MAX_BYTES` more came, and
+ * only then closes it. node:http's parser goes on reading meanwhile: it drops the body of a
+ * request that was answered without it (the same as on a keep-alive connection).
+ */
+function lingerOnClose(socket: Socket, lingerMs: number): void {
+  const destroySoon = socket.destroySoon.bind(socket);
+  socket.destroySoon = () => {
+    if (socket.readableEnded || !socket.readable || answering.get(socket)?.complete !== false) return destroySoon();
+    socket.end();
+    const readBefore = socket.bytesRead;
+    const started = Date.now();
+    const check = setInterval(() => {
+      if (Date.now() - started >= lingerMs || socket.bytesRead - readBefore > LINGER_MAX_BYTES) socket.destroy();
+    }, Math.min(LINGER_CHECK_MS, lingerMs));
+    socket.once("end", () => socket.destroy());
+    socket.once("close", () => clearInterval(check));
   };
 }
 
