@@ -54,7 +54,9 @@ const nodeCommand = program
   .option("--camera-dir <dir>", "folder this node's camera writes frames to (for vision_agent)")
   .option("--llm-url <url>", "OpenAI-compatible API base URL for llm_complete, e.g. http://gpu-01:8080/v1")
   .option("--llm-model <name>", "model name sent to the LLM endpoint")
-  .addOption(new Option("--drain-grace-ms <ms>", "on SIGTERM, time running tools get to finish (default: 10000)").argParser(int("--drain-grace-ms", 0, 3_600_000)));
+  .addOption(new Option("--drain-grace-ms <ms>", "on SIGTERM, time running tools get to finish (default: 10000)").argParser(int("--drain-grace-ms", 0, 3_600_000)))
+  .addOption(new Option("--ack <when>", "a submission's 202: once synced here and on its backups that are up, or here only (default: replicated)").choices(["replicated", "local"]))
+  .addOption(new Option("--replicas <n>", "backups that keep a copy of each workflow this node owns (default: 1)").argParser(int("--replicas", 1, 16)));
 
 for (const [key, limit] of Object.entries(LIMITS)) {
   nodeCommand.addOption(new Option(`--${key} <n>`, `${limit.doc} (default: ${limit.default})`).argParser(int(`--${key}`, limit.min, limit.max)));

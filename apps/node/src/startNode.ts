@@ -122,6 +122,7 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
     store,
     maxWorkflowInstances: config["max-workflow-instances"],
     maxWorkflows: config["max-workflows"],
+    ack: config.ack, replicas: config.replicas,
     webhooks: { egress, secret: webhookSecret },
   });
   const hub = new InspectHub({ mesh, runtime, workflows, transport, logger: log, toRow: nodeRow });

@@ -54,6 +54,10 @@ const NodeConfigShape = {
     "llm-model": z.string().min(1).max(200).optional(),
     /** On SIGTERM, how long running tool actors get to finish before the node leaves. */
     "drain-grace-ms": z.number().int().min(0).max(3_600_000),
+    /** When a submission's 202 goes out: once synced on the owner and on its backups that are up (`replicated`), or on the owner only (`local`). */
+    ack: z.enum(["replicated", "local"]),
+    /** Backups that keep a copy of each workflow this node owns. */
+    replicas: z.number().int().min(1).max(16),
     ...limitsShape,
 };
 
@@ -97,5 +101,7 @@ export const NODE_CONFIG_DEFAULTS = {
   "down-after-ms": 2000,
   "max-frame-bytes": DEFAULT_MAX_FRAME_BYTES,
   "drain-grace-ms": 10_000,
+  ack: "replicated",
+  replicas: 1,
   ...LIMIT_DEFAULTS,
 } as const;

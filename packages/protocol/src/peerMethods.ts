@@ -17,6 +17,7 @@ import { InspectEventsSchema, InspectSubscribeSchema } from "./inspect.js";
 import {
   WorkflowClaimSchema,
   WorkflowClaimsQuerySchema,
+  WorkflowCopiesSchema,
   WorkflowQuerySchema,
   WorkflowReplicaAnswerSchema,
   WorkflowReplicaSchema,
@@ -100,6 +101,8 @@ export const PEER_METHODS = {
   "workflow.replica": request(WorkflowReplicaSchema, WorkflowReplicaAnswerSchema, "owner"),
   /** A restarted owner asks who took its workflows over. */
   "workflow.claims": request(WorkflowClaimsQuerySchema, z.array(WorkflowClaimSchema).max(100_000), "member"),
+  /** An owner whose store was lost asks for the copies its peers keep of its workflows (each answers for the sender only). */
+  "workflow.copies": request(z.object({}), WorkflowCopiesSchema, "member"),
   /** A node that took a workflow over tells its peers. */
   "workflow.claimed": cast(WorkflowClaimSchema, "claimer"),
   /** Devtools on one node lease the inspection events of the others. */

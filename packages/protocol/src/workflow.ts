@@ -111,6 +111,11 @@ export const WorkflowStateSchema = z.object({
   /** The node that runs the workflow actor. */
   owner: z.string(),
   progress: z.object({ done: z.number(), total: z.number() }),
+  /**
+   * Backups that hold a copy, as the owner knows it (a node with a store): 0 means the workflow
+   * lives on its owner only for now (no peer was up to take a copy).
+   */
+  copies: z.number().int().min(0).optional(),
 });
 export type WorkflowState = z.infer<typeof WorkflowStateSchema>;
 
@@ -188,6 +193,12 @@ const ReplicaBase = {
   epoch: z.number().int().min(1),
 };
 
+/**
+ * The owner's backups, in the order in which they take over (the first of them that is up when
+ * the owner is down): sent with every copy, so that with `--replicas` above 1 only one runs it.
+ */
+const BackupsSchema = z.array(z.string().max(128)).max(16).optional();
+
 /** Resumes of the workflow begun that have not shown they survive (see QUARANTINE_AFTER_CRASHES); absent from older owners. */
 const ResumesSchema = z.number().int().min(0).max(1_000).optional();
 
@@ -205,9 +216,24 @@ const DeadlineLeftSchema = z.number().int().min(0).max(7 * 86_400_000).optional(
  * the backup can let the copy go.
  */
 export const WorkflowReplicaSchema = z.discriminatedUnion("op", [
-  z.object({ op: z.literal("started"), ...ReplicaBase, spec: z.unknown(), instances: z.array(PlannedInstanceSchema), started_at: z.number(), records: z.array(InstanceRecordSchema), resumes: ResumesSchema, deadline_left_ms: DeadlineLeftSchema }),
-  z.object({ op: z.literal("records"), ...ReplicaBase, records: z.array(InstanceRecordSchema), resumes: ResumesSchema }),
-  z.object({ op: z.literal("ended"), ...ReplicaBase }),
+  z.object({
+    op: z.literal("started"),
+    ...ReplicaBase,
+    spec: z.unknown(),
+    instances: z.array(PlannedInstanceSchema),
+    started_at: z.number(),
+    records: z.array(InstanceRecordSchema),
+    resumes: ResumesSchema,
+    deadline_left_ms: DeadlineLeftSchema,
+    backups: BackupsSchema,
+  }),
+  z.object({ op: z.literal("records"), ...ReplicaBase, records: z.array(InstanceRecordSchema), resumes: ResumesSchema, backups: BackupsSchema }),
+  /**
+   * With its final state and result (`ended_at`, the owner's wall time) the backup keeps the
+   * ended workflow, readable while the owner is down, for the owner's retention; without them
+   * (older owners) it lets the copy go.
+   */
+  z.object({ op: z.literal("ended"), ...ReplicaBase, ended_at: z.number().optional(), state: WorkflowStateSchema.optional(), result: WorkflowResultSchema.optional() }),
 ]);
 export type WorkflowReplica = z.infer<typeof WorkflowReplicaSchema>;
 
@@ -217,6 +243,20 @@ export type WorkflowClaim = z.infer<typeof WorkflowClaimSchema>;
 
 /** `workflow.claims` (request): which of these workflows has the receiver taken over? Answered with WorkflowClaim[]. */
 export const WorkflowClaimsQuerySchema = z.object({ workflow_ids: z.array(WorkflowIdSchema).max(100_000) });
+
+/**
+ * `workflow.copies` (request, empty body): an owner whose store was lost (moved aside as
+ * unreadable) asks each peer for the copies it keeps of the sender's workflows. Answered for
+ * the sender only: the ended ones (final state and result) and the running ones (as a
+ * `started` copy would carry them).
+ */
+export const WorkflowCopiesSchema = z.object({
+  ended: z
+    .array(z.object({ workflow_id: WorkflowIdSchema, epoch: z.number().int().min(1), ended_at: z.number(), state: WorkflowStateSchema, result: WorkflowResultSchema }))
+    .max(100_000),
+  running: z.array(WorkflowReplicaSchema.options[0]).max(100_000),
+});
+export type WorkflowCopies = z.infer<typeof WorkflowCopiesSchema>;
 
 /** The backup's answer to `workflow.replica`: stored; unknown (send `started` first); or fenced (someone owns it at a higher epoch). */
 export const WorkflowReplicaAnswerSchema = z.union([

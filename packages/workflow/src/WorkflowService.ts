@@ -1,15 +1,16 @@
-import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { Mesh } from "@shoal/mesh";
 import {
   LIMIT_DEFAULTS,
   type Logger,
+  type NodeConfig,
   type PeerMethods,
   type PeerRequestInput,
   type PeerResponseBody,
   QUARANTINE_AFTER_CRASHES,
   ShoalError,
   type WorkflowClaim,
+  type WorkflowCopies,
   type WorkflowReplica,
   type WorkflowReplicaAnswer,
   type WorkflowResult,
@@ -23,6 +24,7 @@ import type { Runtime } from "@shoal/runtime";
 import type { Transport } from "@shoal/transport";
 import { type Actor, createActor, toPromise } from "xstate";
 import { BackupLink, type ReplicaSource } from "./BackupLink.js";
+import { EndedCopies } from "./EndedCopies.js";
 import { endUnrun, storedContext } from "./endUnrun.js";
 import { type StepDetails, resultOf, stateOf } from "./formats.js";
 import { Notifier, type NotifierOptions, type WorkflowNotice } from "./Notifier.js";
@@ -32,6 +34,7 @@ import { ProgressWriter } from "./ProgressWriter.js";
 import { type Plan, planWorkflow, restorePlan } from "./planWorkflow.js";
 import { WorkflowDeadlines } from "./WorkflowDeadlines.js";
 import type { StoredWorkflow, WorkflowStore } from "./WorkflowStore.js";
+import { newWorkflowId, ownerTag, ownerTagOf } from "./workflowIds.js";
 import { type InstanceRecord, type WorkflowContext, createWorkflowMachine } from "./workflowMachine.js";
 
 export interface WorkflowServiceOptions {
@@ -66,6 +69,13 @@ export interface WorkflowServiceOptions {
   survivalMs?: number;
   /** For every workflow's webhook: the node's egress rules and the signing secret (`--webhook-secret-file`). */
   webhooks?: NotifierOptions;
+  /**
+   * When `submit` resolves (the 202): `replicated` (the default) once the workflow is synced here
+   * and on its backups that are up; `local` once it is synced here (`--ack`).
+   */
+  ack?: NodeConfig["ack"];
+  /** Backups that keep a copy of each owned workflow (`--replicas`, 1). */
+  replicas?: number;
 }
 
 /** How long a refused submit should wait before trying again. */
@@ -122,6 +132,14 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   readonly ownershipStats = { takenOver: 0, gaveWay: 0 };
   /** The deadlines of the copies kept here, on this node's clock; what a run starting here has left. */
   private readonly deadlines = new WorkflowDeadlines();
+  /** Ended workflows of other owners kept here as their backup. */
+  private readonly copies: EndedCopies | undefined;
+  /** Of the running copies kept here: their owner's backups in takeover order, as its latest copy said. */
+  private readonly copyBackups = new Map<string, string[]>();
+  /** Owner tags of the ids seen so far, and the node each one names: down nodes too, once the table forgot them. */
+  private readonly tags = new Map<string, { id: string; name: string }>();
+  /** Set once the copies of a lost store were asked for. */
+  private restored = false;
 
   constructor(private readonly options: WorkflowServiceOptions) {
     super();
@@ -137,7 +155,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     if (!store) return;
     const dropped = store.startedBy(this.selfId);
     if (dropped > 0) this.log.info({ dropped }, "dropped copies of other nodes' workflows kept before this start");
-    this.backups = new BackupLink({ transport: t, mesh: options.mesh, logger: this.log, fenced: (claim) => this.fence(claim) });
+    this.backups = new BackupLink({ transport: t, mesh: options.mesh, logger: this.log, replicas: options.replicas, fenced: (claim) => this.fence(claim) });
+    this.copies = new EndedCopies({ store, logger: this.log, retainMs: this.retainMs, maxRetained: options.maxRetained ?? 1_000 });
     this.progress = new ProgressWriter({
       store,
       logger: this.log,
@@ -162,6 +181,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     };
     t.handle("workflow.replica", (op) => this.keepReplica(op), (op, from) => replicaRefusal(view, op, from));
     t.handle("workflow.claims", ({ workflow_ids }) => claims.among(workflow_ids));
+    t.handle("workflow.copies", (_query, from) => this.copiesFor(from.id));
     t.handleCast("workflow.claimed", (claim) => this.fence(claim), (claim, from) => claimRefusal(view, claim, from));
     options.mesh.on("down", (m) => {
       this.takeOver(m.id);
@@ -179,8 +199,11 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
    * Checks the spec against the live mesh and starts it; throws SHOAL_ERR_BAD_SPEC naming the
    * step, SHOAL_ERR_TOO_MANY_INSTANCES / SHOAL_ERR_SPEC_TOO_LARGE before anything is expanded
    * or stored, SHOAL_ERR_OVERLOADED (with a retry hint) when this node already runs its maximum.
-   * Resolves once the workflow is stored and synced (what a 202 means); SHOAL_ERR_STORE_UNAVAILABLE
-   * (503, retry hint) when the store cannot be written, and then it does not run.
+   * Resolves once the workflow is stored and synced (what a 202 means): here, and with `ack`
+   * `replicated` on each of its backups that is up (none up: here only, and its state says
+   * `copies: 0`). The copies are sent while the local sync runs. SHOAL_ERR_STORE_UNAVAILABLE
+   * (503, retry hint) when the store cannot be written, and then it does not run (its backups
+   * are told to let their copies go).
    */
   async submit(spec: unknown): Promise<{ workflow_id: string }> {
     const max = this.options.maxWorkflows ?? LIMIT_DEFAULTS["max-workflows"];
@@ -190,11 +213,28 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       });
     }
     const plan = planWorkflow(spec, this.options.mesh.table.all(), { maxInstances: this.options.maxWorkflowInstances ?? LIMIT_DEFAULTS["max-workflow-instances"] });
-    const id = `wf_${randomBytes(9).toString("base64url").toLowerCase().replace(/[^a-z0-9]/g, "").padEnd(12, "0").slice(0, 12)}`;
+    const id = newWorkflowId(this.selfId);
     const startedAt = Date.now();
-    await this.options.store?.started({ id, owner: this.selfId, epoch: 1, spec: plan.spec, instances: plan.instances, startedAt });
-    const wf = this.launch(id, plan, startedAt, 1);
-    this.backups?.full(this.sourceOf(wf));
+    const stored = this.options.store?.started({ id, owner: this.selfId, epoch: 1, spec: plan.spec, instances: plan.instances, startedAt });
+    const copied = this.backups?.full({
+      id,
+      epoch: 1,
+      spec: plan.spec,
+      instances: plan.instances,
+      startedAt,
+      records: () => [],
+      resumes: () => 0,
+      deadlineLeftMs: () => plan.spec.deadline_ms,
+    });
+    try {
+      await stored;
+    } catch (err) {
+      // Not accepted: the backups let their copies go.
+      this.backups?.ended(id, 1);
+      throw err;
+    }
+    this.launch(id, plan, startedAt, 1);
+    if ((this.options.ack ?? "replicated") === "replicated") await copied;
     return { workflow_id: id };
   }
 
@@ -209,11 +249,15 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   async resume(): Promise<{ resumed: number; ended: number; handedOver: number; quarantined: number }> {
     const store = this.options.store;
     if (!store) return { resumed: 0, ended: 0, handedOver: 0, quarantined: 0 };
-    const retainMs = this.options.retainMs ?? 60 * 60_000;
+    if (store.movedAside !== undefined && !this.restored) await this.restoreFromPeers();
+    const retainMs = this.retainMs;
     const now = Date.now(); // wall time: ended_at is stored across restarts
     let ended = 0;
-    for (const wf of store.endedWorkflows()) {
-      if (this.here(wf.id)) continue;
+    const stored = store.endedWorkflows();
+    const copies = this.copies?.load(stored.filter((wf) => wf.owner !== this.selfId && !this.here(wf.id))) ?? 0;
+    if (copies > 0) this.log.info({ copies }, "ended workflows of other owners kept here as their backup");
+    for (const wf of stored) {
+      if (wf.owner !== this.selfId || this.here(wf.id)) continue;
       if (now - wf.endedAt >= retainMs) {
         store.forget(wf.id);
         continue;
@@ -242,6 +286,69 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const resumed = taken.length - quarantined;
     this.log.info({ resumed, ended, handedOver, quarantined, waiting }, "workflows taken back from the store");
     return { resumed, ended, handedOver, quarantined };
+  }
+
+  /**
+   * This node's store was moved aside as unreadable: what its peers keep of its workflows comes
+   * back into the new one (the newest epoch of each), ended ones readable again, running ones
+   * resumed as after any restart. Those a peer took over are that peer's, and not among them.
+   */
+  private async restoreFromPeers(): Promise<void> {
+    this.restored = true;
+    const store = this.options.store as WorkflowStore;
+    const peers = this.options.mesh.members().filter((m) => !m.self && m.status === "up");
+    const answers = await Promise.allSettled(peers.map((p) => this.options.transport.request(p.id, "workflow.copies", {}, { timeoutMs: 10_000 })));
+    const ended = new Map<string, WorkflowCopies["ended"][number]>();
+    const running = new Map<string, WorkflowCopies["running"][number]>();
+    for (const a of answers) {
+      if (a.status !== "fulfilled") continue;
+      for (const e of a.value.ended) if ((ended.get(e.workflow_id)?.epoch ?? 0) < e.epoch) ended.set(e.workflow_id, e);
+      for (const r of a.value.running) if ((running.get(r.workflow_id)?.epoch ?? 0) < r.epoch && !ended.has(r.workflow_id)) running.set(r.workflow_id, r);
+    }
+    const owner = this.selfId;
+    let failed = 0;
+    const keep = (op: WorkflowReplica) => {
+      try {
+        store.replicate(op, (nodeId) => this.options.mesh.member(nodeId)?.name ?? nodeId);
+      } catch (err) {
+        failed++;
+        this.log.error({ err, workflowId: op.workflow_id }, "could not store a workflow restored from a peer's copy");
+      }
+    };
+    for (const e of ended.values()) keep({ op: "ended", workflow_id: e.workflow_id, owner, epoch: e.epoch, ended_at: e.ended_at, state: e.state, result: e.result });
+    for (const r of running.values()) {
+      if (ended.has(r.workflow_id)) continue;
+      this.deadlines.heard(r.workflow_id, r.deadline_left_ms);
+      keep({ ...r, owner });
+    }
+    this.log.warn(
+      { ended: ended.size, running: running.size, failed, peers: peers.length, answered: answers.filter((a) => a.status === "fulfilled").length },
+      "the workflow store was moved aside: restored the workflows this node owns from the copies its peers keep",
+    );
+  }
+
+  /** `workflow.copies`: what this node keeps of `owner`'s workflows, for an owner that lost its store. */
+  private copiesFor(owner: string): WorkflowCopies {
+    const store = this.options.store as WorkflowStore;
+    const { ended, running } = store.copiesOf(owner);
+    return {
+      ended: ended.map((c) => ({ workflow_id: c.id, epoch: c.epoch, ended_at: c.endedAt, state: c.state, result: c.result })),
+      running: running.map((wf) => {
+        const left = this.deadlines.leftFor(wf.id, (wf.spec as WorkflowSpec).deadline_ms, wf.startedAt);
+        return {
+          op: "started" as const,
+          workflow_id: wf.id,
+          owner: wf.owner,
+          epoch: wf.epoch,
+          spec: wf.spec,
+          instances: wf.instances,
+          started_at: wf.startedAt,
+          records: Object.values(wf.records),
+          resumes: wf.resumes,
+          ...(left !== undefined && { deadline_left_ms: left }),
+        };
+      }),
+    };
   }
 
   /**
@@ -292,7 +399,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     });
     ended.catch(() => {});
     this.waiting.set(stored.id, { stored, ended, settle });
-    this.backups?.full(this.sourceOfStored(stored));
+    void this.backups?.full(this.sourceOfStored(stored));
     this.log.warn({ workflowId: stored.id, resumes: stored.resumes }, "workflow's last resume crashed this node: it is resumed alone, once the others have survived theirs");
   }
 
@@ -328,8 +435,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       const { state, result } = endUnrun(storedContext(stored, plan), this.nodeName, error, { failed });
       const endedAt = Date.now();
       this.options.store?.ended({ id: stored.id, endedAt, state, result });
-      this.backups?.ended(stored.id, stored.epoch);
-      this.keepEnded(stored.id, state, result, this.options.retainMs ?? 60 * 60_000);
+      this.backups?.ended(stored.id, stored.epoch, { endedAt, state, result });
+      this.keepEnded(stored.id, state, result, this.retainMs);
       new Notifier(plan.spec.notify, this.log.child({ workflowId: stored.id, workflow: plan.spec.name }), this.options.webhooks).notify({
         event: "workflow.finished",
         workflow_id: stored.id,
@@ -351,7 +458,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private run(stored: StoredWorkflow): OwnedWorkflow | undefined {
     try {
       const wf = this.launch(stored.id, restorePlan(stored.spec, stored.instances), stored.startedAt, stored.epoch, stored.records, stored.resumes);
-      this.backups?.full(this.sourceOf(wf));
+      void this.backups?.full(this.sourceOf(wf));
       return wf;
     } catch (err) {
       this.log.error({ err, workflowId: stored.id }, "could not run a stored workflow; it stays in the store");
@@ -484,28 +591,54 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     return [...[...this.owned.values()].map((wf) => this.sourceOf(wf)), ...[...this.waiting.values()].map((w) => this.sourceOfStored(w.stored))];
   }
 
-  /** A backup's side: keeps an owner's copy, unless that owner has been replaced (fenced). */
-  private keepReplica(op: WorkflowReplica): WorkflowReplicaAnswer {
+  /**
+   * A backup's side: keeps an owner's copy, unless that owner has been replaced (fenced). A whole
+   * copy is answered once it is synced here: the owner's replicated 202 waits for that answer.
+   */
+  private async keepReplica(op: WorkflowReplica): Promise<WorkflowReplicaAnswer> {
     const mine = this.owned.get(op.workflow_id);
     if (mine && mine.epoch >= op.epoch) return { fenced: (this.claims as OwnershipClaims).mine(mine.id, mine.epoch) };
-    const answer = (this.options.store as WorkflowStore).replicate(op, (nodeId) => this.options.mesh.member(nodeId)?.name ?? nodeId);
-    if ("stored" in answer && op.op === "started") this.deadlines.heard(op.workflow_id, op.deadline_left_ms);
-    else if (op.op === "ended") this.deadlines.forget(op.workflow_id);
-    this.log.debug({ workflowId: op.workflow_id, op: op.op, owner: op.owner, epoch: op.epoch, answer: Object.keys(answer)[0] }, "kept a copy of a workflow");
+    const store = this.options.store as WorkflowStore;
+    const answer = store.replicate(op, (nodeId) => this.options.mesh.member(nodeId)?.name ?? nodeId);
+    const id = op.workflow_id;
+    if ("stored" in answer && op.op !== "ended" && op.backups) this.copyBackups.set(id, op.backups);
+    if ("stored" in answer && op.op === "started") this.deadlines.heard(id, op.deadline_left_ms);
+    else if (op.op === "ended") {
+      this.deadlines.forget(id);
+      this.copyBackups.delete(id);
+      if ("stored" in answer && op.state && op.result) this.copies?.keep({ id, owner: op.owner, epoch: op.epoch, endedAt: op.ended_at ?? Date.now(), state: op.state, result: op.result });
+      else this.copies?.forget(id);
+    }
+    this.log.debug({ workflowId: id, op: op.op, owner: op.owner, epoch: op.epoch, answer: Object.keys(answer)[0] }, "kept a copy of a workflow");
+    if ("stored" in answer && op.op === "started") await store.synced();
     return answer;
   }
 
-  /** The owner of workflows this node keeps copies of is down: run them here, at the next epoch. */
+  /**
+   * A node went down: the running copies kept here whose owner is down are run here, at the next
+   * epoch, by the first of their backups (in the order the owner's copy gave) that is not down:
+   * this node, unless one before it is still there. So the down node may be an owner, or a
+   * backup before this one in some copy's order.
+   */
   private takeOver(downId: string): void {
     const store = this.options.store;
     if (!store || this.closing) return;
+    const isDown = (nodeId: string) => nodeId === downId || this.options.mesh.member(nodeId)?.status === "down";
     try {
       const claimed: StoredWorkflow[] = [];
-      for (const replica of store.unfinished(downId)) {
+      const replicas = store
+        .copyOwners(this.selfId)
+        .filter(isDown)
+        .flatMap((owner) => store.unfinished(owner));
+      for (const replica of replicas) {
         if (this.here(replica.id)) continue;
+        const order = this.copyBackups.get(replica.id) ?? [];
+        const ahead = order.includes(this.selfId) ? order.slice(0, order.indexOf(this.selfId)) : order;
+        if (ahead.some((b) => !isDown(b))) continue;
+        this.copyBackups.delete(replica.id);
         const epoch = replica.epoch + 1;
         store.claim(replica.id, this.selfId, epoch);
-        const from = this.options.mesh.member(downId)?.name ?? downId;
+        const from = this.options.mesh.member(replica.owner)?.name ?? replica.owner;
         this.log.warn({ workflowId: replica.id, from, epoch, resumes: replica.resumes }, "took over a workflow whose owner is down");
         claimed.push({ ...replica, owner: this.selfId, epoch });
       }
@@ -563,6 +696,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     store.forget(claim.workflow_id);
     this.deadlines.forget(claim.workflow_id);
     this.backups?.forget(claim.workflow_id);
+    this.copyBackups.delete(claim.workflow_id);
+    this.copies?.forget(claim.workflow_id);
     if (known.owner !== this.selfId) return; // a replica kept for the replaced owner
     this.ownershipStats.gaveWay++;
     const hadOutcome = this.ended.delete(claim.workflow_id);
@@ -570,19 +705,24 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     if (hadOutcome) this.emit("changed", claim.workflow_id);
   }
 
-  /** The seed's state format, from whichever node owns the workflow. */
+  /**
+   * The seed's state format, from whichever node owns the workflow, or of an ended one from a
+   * copy (here, or on any live node while its owner is down). SHOAL_ERR_OWNER_UNAVAILABLE when
+   * its id names an owner that is down and no live node holds a copy; SHOAL_ERR_UNKNOWN_WORKFLOW
+   * when no node knows it.
+   */
   async state(id: string): Promise<WorkflowState> {
-    return this.here(id) ? this.localState(id) : this.atOwner(id, "workflow.state");
+    return this.answersHere(id) ? this.localState(id) : this.atOwner(id, "workflow.state");
   }
 
-  /** The seed's response format; SHOAL_ERR_WORKFLOW_RUNNING while it runs. */
+  /** The seed's response format; SHOAL_ERR_WORKFLOW_RUNNING while it runs. Found as `state` is. */
   async result(id: string): Promise<WorkflowResult> {
-    return this.here(id) ? this.localResult(id) : this.atOwner(id, "workflow.result");
+    return this.answersHere(id) ? this.localResult(id) : this.atOwner(id, "workflow.result");
   }
 
-  /** Stops the running steps; the workflow ends `partial` or `failed`. */
+  /** Stops the running steps; the workflow ends `partial` or `failed`. Of an ended one, its state. */
   async cancel(id: string): Promise<WorkflowState> {
-    return this.here(id) ? this.localCancel(id) : this.atOwner(id, "workflow.cancel");
+    return this.answersHere(id) ? this.localCancel(id) : this.atOwner(id, "workflow.cancel");
   }
 
   /** Resolves with the result once a workflow this node owns has ended. */
@@ -621,6 +761,15 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     return this.owned.has(id) || this.ended.has(id) || this.waiting.has(id);
   }
 
+  /** Owned here, or ended and kept here as a copy. */
+  private answersHere(id: string): boolean {
+    return this.here(id) || this.copies?.get(id) !== undefined;
+  }
+
+  private get retainMs(): number {
+    return this.options.retainMs ?? 60 * 60_000;
+  }
+
   /** Keeps what an ended workflow said and lets its actors go. */
   private retire(wf: OwnedWorkflow, result: WorkflowResult): void {
     const id = wf.id;
@@ -628,13 +777,14 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const state = this.localState(id);
     this.owned.delete(id);
     this.progress?.end(id);
-    this.backups?.ended(id, wf.epoch);
+    const endedAt = Date.now();
+    this.backups?.ended(id, wf.epoch, { endedAt, state, result });
     try {
-      this.options.store?.ended({ id, endedAt: Date.now(), state, result });
+      this.options.store?.ended({ id, endedAt, state, result });
     } catch (err) {
       this.log.error({ err, workflowId: id }, "could not store the end of a workflow");
     }
-    this.keepEnded(id, state, result, this.options.retainMs ?? 60 * 60_000);
+    this.keepEnded(id, state, result, this.retainMs);
     this.emit("changed", id);
   }
 
@@ -666,17 +816,18 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   }
 
   private localState(id: string): WorkflowState {
-    const done = this.ended.get(id);
+    const done = this.ended.get(id) ?? this.copies?.get(id);
     if (done) return done.state;
     const waiting = this.waiting.get(id);
     if (waiting) return stateOf(storedContext(waiting.stored, restorePlan(waiting.stored.spec, waiting.stored.instances)), this.nodeName, () => ({ placement: "waiting: resumed alone once the workflows before it survived their resume" }));
     const wf = this.require(id);
     const snap = wf.actor.getSnapshot();
-    return stateOf(snap.context as WorkflowContext, this.nodeName, (_instance, actorId) => this.detailsOf(actorId));
+    const state = stateOf(snap.context as WorkflowContext, this.nodeName, (_instance, actorId) => this.detailsOf(actorId));
+    return this.backups ? { ...state, copies: this.backups.copiesOf(id) } : state;
   }
 
   private localResult(id: string): WorkflowResult {
-    const done = this.ended.get(id);
+    const done = this.ended.get(id) ?? this.copies?.get(id);
     if (done) return done.result;
     if (this.waiting.has(id)) throw new ShoalError("SHOAL_ERR_WORKFLOW_RUNNING", `workflow ${id} is still running (waiting to be resumed)`);
     const wf = this.require(id);
@@ -686,7 +837,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   }
 
   private localCancel(id: string): WorkflowState {
-    const done = this.ended.get(id);
+    const done = this.ended.get(id) ?? this.copies?.get(id);
     if (done) return done.state;
     const waiting = this.waiting.get(id);
     if (waiting) {
@@ -721,21 +872,42 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   }
 
   /**
-   * Asks every live peer; the owner answers, the others say they do not know it. The first answer
-   * is taken as it comes: a peer that never answers (hung, or hostile) costs nothing then.
+   * Asks the owner the id names, if it is up; else (or if it does not know it: taken over since,
+   * or an id without an owner tag) every live peer: the owner or a node with a copy answers, the
+   * others say they do not know it. The first answer is taken as it comes: a peer that never
+   * answers (hung, or hostile) costs nothing then.
    */
   private async atOwner<K extends "workflow.state" | "workflow.result" | "workflow.cancel">(id: string, method: K): Promise<PeerResponseBody<PeerMethods, K>> {
-    const peers = this.options.mesh.members().filter((m) => !m.self && m.status !== "down");
     // All three take WorkflowQuerySchema; TypeScript cannot tell that through the generic.
     const query = { id } as PeerRequestInput<PeerMethods, K>;
-    let reasons: unknown[] = [];
-    try {
-      return await Promise.any(peers.map((p) => this.options.transport.request(p.id, method, query, { timeoutMs: 10_000 })));
-    } catch (err) {
-      reasons = err instanceof AggregateError ? err.errors : [err];
+    const live = (nodeId: string) => nodeId !== this.selfId && (this.options.mesh.member(nodeId)?.status ?? "down") !== "down";
+    const ask = async (peers: string[]): Promise<{ answer: PeerResponseBody<PeerMethods, K> } | { error: unknown } | undefined> => {
+      try {
+        return { answer: await Promise.any(peers.map((p) => this.options.transport.request(p, method, query, { timeoutMs: 10_000 }))) };
+      } catch (err) {
+        const reasons = err instanceof AggregateError ? err.errors : [err];
+        const error = reasons.find((e) => !isShoalError(e, "SHOAL_ERR_UNKNOWN_WORKFLOW") && isShoalError(e) && e.code !== "SHOAL_ERR_NOT_CONNECTED");
+        return error ? { error } : undefined;
+      }
+    };
+    const owner = this.ownerNamedBy(id);
+    const direct = owner && live(owner.id) ? await ask([owner.id]) : undefined;
+    const answered = direct ?? (await ask(this.options.mesh.members().filter((m) => live(m.id) && m.id !== owner?.id).map((m) => m.id)));
+    if (answered && "answer" in answered) return answered.answer;
+    if (answered) throw answered.error;
+    if (owner && owner.id !== this.selfId && !live(owner.id)) {
+      throw new ShoalError("SHOAL_ERR_OWNER_UNAVAILABLE", `workflow ${id} is owned by ${owner.name}, which is down, and no live node holds a copy of it; try again once ${owner.name} is back`, {
+        retryAfterMs: RETRY_AFTER_MS,
+      });
     }
-    const error = reasons.find((e) => !isShoalError(e, "SHOAL_ERR_UNKNOWN_WORKFLOW") && isShoalError(e) && e.code !== "SHOAL_ERR_NOT_CONNECTED");
-    if (error) throw error;
     throw new ShoalError("SHOAL_ERR_UNKNOWN_WORKFLOW", `no node in the mesh knows workflow ${id}`);
+  }
+
+  /** The node whose tag the id carries (up or down, if this node ever saw it); undefined for ids without a tag, or of a node never seen. */
+  private ownerNamedBy(id: string): { id: string; name: string } | undefined {
+    const tag = ownerTagOf(id);
+    if (tag === undefined) return undefined;
+    if (!this.tags.has(tag)) for (const m of this.options.mesh.members()) this.tags.set(ownerTag(m.id), { id: m.id, name: m.name });
+    return this.tags.get(tag);
   }
 }

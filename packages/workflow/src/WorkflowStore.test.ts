@@ -94,7 +94,7 @@ describe("WorkflowStore", () => {
     const state = { workflow_id: "wf_1", status: "complete" } as unknown as WorkflowState;
     const result = { workflow_id: "wf_1", status: "complete" } as unknown as WorkflowResult;
     store.ended({ id: "wf_1", endedAt: 5, state, result });
-    expect(store.endedWorkflows()).toEqual([{ id: "wf_1", endedAt: 5, state, result }]);
+    expect(store.endedWorkflows()).toEqual([{ id: "wf_1", owner: "me", epoch: 1, endedAt: 5, state, result }]);
     expect(store.unfinished("me").map((w) => w.id)).toEqual(["wf_2"]);
     store.forget("wf_1");
     expect(store.endedWorkflows()).toEqual([]);

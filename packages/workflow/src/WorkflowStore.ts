@@ -38,6 +38,9 @@ export interface StoredWorkflow {
 
 export interface EndedWorkflow {
   id: string;
+  /** Node id of its owner: this node, or the owner of a copy kept here. */
+  owner: string;
+  epoch: number;
   endedAt: number;
   state: WorkflowState;
   result: WorkflowResult;
@@ -214,7 +217,7 @@ export class WorkflowStore {
   }
 
   /** A workflow ended: its final state and result replace its instance rows. */
-  ended(wf: EndedWorkflow): void {
+  ended(wf: Omit<EndedWorkflow, "owner" | "epoch">): void {
     const row = { id: wf.id, endedAt: wf.endedAt, state: JSON.stringify(wf.state), result: JSON.stringify(wf.result) };
     this.write("store the end of a workflow", () => this.stmts.end(row));
   }
@@ -270,8 +273,12 @@ export class WorkflowStore {
         return { fenced: { workflow_id: op.workflow_id, owner: known.owner, owner_name: ownerName(known.owner), epoch: known.epoch } };
       }
       if (op.op === "records" && !known) return { unknown: true };
-      if (op.op === "ended" && !known) return { stored: true };
-      if (op.op === "ended") this.stmts.forget(op.workflow_id);
+      if (op.op === "ended" && op.state && op.result) {
+        // Kept ended, readable while its owner is down; a row is made if the copy was never sent (an end after a restart).
+        const json = { state: JSON.stringify(op.state), result: JSON.stringify(op.result) };
+        this.stmts.keepEnded({ id: op.workflow_id, owner: op.owner, epoch: op.epoch, endedAt: op.ended_at ?? Date.now(), ...json });
+      } else if (op.op === "ended" && !known) return { stored: true };
+      else if (op.op === "ended") this.stmts.forget(op.workflow_id);
       else if (op.op === "records") this.stmts.replicaRecords(op);
       else this.stmts.replaceReplica(op);
       this.committed();
@@ -290,17 +297,29 @@ export class WorkflowStore {
     return deferred ? rows.filter((wf) => !deferred.has(wf.id) || deferred.get(wf.id)?.owner === owner) : rows;
   }
 
-  /** Ended workflows (only owned ones end here), oldest first. */
+  /** Ended workflows, owned ones and copies kept for other owners, oldest first. */
   endedWorkflows(): EndedWorkflow[] {
-    const rows = this.read("read ended workflows", () => this.stmts.selectEnded.all() as { id: string; ended_at: number; state: string; result: string }[]);
-    return rows.map((row) => ({ id: row.id, endedAt: row.ended_at, state: JSON.parse(row.state), result: JSON.parse(row.result) }));
+    const rows = this.read("read ended workflows", () => this.stmts.selectEnded.all() as EndedRow[]);
+    return rows.map(endedOf);
+  }
+
+  /** Owners other than `self` of the unfinished copies kept here. */
+  copyOwners(self: string): string[] {
+    return this.read("read the owners of copies", () => (this.stmts.selectCopyOwners.all(self) as { owner: string }[]).map((r) => r.owner));
+  }
+
+  /** What this store keeps of `owner`'s workflows: for an owner that lost its own store. */
+  copiesOf(owner: string): { ended: EndedWorkflow[]; running: StoredWorkflow[] } {
+    const ended = this.read("read ended copies", () => (this.stmts.selectEndedOf.all(owner) as EndedRow[]).map(endedOf));
+    return { ended, running: this.unfinished(owner) };
   }
 
   /**
    * The node `self` starts with this store: workflows from a version-1 store become its own, and
-   * the replicas of every other owner are dropped. A node that was down missed their updates, and
-   * their owners have picked other backups meanwhile; they send it fresh copies if it is their
-   * backup again. Returns how many replicas were dropped.
+   * the unfinished replicas of every other owner are dropped. A node that was down missed their
+   * updates, and their owners have picked other backups meanwhile; they send it fresh copies if
+   * it is their backup again. Ended copies are kept: they no longer change. Returns how many
+   * replicas were dropped.
    */
   startedBy(self: string): number {
     const ids = this.read("read the copies kept for other owners", () => (this.stmts.selectReplicaIds.all(self) as { id: string }[]).map((r) => r.id));
@@ -466,6 +485,9 @@ export class WorkflowStore {
   }
 }
 
+type EndedRow = { id: string; owner: string; epoch: number; ended_at: number; state: string; result: string };
+const endedOf = (row: EndedRow): EndedWorkflow => ({ id: row.id, owner: row.owner, epoch: row.epoch, endedAt: row.ended_at, state: JSON.parse(row.state), result: JSON.parse(row.result) });
+
 function prepare(db: Database.Database) {
   const endWorkflow = db.prepare("UPDATE workflows SET ended_at = ?, state = ?, result = ?, resumes = 0 WHERE id = ?");
   const deleteRecords = db.prepare("DELETE FROM instances WHERE workflow_id = ?");
@@ -477,6 +499,10 @@ function prepare(db: Database.Database) {
      ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, epoch = excluded.epoch, spec = excluded.spec, instances = excluded.instances, started_at = excluded.started_at, ended_at = NULL, resumes = excluded.resumes`,
   );
   const setResumes = db.prepare("UPDATE workflows SET resumes = ? WHERE id = ?");
+  const upsertEnded = db.prepare(
+    `INSERT INTO workflows (id, owner, epoch, spec, instances, started_at, ended_at, state, result) VALUES (@id, @owner, @epoch, 'null', '[]', @endedAt, @endedAt, @state, @result)
+     ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, epoch = excluded.epoch, ended_at = excluded.ended_at, state = excluded.state, result = excluded.result, resumes = 0`,
+  );
   const countResume = db.prepare("UPDATE workflows SET resumes = resumes + 1 WHERE id = ?");
   const adoptLegacy = db.prepare("UPDATE workflows SET owner = ? WHERE owner = ''");
   const touch = db.prepare(`PRAGMA user_version = ${SCHEMA_VERSION}`);
@@ -513,6 +539,10 @@ function prepare(db: Database.Database) {
       endWorkflow.run(wf.endedAt, wf.state, wf.result, wf.id);
       deleteRecords.run(wf.id);
     }),
+    keepEnded: db.transaction((wf: { id: string; owner: string; epoch: number; endedAt: number; state: string; result: string }) => {
+      upsertEnded.run(wf);
+      deleteRecords.run(wf.id);
+    }),
     replaceReplica: db.transaction((op: Extract<WorkflowReplica, { op: "started" }>) => {
       upsertWorkflow.run(op.workflow_id, op.owner, op.epoch, JSON.stringify(op.spec), JSON.stringify(op.instances), op.started_at, op.resumes ?? 0);
       deleteRecords.run(op.workflow_id);
@@ -543,9 +573,11 @@ function prepare(db: Database.Database) {
     selectOwnership: db.prepare("SELECT owner, epoch FROM workflows WHERE id = ?"),
     selectTakenOver: db.prepare("SELECT id, epoch FROM workflows WHERE owner = ? AND epoch > 1"),
     // Version 1's workflows ('' as owner) are the node's own, not replicas.
-    selectReplicaIds: db.prepare("SELECT id FROM workflows WHERE owner <> ? AND owner <> ''"),
+    selectReplicaIds: db.prepare("SELECT id FROM workflows WHERE owner <> ? AND owner <> '' AND ended_at IS NULL"),
+    selectCopyOwners: db.prepare("SELECT DISTINCT owner FROM workflows WHERE ended_at IS NULL AND owner <> ?"),
     selectUnfinished: db.prepare("SELECT id, owner, epoch, spec, instances, started_at, resumes FROM workflows WHERE ended_at IS NULL AND owner = ? ORDER BY started_at, id"),
     selectRecords: db.prepare("SELECT id, record FROM instances WHERE workflow_id = ?"),
-    selectEnded: db.prepare("SELECT id, ended_at, state, result FROM workflows WHERE ended_at IS NOT NULL ORDER BY ended_at, id"),
+    selectEnded: db.prepare("SELECT id, owner, epoch, ended_at, state, result FROM workflows WHERE ended_at IS NOT NULL ORDER BY ended_at, id"),
+    selectEndedOf: db.prepare("SELECT id, owner, epoch, ended_at, state, result FROM workflows WHERE ended_at IS NOT NULL AND owner = ? ORDER BY ended_at, id"),
   };
 }

@@ -7,6 +7,10 @@ export const WorkflowErrors = {
   SHOAL_ERR_SPEC_TOO_LARGE: { status: 400, doc: "the step input copied into each instance would come to more than 64 MiB for the workflow; the message names the step" },
   SHOAL_ERR_QUARANTINED: { status: 500, doc: "the workflow crashed its owner each of the last 2 times it was resumed; it was ended failed instead of being run again" },
   SHOAL_ERR_UNKNOWN_WORKFLOW: { status: 404, doc: "no node in the mesh knows a workflow with that id" },
+  SHOAL_ERR_OWNER_UNAVAILABLE: {
+    status: 503,
+    doc: "the workflow's id names its owner, which is down, and no live node holds a copy of it (its backups are down too); the message names the owner; try again once it is back (Retry-After: 1)",
+  },
   SHOAL_ERR_WORKFLOW_RUNNING: { status: 409, doc: "the workflow has not finished yet, so there is no result" },
   SHOAL_ERR_STEP_TIMEOUT: { status: 504, doc: "a step took longer than its timeout_ms (recorded per attempt)" },
   SHOAL_ERR_DEADLINE: { status: 504, doc: "the workflow's deadline_ms passed while the step was running or waiting" },
