@@ -75,10 +75,21 @@ export class Findings {
   table(slots: SlotStats[], targets: { rssGrowthMb: number }): string {
     const mb = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "-");
     const rows = [
-      ["node", "crashes", "restarts", "RSS first MB", "RSS start MB", "RSS end MB", "growth MB", "peak MB"],
-      ...slots.map((s) => [s.name, String(s.crashes), String(s.restarts), mb(s.firstRssMb), mb(s.startRssMb), mb(s.lastRssMb), mb(s.lastRssMb - s.startRssMb), mb(s.peakRssMb)]),
+      ["node", "crashes", "restarts", "RSS first MB", "RSS start MB", "RSS warm MB", "RSS end MB", "since start MB", "growth MB", "peak MB"],
+      ...slots.map((s) => [
+        s.name,
+        String(s.crashes),
+        String(s.restarts),
+        mb(s.firstRssMb),
+        mb(s.startRssMb),
+        mb(s.settledRssMb),
+        mb(s.lastRssMb),
+        mb(s.lastRssMb - s.startRssMb),
+        mb(s.lastRssMb - s.settledRssMb),
+        mb(s.peakRssMb),
+      ]),
     ];
-    const growth = Math.max(...slots.map((s) => s.lastRssMb - s.startRssMb));
+    const growth = Math.max(...slots.map((s) => s.lastRssMb - s.settledRssMb));
     const crashes = slots.reduce((n, s) => n + s.crashes, 0);
     const lines = [
       `shoal fuzz: seed ${this.seed}, ${((this.ended - this.started) / 1000).toFixed(0)} s`,
@@ -86,7 +97,7 @@ export class Findings {
       `http: ${this.http.units} requests (${this.http.rounds} rounds); answered 503/504 by mesh conditions: ${sum(this.meshUnavailable)}; allowed unanswered: ${this.unansweredAllowed}`,
       "",
       align(rows),
-      "(growth: end minus start of the process now in the slot; a restart starts it again)",
+      "(growth: end minus warm, RSS after the warm-up (README) or at the start of a process that started after it; since start: end minus start of the process now in the slot)",
       "",
       `crashes ${crashes} (${this.crashesWhileShrinking} while shrinking)   5xx ${this.count("5xx")}   bodiless errors ${this.count("bodiless")}   other findings ${this.count("other")}`,
       `targets: ${verdict(crashes === 0, "0 crashes")}, ${verdict(this.count("5xx") === 0, "0 5xx")}, ${verdict(this.count("bodiless") === 0, "0 bodiless errors")}, ${verdict(growth < targets.rssGrowthMb, `RSS growth < ${targets.rssGrowthMb} MB per node`)}`,

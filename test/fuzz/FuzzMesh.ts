@@ -28,6 +28,11 @@ export interface SlotStats {
   firstRssMb: number;
   /** VmRSS of the process now in the slot when it became part of a whole mesh. */
   startRssMb: number;
+  /**
+   * What growth is measured from: VmRSS at the end of the warm-up (see `settle`), or at the start
+   * of a process that started after it.
+   */
+  settledRssMb: number;
   lastRssMb: number;
   peakRssMb: number;
 }
@@ -68,7 +73,7 @@ export function crashSignature(stderr: string, code: number | null): string {
 export class FuzzMesh {
   nodes: NodeProcess[] = [];
   readonly crashes: Crash[] = [];
-  readonly slots: SlotStats[] = NAMES.map((name) => ({ name, crashes: 0, restarts: 0, firstRssMb: Number.NaN, startRssMb: Number.NaN, lastRssMb: Number.NaN, peakRssMb: 0 }));
+  readonly slots: SlotStats[] = NAMES.map((name) => ({ name, crashes: 0, restarts: 0, firstRssMb: Number.NaN, startRssMb: Number.NaN, settledRssMb: Number.NaN, lastRssMb: Number.NaN, peakRssMb: 0 }));
   /** Node ids by slot, for inputs that name a real member. */
   ids: string[] = [];
   /** Set by a failed check: the next input first gets a whole mesh again. */
@@ -194,6 +199,18 @@ export class FuzzMesh {
     for (const slot of this.slots.keys()) this.resetRss(slot, false);
   }
 
+  /**
+   * Ends the warm-up: from now on RSS growth counts from here. The first inputs take RSS up to
+   * what the largest of them need (V8's heap spaces, malloc's arenas), and neither gives that
+   * back to the system; a leak goes on growing after it (README, "RSS growth").
+   */
+  markSettled(): void {
+    for (const [slot, stats] of this.slots.entries()) {
+      const mb = rssMb(this.nodes[slot]?.pid);
+      if (Number.isFinite(mb)) stats.settledRssMb = mb;
+    }
+  }
+
   /** Drops the log lines the nodes printed so far (a long run would keep them all otherwise). */
   forgetLogs(): void {
     for (const node of this.nodes) node.logs.length = 0;
@@ -250,6 +267,7 @@ export class FuzzMesh {
     const mb = rssMb(this.nodes[slot]?.pid);
     if (first) stats.firstRssMb = mb;
     stats.startRssMb = mb;
+    stats.settledRssMb = mb;
     stats.lastRssMb = mb;
     stats.peakRssMb = Math.max(stats.peakRssMb, mb);
   }

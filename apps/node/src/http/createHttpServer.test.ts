@@ -380,6 +380,7 @@ describe("createHttpServer: lingering close", () => {
     ["a body that is not JSON (415)", post("/echo", "text/plain"), 415, "SHOAL_ERR_UNSUPPORTED_MEDIA_TYPE"],
     ["a bad URL (400)", post("/items/%ZZ", "application/json"), 400, "SHOAL_ERR_BAD_URL"],
     ["a Content-Length over the limit (413)", post("/echo", "application/json"), 413, "SHOAL_ERR_BODY_TOO_LARGE"],
+    ["a request node:http cannot parse (400)", post("/echo", "application/json").replace("Content-Length", "Transfer-Encoding: gzip\r\nContent-Length"), 400, "SHOAL_ERR_BAD_HTTP"],
   ])("keeps reading the rest of %s after the answer, so a client still sending gets the answer, not a reset", async (_, head, status, code) => {
     const port = await listening();
     const answer = await sendBody(port, head, body, 300);

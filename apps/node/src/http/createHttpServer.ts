@@ -137,7 +137,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     // Ids in paths are bounded by the header limit, not by Fastify's 100 characters.
     routerOptions: { maxParamLength: MAX_HEADER_BYTES },
     frameworkErrors: (err, request, reply) => sendError(reply, refusalOf(err, request) ?? err),
-    clientErrorHandler: (err, socket) => answerMalformed(err, socket, malformed),
+    clientErrorHandler: (err, socket) => answerMalformed(err, socket, malformed, timeouts.lingerMs),
   });
   app.setErrorHandler((err, _request, reply) => sendError(reply, err));
   app.addHook("onRequest", async (request, reply) => {
@@ -183,32 +183,43 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
 
 /** The request each socket is on, for its lingering close. */
 const answering = new WeakMap<Socket, IncomingMessage>();
+/** Sockets whose last answer is out, read until they close. */
+const lingering = new WeakSet<Socket>();
 /** How often a lingering socket's byte count is looked at. */
 const LINGER_CHECK_MS = 50;
 
 /**
  * nginx's lingering_close. A request refused before its body was read (415, a bad URL, 413 by its
- * Content-Length) is answered and its connection closed while the client is still sending the
- * body; closing the socket outright makes the kernel answer those bytes with a reset, and a reset
- * can throw away the answer before the client has read it. So node:http's close of such a
- * socket (`destroySoon`, called once the answer is out) half-closes it instead and keeps reading
- * until the client closes its side, `lingerMs` pass or about `LINGER_MAX_BYTES` more came, and
- * only then closes it. node:http's parser goes on reading meanwhile: it drops the body of a
- * request that was answered without it (the same as on a keep-alive connection).
+ * Content-Length, bytes node:http cannot parse) is answered and its connection closed while the
+ * client is still sending; closing the socket outright makes the kernel answer those bytes with
+ * a reset, and a reset can throw away the answer before the client has read it. So node:http's
+ * close of such a socket (`destroySoon`, called once the answer is out) half-closes it instead,
+ * and `linger` reads on.
  */
 function lingerOnClose(socket: Socket, lingerMs: number): void {
   const destroySoon = socket.destroySoon.bind(socket);
   socket.destroySoon = () => {
     if (socket.readableEnded || !socket.readable || answering.get(socket)?.complete !== false) return destroySoon();
     socket.end();
-    const readBefore = socket.bytesRead;
-    const started = Date.now();
-    const check = setInterval(() => {
-      if (Date.now() - started >= lingerMs || socket.bytesRead - readBefore > LINGER_MAX_BYTES) socket.destroy();
-    }, Math.min(LINGER_CHECK_MS, lingerMs));
-    socket.once("end", () => socket.destroy());
-    socket.once("close", () => clearInterval(check));
+    linger(socket, lingerMs);
   };
+}
+
+/**
+ * Keeps reading a half-closed socket until the client closes its side, `lingerMs` pass or about
+ * `LINGER_MAX_BYTES` more came, then closes it. node:http's parser goes on reading meanwhile: it
+ * drops the body of a request answered without it (as on a keep-alive connection), and what it
+ * cannot parse comes back to `answerMalformed`, which leaves a lingering socket alone.
+ */
+function linger(socket: Socket, lingerMs: number): void {
+  lingering.add(socket);
+  const readBefore = socket.bytesRead;
+  const started = Date.now();
+  const check = setInterval(() => {
+    if (Date.now() - started >= lingerMs || socket.bytesRead - readBefore > LINGER_MAX_BYTES) socket.destroy();
+  }, Math.min(LINGER_CHECK_MS, lingerMs));
+  socket.once("end", () => socket.destroy());
+  socket.once("close", () => clearInterval(check));
 }
 
 /**
@@ -217,7 +228,9 @@ function lingerOnClose(socket: Socket, lingerMs: number): void {
  * answered on that socket (node's own rule, so that two answers never mix), then the socket
  * goes; a socket that is already broken just goes.
  */
-function answerMalformed(err: NodeJS.ErrnoException, socket: Socket, log: LogLimiter): void {
+function answerMalformed(err: NodeJS.ErrnoException, socket: Socket, log: LogLimiter, lingerMs: number): void {
+  // The rest of what a client sends after its answer comes here when it does not parse.
+  if (lingering.has(socket) && err.code !== "ECONNRESET") return;
   const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
   if (err.code === "ECONNRESET" || !socket.writable || inFlight?.headersSent) {
     socket.destroy();
@@ -232,6 +245,8 @@ function answerMalformed(err: NodeJS.ErrnoException, socket: Socket, log: LogLim
   log.info({ code: refusal.code, cause: err.code, remote: socket.remoteAddress }, "refused a malformed HTTP request");
   const { status, headers, body } = errorReply(refusal);
   refuseUpgrade(socket, status, body.error, headers);
+  // refuseUpgrade's own deadline (1 s) may close it sooner.
+  linger(socket, lingerMs);
 }
 
 function notJson(text: string): ShoalError {
