@@ -153,7 +153,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return this.table.all().map((m) => {
       const self = m.id === this.table.self.id;
       const heard = self ? undefined : this.lastHeard(m.id);
-      return { ...m, self, lastSeenMs: heard === undefined ? undefined : now - heard };
+      return { ...m, self, lastSeenMs: heard === undefined ? undefined : Math.round(now - heard) };
     });
   }
 

@@ -20,8 +20,8 @@ export const NodeRowSchema = z.object({
   load: z.number(),
   incarnation: z.number(),
   self: z.boolean(),
-  /** Milliseconds since this node last heard from that one; null for itself or never. */
-  last_seen_ms: z.number().nullable(),
+  /** Whole milliseconds since this node last heard from that one; null for itself or never. */
+  last_seen_ms: z.number().int().nullable(),
 });
 export type NodeRow = z.infer<typeof NodeRowSchema>;
 
