@@ -37,7 +37,7 @@ describe("what a 202 means across nodes, and results that outlive their owner (r
   it("with no peer up the 202 is the owner's alone, and the state says there is no copy yet; a backup that comes up gets one", async () => {
     const { nodes } = await workflowMesh([{ name: "solo-a" }], started);
     const [a] = nodes as [NodeProcess];
-    const id = await submit(a, chain("alone", 3_000));
+    const id = await submit(a, chain("alone", 8_000));
     expect((await a.get(`/v1/workflows/${id}`)).json).toMatchObject({ status: "running", copies: 0 });
     const { nodes: later } = await workflowMesh([{ name: "solo-b", extra: ["--join", a.address] }], started);
     const [b] = later as [NodeProcess];

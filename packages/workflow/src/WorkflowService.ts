@@ -157,6 +157,9 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     if (dropped > 0) this.log.info({ dropped }, "dropped copies of other nodes' workflows kept before this start");
     this.backups = new BackupLink({ transport: t, mesh: options.mesh, logger: this.log, replicas: options.replicas, fenced: (claim) => this.fence(claim) });
     this.copies = new EndedCopies({ store, logger: this.log, retainMs: this.retainMs, maxRetained: options.maxRetained ?? 1_000 });
+    // Readable at once: they need no peer, unlike what `resume` takes back.
+    const copies = this.copies.load(store.endedWorkflows().filter((wf) => wf.owner !== this.selfId));
+    if (copies > 0) this.log.info({ copies }, "ended workflows of other owners kept here as their backup");
     this.progress = new ProgressWriter({
       store,
       logger: this.log,
@@ -192,6 +195,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     // is a link again (a takeover closed the old one; `up` may come by gossip before the link).
     t.on("connected", (conn) => {
       for (const claim of claims.takenOver()) claims.tell(conn.peer.id, claim);
+      // A copy sent at `up` fails when that came by gossip before the link: this is the next chance.
+      this.backups?.peerUp(this.sources());
     });
   }
 
@@ -253,10 +258,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const retainMs = this.retainMs;
     const now = Date.now(); // wall time: ended_at is stored across restarts
     let ended = 0;
-    const stored = store.endedWorkflows();
-    const copies = this.copies?.load(stored.filter((wf) => wf.owner !== this.selfId && !this.here(wf.id))) ?? 0;
-    if (copies > 0) this.log.info({ copies }, "ended workflows of other owners kept here as their backup");
-    for (const wf of stored) {
+    for (const wf of store.endedWorkflows()) {
       if (wf.owner !== this.selfId || this.here(wf.id)) continue;
       if (now - wf.endedAt >= retainMs) {
         store.forget(wf.id);

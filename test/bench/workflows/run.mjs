@@ -126,7 +126,7 @@ function forkScript(script, args, cpu, name) {
  * Starts `node apps/node/dist/cli.js node ...` on a free loopback port with the benchmark's
  * plugin; resolves once GET /healthz answers. A port taken in between is retried on another.
  */
-async function startShoalNode({ name, join: seeds = [], cpu, extraExecArgv = [], cwd, env }) {
+async function startShoalNode({ name, join: seeds = [], cpu, extraExecArgv = [], cwd, env, args: extraArgs = [] }) {
   for (let tries = 1; ; tries++) {
     const port = await freePort();
     const dataDir = join(tmpRoot, name);
@@ -140,6 +140,7 @@ async function startShoalNode({ name, join: seeds = [], cpu, extraExecArgv = [],
       ...["--name", name, "--host", "127.0.0.1", "--port", String(port), "--data-dir", dataDir],
       ...["--slots", String(SETTINGS.slots), "--plugin", PLUGIN, "--log-level", "warn", "--drain-grace-ms", "1000"],
       ...(seeds.length ? ["--join", seeds.join(",")] : []),
+      ...extraArgs,
     ];
     const stdio = ["ignore", "pipe", "pipe", "ipc"];
     const options = { stdio, ...(cwd && { cwd }), ...(env && { env: { ...process.env, ...env } }) };
@@ -280,10 +281,11 @@ function addTally(into, from) {
  * timed blocks alternating (in alternating order): background load on a shared box then hits
  * both alike. Each block: `submitters` closed loops of POST /v1/workflows?wait=1.
  */
-async function measureThroughput(loadgen, solos, mesh) {
+async function measureThroughput(loadgen, solos, mesh, localMesh) {
   const configs = [
     ...solos.map((n) => ({ key: n.name, ports: [n.port], node: n })),
     { key: "mesh", ports: mesh.map((n) => n.port) },
+    { key: "meshLocal", ports: localMesh.map((n) => n.port) },
   ];
   const run = (config, durationMs) =>
     command(loadgen, { type: "closed", ports: config.ports, concurrency: SETTINGS.submitters, durationMs, spec: CHAIN3 });
@@ -424,7 +426,20 @@ function report({ thr, inProc, over, burst }) {
       ["   1 node, HTTP ?wait=1: steps/s", fmt(thr.solo.rate * STEPS_PER_CHAIN3, 0), `${thr.solo.errors} errors of ${thr.solo.count + thr.solo.errors}`, "-"],
       ["   3 nodes, HTTP round robin: workflows/s", fmt(thr.mesh.rate, 0), `p50 ${fmt(thr.mesh.latencyP50)} ms, p99 ${fmt(thr.mesh.latencyP99)} ms`, "-"],
       ["   3 nodes, HTTP round robin: steps/s", fmt(thr.mesh.rate * STEPS_PER_CHAIN3, 0), `${thr.mesh.errors} errors of ${thr.mesh.count + thr.mesh.errors}`, "-"],
+      ["   what a replicated 202 costs, 3 nodes (--ack), same run", "", "", ""],
+      ["     replicated (default): 202 once synced on owner and backup: workflows/s", fmt(thr.mesh.rate, 0), `p50 ${fmt(thr.mesh.latencyP50)} ms, p99 ${fmt(thr.mesh.latencyP99)} ms`, `>= ${TARGETS.syncedShare * 100}% of local`],
+      ["     local (before): 202 once synced on the owner: workflows/s", fmt(thr.meshLocal.rate, 0), `p50 ${fmt(thr.meshLocal.latencyP50)} ms, p99 ${fmt(thr.meshLocal.latencyP99)} ms; ${thr.meshLocal.errors} errors`, "-"],
     );
+    // Block by block, as for the store settings below.
+    const replicatedShare = median(thr.mesh.rates.map((r, i) => r / thr.meshLocal.rates[i]));
+    verdicts.push(
+      verdict(
+        "replicated 202 keeps throughput",
+        replicatedShare >= TARGETS.syncedShare,
+        `replicated/local per block, median ${fmt(replicatedShare * 100, 0)}% (medians: replicated ${fmt(thr.mesh.rate, 0)}/s, local ${fmt(thr.meshLocal.rate, 0)}/s), target >= ${TARGETS.syncedShare * 100}%`,
+      ),
+    );
+    notes.push(`1: workflows/s per block, 3 nodes: replicated ${thr.mesh.rates.map((x) => fmt(x, 0)).join(" ")}; local ${thr.meshLocal.rates.map((x) => fmt(x, 0)).join(" ")}`);
     notes.push(
       `1: workflows that used each node (steps go to the least loaded): 1 node: ${tally(thr.solo.nodesUsed)}; 3 nodes: ${tally(thr.mesh.nodesUsed)}`,
       `1: workflows/s per block: 1 node ${thr.solo.rates.map((x) => fmt(x, 0)).join(" ")}; 3 nodes ${thr.mesh.rates.map((x) => fmt(x, 0)).join(" ")}`,
@@ -461,7 +476,7 @@ function report({ thr, inProc, over, burst }) {
     notes.push(`1: workflows/s per block, 1 node by store setting: ${thr.modes.map((m) => `${m.mode} ${m.rates.map((x) => fmt(x, 0)).join(" ")}`).join("; ")}`);
     notes.push(`1: largest event-loop delay (ms): ${thr.lag.map((l) => `${l.name} ${fmt(l.maxMs, 0)}`).join(", ")}`);
     if (thr.solo.resent + thr.mesh.resent > 0) notes.push(`1: requests resent after a keep-alive reset: 1 node ${thr.solo.resent}, 3 nodes ${thr.mesh.resent}`);
-    firstErrors.push(["1 node", thr.solo], ["3 nodes", thr.mesh]);
+    firstErrors.push(["1 node", thr.solo], ["3 nodes", thr.mesh], ["3 nodes, --ack local", thr.meshLocal]);
   }
   if (inProc) {
     rows.push(["   1 node, in process (no HTTP): workflows/s", fmt(inProc.rate, 0), `steps/s ${fmt(inProc.rate * STEPS_PER_CHAIN3, 0)}, ${inProc.errors} errors`, "-"]);
@@ -526,28 +541,30 @@ function report({ thr, inProc, over, burst }) {
 
 /** 1 over HTTP: a single node (pinned) and a 3-node mesh, interleaved. */
 async function partThroughput(loadgen, pids) {
-  log(`starting ${SYNC_MODES.length} x 1 + 3 node processes ...`);
+  log(`starting ${SYNC_MODES.length} x 1 + 2 x 3 node processes ...`);
   // One 1-node process per store setting, all on CPU 0: their blocks take turns, so each has it alone.
   const soloName = (mode) => (mode === "group" ? "solo" : `solo-${mode}`);
-  const [solos, mesh] = await Promise.all([
+  // Two 3-node meshes: the default (--ack replicated) and --ack local, their blocks taking turns.
+  const [solos, mesh, localMesh] = await Promise.all([
     Promise.all(SYNC_MODES.map((mode) => startShoalNode({ name: soloName(mode), cpu: 0, env: { SHOAL_STORE_SYNC: mode } }))),
     startMesh("mesh", 3),
+    startMesh("local", 3, { args: ["--ack", "local"] }),
   ]);
   const solo = solos[0];
-  const all = [...solos, ...mesh];
+  const all = [...solos, ...mesh, ...localMesh];
   pids.push(...all.map((n) => `${n.name} ${n.pid}`));
   try {
-    const configs = solos.length + 1;
+    const configs = solos.length + 2;
     const seconds = (SETTINGS.throughputWarmupMs * configs + SETTINGS.throughputBlockMs * SETTINGS.throughputBlocks * configs) / 1000;
     log(`1. throughput, 1 node (store settings ${SYNC_MODES.join(", ")}) and 3 nodes over HTTP, interleaved (~${seconds.toFixed(0)} s) ...`);
     await eventLoopLag(all);
-    const thr = await measureThroughput(loadgen, solos, mesh);
+    const thr = await measureThroughput(loadgen, solos, mesh, localMesh);
     for (const n of all) if (exited(n.child)) throw new Error(`shoal node ${n.name} died during part 1`);
     thr.lag = await eventLoopLag(all);
     thr.soloRssMb = vmRssMb(solo.pid);
     thr.soloRetained = (await getJson(solo.port, "/v1/workflows", 30_000))?.workflows?.length;
     thr.modes = SYNC_MODES.map((mode) => ({ mode, ...thr[soloName(mode)] }));
-    log(`   1 node ${thr.modes.map((m) => `${m.mode} ${fmt(m.rate, 0)}/s`).join(", ")}; 3 nodes ${fmt(thr.mesh.rate, 0)}/s`);
+    log(`   1 node ${thr.modes.map((m) => `${m.mode} ${fmt(m.rate, 0)}/s`).join(", ")}; 3 nodes ${fmt(thr.mesh.rate, 0)}/s (--ack local ${fmt(thr.meshLocal.rate, 0)}/s)`);
     return thr;
   } finally {
     await Promise.all(all.map((n) => stop(n.child)));
