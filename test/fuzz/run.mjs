@@ -4,8 +4,8 @@
 //
 //   npm run fuzz -- [--frames 100000] [--requests 10000] [--minutes 20] [--seed N] [--replay PART:SEED:PATH]
 //
-// Exits 0 when the targets are met (0 crashes, 0 5xx, 0 bodiless errors, RSS growth under 50 MB
-// per node), 1 otherwise.
+// Exits 0 when the targets are met (0 crashes, 0 5xx, 0 bodiless errors, RSS growth after the
+// warm-up under 50 MB per node), 1 otherwise.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
