@@ -7,7 +7,6 @@ import { LogicRegistry, Runtime } from "@shoal/runtime";
 import { EgressGuard, builtinTools, loadPlugins } from "@shoal/tools";
 import { MESH_PATH, Transport, refuseUpgrade } from "@shoal/transport";
 import { type StoreSync, WorkflowService, WorkflowStore } from "@shoal/workflow";
-import { z } from "zod";
 import { openDataDir } from "./dataDir.js";
 import { loadSecurity } from "./security.js";
 import { createHttpApi, nodeRow } from "./http/createHttpApi.js";
@@ -34,7 +33,7 @@ export interface RunningNode {
 export interface StartNodeOptions {
   config: NodeConfig;
   logger: Logger;
-  /** Turns on the `/debug/*` routes (event-loop block, link faults) for failure tests and drills. */
+  /** Turns on the `/debug/*` routes (an event-loop block) for failure tests and drills. */
   debugRoutes?: boolean;
 }
 
@@ -146,7 +145,7 @@ export async function startNode({ config, logger, debugRoutes = false }: StartNo
     workflows,
     metrics: createMetrics(transport.stats, mesh, runtime, workflows, store),
     tokens,
-    ...(debugRoutes && { debugRoutes: debugHandlers(transport, mesh) }),
+    ...(debugRoutes && { debugRoutes: debugHandlers() }),
   });
   mesh.start();
   const forgetPeers = rememberPeers(mesh, dataDir.path, log);
@@ -206,17 +205,11 @@ function listen(server: Server, host: string, port: number): Promise<void> {
   });
 }
 
-const FaultRequestSchema = z
-  .object({
-    peer: z.string(),
-    drop: z.boolean().optional(),
-    delay_ms: z.number().int().min(0).max(600_000).optional(),
-    direction: z.enum(["in", "out", "both"]).optional(),
-  })
-  .strict();
-
-/** Failure drills: hold the event loop; cut, slow or heal the link to one peer (by name, or "*" for all). */
-function debugHandlers(transport: Transport, mesh: Mesh): Record<string, Handler> {
+/**
+ * Failure drills: hold the event loop. Links are cut and slowed from outside, by the fault
+ * proxy of test/chaos, not by switches in the node.
+ */
+function debugHandlers(): Record<string, Handler> {
   return {
     "/debug/block": ({ url }) => {
       const ms = Math.min(Number(url.searchParams.get("ms") ?? 500) || 0, 60_000);
@@ -225,14 +218,6 @@ function debugHandlers(transport: Transport, mesh: Mesh): Record<string, Handler
         // busy on purpose: a long synchronous computation
       }
       return { json: { blockedMs: ms } };
-    },
-    "/debug/faults": async ({ body }) => {
-      const req = await body(FaultRequestSchema);
-      const peers = mesh.members().filter((m) => !m.self && (req.peer === "*" || m.name === req.peer));
-      if (peers.length === 0) throw new ShoalError("SHOAL_ERR_BAD_REQUEST", `no peer named ${req.peer}`, { path: ["peer"] });
-      const fault = req.drop || req.delay_ms ? { drop: req.drop ?? false, delayMs: req.delay_ms ?? 0, direction: req.direction ?? "both" } : undefined;
-      for (const p of peers) transport.setFault(p.id, fault);
-      return { json: { peers: peers.map((p) => p.name), fault: fault ?? null } };
     },
   };
 }
