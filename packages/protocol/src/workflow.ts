@@ -116,6 +116,12 @@ export const WorkflowStateSchema = z.object({
    * lives on its owner only for now (no peer was up to take a copy).
    */
   copies: z.number().int().min(0).optional(),
+  /**
+   * Set while its owner starts no step of it: `minority`, the owner sees no majority of the mesh
+   * up (cut off, or most nodes down). Running steps may end and are kept; it resumes when the
+   * majority is back, or gives way to a node that took it over meanwhile.
+   */
+  paused: z.enum(["minority"]).optional(),
 });
 export type WorkflowState = z.infer<typeof WorkflowStateSchema>;
 

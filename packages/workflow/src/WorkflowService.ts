@@ -32,6 +32,7 @@ import { OwnershipClaims } from "./OwnershipClaims.js";
 import { type OwnershipView, claimRefusal, replicaRefusal } from "./ownershipSenders.js";
 import { ProgressWriter } from "./ProgressWriter.js";
 import { type Plan, planWorkflow, restorePlan } from "./planWorkflow.js";
+import { quorum } from "./quorum.js";
 import { WorkflowDeadlines } from "./WorkflowDeadlines.js";
 import type { StoredWorkflow, WorkflowStore } from "./WorkflowStore.js";
 import { newWorkflowId, ownerTag, ownerTagOf } from "./workflowIds.js";
@@ -140,6 +141,9 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private readonly tags = new Map<string, { id: string; name: string }>();
   /** Set once the copies of a lost store were asked for. */
   private restored = false;
+  /** The membership a majority is counted in (quorum.ts), and whether this node sees one. */
+  private membership = new Set<string>();
+  private minority = false;
 
   constructor(private readonly options: WorkflowServiceOptions) {
     super();
@@ -151,6 +155,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     t.handle("workflow.result", ({ id }) => this.localResult(id));
     t.handle("workflow.cancel", ({ id }) => this.localCancel(id));
     t.handle("workflow.list", () => this.list());
+    this.countQuorum();
+    options.mesh.on("changes", () => this.countQuorum());
     const store = options.store;
     if (!store) return;
     const dropped = store.startedBy(this.selfId);
@@ -187,6 +193,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     t.handle("workflow.copies", (_query, from) => this.copiesFor(from.id));
     t.handleCast("workflow.claimed", (claim) => this.fence(claim), (claim, from) => claimRefusal(view, claim, from));
     options.mesh.on("down", (m) => {
+      // Counted now, not at the end of the turn: whether this side may take over depends on it.
+      this.countQuorum();
       this.takeOver(m.id);
       this.backups?.peerDown(m.id, this.sources());
     });
@@ -473,7 +481,9 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const notifier = new Notifier(plan.spec.notify, log, this.options.webhooks);
     const deadlineLeftMs = this.deadlines.leftFor(id, plan.spec.deadline_ms, startedAt);
     this.deadlines.forget(id); // its context holds the deadline from here on
-    const actor = createActor(createWorkflowMachine(plan, this.options.runtime), { input: { workflowId: id, startedAt, deadlineLeftMs, ...(restored && { restored }) } });
+    const actor = createActor(createWorkflowMachine(plan, this.options.runtime), {
+      input: { workflowId: id, startedAt, deadlineLeftMs, paused: this.minority, ...(restored && { restored }) },
+    });
     const notice = (event: WorkflowNotice["event"], extra: Record<string, unknown> = {}): WorkflowNotice => ({
       event,
       workflow_id: id,
@@ -624,7 +634,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
    */
   private takeOver(downId: string): void {
     const store = this.options.store;
-    if (!store || this.closing) return;
+    // On the smaller side of a split the owner may well be running it: the majority's backup takes over.
+    if (!store || this.closing || this.minority) return;
     const isDown = (nodeId: string) => nodeId === downId || this.options.mesh.member(nodeId)?.status === "down";
     try {
       const claimed: StoredWorkflow[] = [];
@@ -653,6 +664,45 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       // The store failed: the copies stay as they are; the owner's restart runs them on.
       this.log.error({ err, from: downId }, "could not take over the workflows of a down owner");
     }
+  }
+
+  /**
+   * Counts the mesh as quorum.ts says after each batch of membership changes. Losing the majority
+   * pauses every workflow owned here; regaining it first asks the peers who owns them now (a
+   * node on the other side may have taken some over: those give way, not one more step runs
+   * here), then resumes the rest and takes over what down owners left meanwhile.
+   */
+  private countQuorum(): void {
+    const { membership, majority } = quorum(this.membership, this.options.mesh.members(), this.selfId);
+    this.membership = membership;
+    if (majority !== this.minority) return;
+    this.minority = !majority;
+    const up = this.options.mesh.members().filter((m) => m.status === "up").length;
+    if (this.minority) {
+      this.log.warn({ up, members: membership.size, workflows: this.owned.size }, "no majority of the mesh is up here: workflows owned here are paused");
+      for (const wf of this.owned.values()) wf.actor.send({ type: "PAUSE" });
+      for (const id of this.owned.keys()) this.emit("changed", id);
+      return;
+    }
+    this.log.info({ up, members: membership.size, workflows: this.owned.size }, "a majority of the mesh is up here again: resuming the paused workflows");
+    void this.resumePaused();
+  }
+
+  private async resumePaused(): Promise<void> {
+    const ids = [...this.owned.keys()];
+    try {
+      const claims = (await this.claims?.ask(ids)) ?? new Map<string, WorkflowClaim>();
+      for (const claim of claims.values()) this.fence(claim);
+    } catch (err) {
+      this.log.warn({ err }, "could not ask the peers who owns the paused workflows; resuming them, fencing stops any owned elsewhere");
+    }
+    if (this.minority || this.closing) return; // lost it again meanwhile: the next majority resumes them
+    for (const wf of this.owned.values()) {
+      if (!(wf.actor.getSnapshot().context as WorkflowContext).paused) continue;
+      wf.actor.send({ type: "RESUME" });
+      this.emit("changed", wf.id);
+    }
+    for (const m of this.options.mesh.members()) if (m.status === "down") this.takeOver(m.id);
   }
 
   /** Another node owns a workflow at a higher epoch: stop the copy here, without ending it. */
@@ -824,8 +874,9 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     if (waiting) return stateOf(storedContext(waiting.stored, restorePlan(waiting.stored.spec, waiting.stored.instances)), this.nodeName, () => ({ placement: "waiting: resumed alone once the workflows before it survived their resume" }));
     const wf = this.require(id);
     const snap = wf.actor.getSnapshot();
-    const state = stateOf(snap.context as WorkflowContext, this.nodeName, (_instance, actorId) => this.detailsOf(actorId));
-    return this.backups ? { ...state, copies: this.backups.copiesOf(id) } : state;
+    const ctx = snap.context as WorkflowContext;
+    const state = stateOf(ctx, this.nodeName, (_instance, actorId) => this.detailsOf(actorId));
+    return { ...state, ...(this.backups && { copies: this.backups.copiesOf(id) }), ...(ctx.paused && { paused: "minority" as const }) };
   }
 
   private localResult(id: string): WorkflowResult {

@@ -28,6 +28,12 @@ export interface WorkflowContext {
   version: number;
   running: number;
   maxParallel: number;
+  /**
+   * Its owner is on the smaller side of a split (see quorum.ts): no step starts and it does not
+   * end, so no outcome is given out that the majority's owner may replace; running steps end and
+   * their records are kept.
+   */
+  paused: boolean;
 }
 
 /** What the workflow emits for webhooks and logs. */
@@ -37,7 +43,13 @@ export type WorkflowEmitted =
   | { type: "step.completed"; instance: string; node: string | null; attempts: number }
   | { type: "step.failed"; instance: string; node: string | null; attempts: number; error: StepError | undefined };
 
-type WorkflowEvent = StepUpdateEvent | { type: "step.retrying"; instance: string; error?: StepError; attempt: number } | { type: "CANCEL" } | DoneActorEvent<StepOutput>;
+type WorkflowEvent =
+  | StepUpdateEvent
+  | { type: "step.retrying"; instance: string; error?: StepError; attempt: number }
+  | { type: "CANCEL" }
+  | { type: "PAUSE" }
+  | { type: "RESUME" }
+  | DoneActorEvent<StepOutput>;
 
 const TERMINAL = new Set<StepStatus>(["complete", "failed", "skipped"]);
 
@@ -51,6 +63,8 @@ export interface WorkflowInput {
    * outcome; the others start again, at the attempt they had reached (with the same key).
    */
   restored?: Record<string, InstanceRecord>;
+  /** Starts paused (its owner sees no majority). */
+  paused?: boolean;
 }
 
 /** An instance's record as a resumed workflow starts it: ended ones as they were, others to run again. */
@@ -80,6 +94,7 @@ export function initialContext(plan: Plan, input: WorkflowInput): WorkflowContex
     endedCount: Object.values(instances).filter((r) => TERMINAL.has(r.status)).length,
     version: 0,
     maxParallel: plan.spec.max_parallel ?? 8,
+    paused: input.paused ?? false,
     instances,
   };
 }
@@ -99,9 +114,10 @@ export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
     actors,
     // What was left of it as this run started, so a resumed or taken-over workflow keeps its deadline.
     delays: { deadline: ({ context }) => (context.deadlineAt === null ? NEVER : Math.max(0, context.deadlineAt - monotonicNow())) },
-    guards: { allEnded: ({ context }) => context.endedCount === context.plan.instances.length },
+    guards: { allEnded: ({ context }) => !context.paused && context.endedCount === context.plan.instances.length },
     actions: {
       schedule: enqueueActions(({ context, enqueue }) => {
+        if (context.paused) return;
         const instances = context.instances;
         let running = context.running;
         let ended = context.endedCount;
@@ -222,6 +238,8 @@ export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
           },
           "step.retrying": { actions: emit(({ event }) => ({ type: "step.retrying" as const, instance: event.instance, error: event.error, attempt: event.attempt })) },
           "xstate.done.actor.*": { actions: ["record", "schedule"] },
+          PAUSE: { actions: assign({ paused: true, version: ({ context }) => context.version + 1 }) },
+          RESUME: { actions: [assign({ paused: false, version: ({ context }) => context.version + 1 }), "schedule"] },
           CANCEL: { target: "ended", actions: { type: "stopAll", params: { code: "SHOAL_ERR_CANCELLED", message: "the workflow was cancelled" } } },
         },
       },
