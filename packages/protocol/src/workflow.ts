@@ -101,6 +101,21 @@ export type StepState = z.infer<typeof StepStateSchema>;
 export const WorkflowStatusSchema = z.enum(["running", "complete", "partial", "failed"]);
 
 /** `GET /v1/workflows/:id`: the seed's state format. */
+/**
+ * Another outcome of the same workflow, reached by a node that owned it at a lower epoch (cut off
+ * from the one that took it over) and possibly given to a client already: kept beside the
+ * outcome that counts, never silently replaced.
+ */
+export const WorkflowConflictSchema = z.object({
+  /** The node that reached it, and its ownership epoch. */
+  owner: z.string(),
+  epoch: z.number().int().min(1),
+  status: z.enum(["complete", "partial", "failed"]),
+  ended_at: z.string().nullable(),
+  result: z.record(z.string(), z.unknown()),
+});
+export type WorkflowConflict = z.infer<typeof WorkflowConflictSchema>;
+
 export const WorkflowStateSchema = z.object({
   workflow_id: z.string(),
   name: z.string(),
@@ -122,6 +137,8 @@ export const WorkflowStateSchema = z.object({
    * majority is back, or gives way to a node that took it over meanwhile.
    */
   paused: z.enum(["minority"]).optional(),
+  /** Outcomes other owners reached for it at lower epochs, when they differ from this one's. */
+  conflicts: z.array(WorkflowConflictSchema).max(100).optional(),
 });
 export type WorkflowState = z.infer<typeof WorkflowStateSchema>;
 

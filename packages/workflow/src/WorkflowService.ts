@@ -10,6 +10,7 @@ import {
   QUARANTINE_AFTER_CRASHES,
   ShoalError,
   type WorkflowClaim,
+  type WorkflowConflict,
   type WorkflowCopies,
   type WorkflowReplica,
   type WorkflowReplicaAnswer,
@@ -144,6 +145,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   /** The membership a majority is counted in (quorum.ts), and whether this node sees one. */
   private membership = new Set<string>();
   private minority = false;
+  /** Outcomes a replaced owner reported for workflows still running here: they go into the end state. */
+  private readonly conflicts = new Map<string, WorkflowConflict[]>();
 
   constructor(private readonly options: WorkflowServiceOptions) {
     super();
@@ -608,6 +611,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
    * copy is answered once it is synced here: the owner's replicated 202 waits for that answer.
    */
   private async keepReplica(op: WorkflowReplica): Promise<WorkflowReplicaAnswer> {
+    const conflict = this.noteConflict(op);
+    if (conflict) return conflict;
     const mine = this.owned.get(op.workflow_id);
     if (mine && mine.epoch >= op.epoch) return { fenced: (this.claims as OwnershipClaims).mine(mine.id, mine.epoch) };
     const store = this.options.store as WorkflowStore;
@@ -624,6 +629,36 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     this.log.debug({ workflowId: id, op: op.op, owner: op.owner, epoch: op.epoch, answer: Object.keys(answer)[0] }, "kept a copy of a workflow");
     if ("stored" in answer && op.op === "started") await store.synced();
     return answer;
+  }
+
+  /**
+   * A replaced owner's end of a workflow owned here at a higher epoch (it ended it while cut off
+   * and may have told a client): recorded in the state as a conflict when its outcome differs,
+   * the owner's own outcome unchanged; answered `fenced`. Undefined for any other replica.
+   */
+  private noteConflict(op: WorkflowReplica): WorkflowReplicaAnswer | undefined {
+    if (op.op !== "ended" || !op.state || !op.result) return undefined;
+    const id = op.workflow_id;
+    const own = this.options.store?.ownership(id);
+    const done = this.ended.get(id);
+    if (!own || own.owner !== this.selfId || own.epoch <= op.epoch || (!done && !this.owned.has(id))) return undefined;
+    const fenced = { fenced: (this.claims as OwnershipClaims).mine(id, own.epoch) };
+    if (done && JSON.stringify(done.result.result) === JSON.stringify(op.result.result) && done.result.status === op.result.status) return fenced;
+    const entry: WorkflowConflict = { owner: op.state.owner, epoch: op.epoch, status: op.result.status, ended_at: op.state.ended_at, result: op.result.result };
+    this.log.warn({ workflowId: id, from: op.state.owner, epoch: op.epoch, theirs: op.result.status, ours: done?.result.status ?? "running" }, "a replaced owner had ended this workflow with another outcome: recorded as a conflict");
+    if (!done) {
+      this.conflicts.set(id, [...(this.conflicts.get(id) ?? []), entry].slice(-100));
+    } else {
+      const state = { ...done.state, conflicts: [...(done.state.conflicts ?? []), entry].slice(-100) };
+      this.ended.set(id, { state, result: done.result });
+      try {
+        this.options.store?.ended({ id, endedAt: Date.parse(state.ended_at ?? "") || Date.now(), state, result: done.result });
+      } catch (err) {
+        this.log.warn({ err, workflowId: id }, "could not store a conflict of outcomes");
+      }
+    }
+    this.emit("changed", id);
+    return fenced;
   }
 
   /**
@@ -725,6 +760,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     this.endTrial(wf);
     this.ownershipStats.gaveWay++;
     this.owned.delete(wf.id);
+    this.conflicts.delete(wf.id);
     this.progress?.end(wf.id);
     this.backups?.forget(wf.id);
     wf.actor.stop();
@@ -752,9 +788,27 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     this.copies?.forget(claim.workflow_id);
     if (known.owner !== this.selfId) return; // a replica kept for the replaced owner
     this.ownershipStats.gaveWay++;
+    const outcome = this.ended.get(claim.workflow_id);
     const hadOutcome = this.ended.delete(claim.workflow_id);
+    // It may have been read already: the new owner keeps it beside its own, as a conflict.
+    if (outcome) this.reportOutcome(claim, known.epoch, outcome);
     this.log.warn({ workflowId: claim.workflow_id, owner: claim.owner_name, epoch: claim.epoch, ourEpoch: known.epoch, hadOutcome }, "another node owns this workflow now; dropped it here");
     if (hadOutcome) this.emit("changed", claim.workflow_id);
+  }
+
+  private reportOutcome(claim: WorkflowClaim, epoch: number, outcome: { state: WorkflowState; result: WorkflowResult }): void {
+    const op: WorkflowReplica = {
+      op: "ended",
+      workflow_id: claim.workflow_id,
+      owner: this.selfId,
+      epoch,
+      ended_at: Date.parse(outcome.state.ended_at ?? "") || Date.now(),
+      state: outcome.state,
+      result: outcome.result,
+    };
+    this.options.transport.request(claim.owner, "workflow.replica", op, { timeoutMs: 5_000 }).catch((err: unknown) => {
+      this.log.warn({ err, workflowId: claim.workflow_id, owner: claim.owner_name }, "could not tell the new owner the outcome reached here; it is lost");
+    });
   }
 
   /**
@@ -828,6 +882,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     this.endTrial(wf); // its count is cleared with the end stored below
     const state = this.localState(id);
     this.owned.delete(id);
+    this.conflicts.delete(id);
     this.progress?.end(id);
     const endedAt = Date.now();
     this.backups?.ended(id, wf.epoch, { endedAt, state, result });
@@ -876,7 +931,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const snap = wf.actor.getSnapshot();
     const ctx = snap.context as WorkflowContext;
     const state = stateOf(ctx, this.nodeName, (_instance, actorId) => this.detailsOf(actorId));
-    return { ...state, ...(this.backups && { copies: this.backups.copiesOf(id) }), ...(ctx.paused && { paused: "minority" as const }) };
+    const conflicts = this.conflicts.get(id);
+    return { ...state, ...(this.backups && { copies: this.backups.copiesOf(id) }), ...(ctx.paused && { paused: "minority" as const }), ...(conflicts && { conflicts }) };
   }
 
   private localResult(id: string): WorkflowResult {
