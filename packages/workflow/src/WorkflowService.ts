@@ -82,6 +82,8 @@ export interface WorkflowServiceOptions {
 
 /** How long a refused submit should wait before trying again. */
 const RETRY_AFTER_MS = 1_000;
+/** After regaining a majority, owners still down this much later are taken over (a few heartbeats: time for stale down marks to be refuted). */
+const TAKEOVER_AFTER_HEAL_MS = 3_000;
 
 interface OwnedWorkflow {
   id: string;
@@ -737,7 +739,11 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       wf.actor.send({ type: "RESUME" });
       this.emit("changed", wf.id);
     }
-    for (const m of this.options.mesh.members()) if (m.status === "down") this.takeOver(m.id);
+    // Right after a heal the down marks are stale (a peer's refutation may still be on its way):
+    // only owners still down a while later are taken over.
+    setTimeout(() => {
+      if (!this.minority) for (const m of this.options.mesh.members()) if (m.status === "down") this.takeOver(m.id);
+    }, TAKEOVER_AFTER_HEAL_MS).unref();
   }
 
   /** Another node owns a workflow at a higher epoch: stop the copy here, without ending it. */
