@@ -44,7 +44,7 @@ export function createMetrics(stats: TransportStats, mesh: Mesh, runtime: Runtim
     help: "Actors running on this node (busy slots).",
     registers: [registry],
     collect() {
-      this.set(runtime.host.running);
+      this.set(runtime.stats.hosted);
     },
   });
   new Gauge({
@@ -52,7 +52,7 @@ export function createMetrics(stats: TransportStats, mesh: Mesh, runtime: Runtim
     help: "Actors spawned from this node that wait for a free slot somewhere.",
     registers: [registry],
     collect() {
-      this.set(runtime.supervisor.pending().length);
+      this.set(runtime.stats.pending);
     },
   });
   new Gauge({
@@ -61,9 +61,7 @@ export function createMetrics(stats: TransportStats, mesh: Mesh, runtime: Runtim
     labelNames: ["status"],
     registers: [registry],
     collect() {
-      const counts: Record<string, number> = { pending: 0, starting: 0, running: 0, moving: 0, done: 0, error: 0, stopped: 0 };
-      for (const a of runtime.supervisor.all()) counts[a.status] = (counts[a.status] ?? 0) + 1;
-      for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
+      for (const [status, n] of Object.entries(runtime.stats.supervised)) this.set({ status }, n);
     },
   });
   new Gauge({
@@ -115,7 +113,7 @@ export function createMetrics(stats: TransportStats, mesh: Mesh, runtime: Runtim
     registry,
     "shoal_stale_actor_messages_total",
     "Updates and outcomes from replaced placements (older epochs), dropped.",
-    () => runtime.supervisor.staleMessages,
+    () => runtime.stats.staleMessages,
   );
   return registry;
 }

@@ -24,7 +24,7 @@ import { ActorRef, type ActorRouter } from "./ActorRef.js";
 import type { LogicRegistry } from "./LogicRegistry.js";
 import { type RemoteLogicOptions, type RemoteSnapshot, remoteLogic } from "./remoteLogic.js";
 import { plain } from "./snapshots.js";
-import { type HostLink, type SpawnOptions, type SupervisedActor, Supervisor } from "./Supervisor.js";
+import { type HostLink, type SpawnOptions, type SupervisedActor, type SupervisedStatus, Supervisor } from "./Supervisor.js";
 
 export interface RuntimeOptions {
   transport: Transport;
@@ -48,6 +48,17 @@ export interface RuntimeOptions {
  * the actors spawned from here, and the wiring between them over the mesh. Any actor is reached
  * by its id: `<supervisor node>~<suffix>`; the supervisor knows where it runs now.
  */
+export interface RuntimeStats {
+  /** Actors running on this node (busy slots). */
+  hosted: number;
+  /** Actors spawned from this node that wait for a free slot somewhere. */
+  pending: number;
+  /** Actors spawned from this node, by status. */
+  supervised: Record<SupervisedStatus, number>;
+  /** Updates and outcomes from replaced placements (older epochs), dropped. */
+  staleMessages: number;
+}
+
 export class Runtime implements ActorRouter {
   readonly host: ActorHost;
   readonly supervisor: Supervisor;
@@ -164,6 +175,19 @@ export class Runtime implements ActorRouter {
   inspect(listener: (record: ActorInspectEvent) => void): () => void {
     this.host.on("inspect", listener);
     return () => this.host.off("inspect", listener);
+  }
+
+  /** Calls `listener` whenever an actor spawned from here is placed, moves or ends; returns how to stop. */
+  onPlacement(listener: (actor: SupervisedActor) => void): () => void {
+    this.supervisor.on("changed", listener);
+    return () => this.supervisor.off("changed", listener);
+  }
+
+  /** What this node's actors amount to, for its metrics. */
+  get stats(): RuntimeStats {
+    const supervised: Record<SupervisedStatus, number> = { pending: 0, starting: 0, running: 0, moving: 0, done: 0, error: 0, stopped: 0 };
+    for (const a of this.supervisor.all()) supervised[a.status]++;
+    return { hosted: this.host.running, pending: this.supervisor.pending().length, supervised, staleMessages: this.supervisor.staleMessages };
   }
 
   /**

@@ -1,5 +1,5 @@
 export { Runtime } from "./Runtime.js";
-export type { RuntimeOptions } from "./Runtime.js";
+export type { RuntimeOptions, RuntimeStats } from "./Runtime.js";
 export { ActorRef } from "./ActorRef.js";
 export type { ActorRouter } from "./ActorRef.js";
 export { ActorHost } from "./ActorHost.js";

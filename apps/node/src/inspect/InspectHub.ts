@@ -135,13 +135,13 @@ export class InspectHub {
     };
     const onWorkflow = (id: string) => this.dirtyWorkflows.add(id);
     const stopActors = runtime.inspect(onActor);
-    runtime.supervisor.on("changed", onPlacement);
+    const stopPlacements = runtime.onPlacement(onPlacement);
     mesh.on("changes", onMember);
     workflows.on("changed", onWorkflow);
     this.flushTimer = setInterval(() => this.flush(), this.options.flushMs ?? 100);
     this.capturing = () => {
       stopActors();
-      runtime.supervisor.off("changed", onPlacement);
+      stopPlacements();
       mesh.off("changes", onMember);
       workflows.off("changed", onWorkflow);
       clearInterval(this.flushTimer);
