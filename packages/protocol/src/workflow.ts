@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ErrorBodySchema } from "./errorBody.js";
-import { PlacementSchema } from "./actors.js";
+import { CheckpointSchema, PlacementSchema } from "./actors.js";
 import { NameSchema } from "./member.js";
 
 /** Step ids: no dots (they separate a `$from` path) and no brackets (they mark instances). */
@@ -205,6 +205,12 @@ export const InstanceRecordSchema = z.object({
   actor: z.string().nullable(),
   /** Its input once it started, `$from` resolved. */
   input: z.unknown().optional(),
+  /**
+   * An agent's latest checkpoint of the attempt in `attempts`, as the owner last copied it to its
+   * backups (throttled, bounded in size): a backup that takes the workflow over starts the agent
+   * from it. Absent for tools, ended instances, and checkpoints over the size bound.
+   */
+  checkpoint: CheckpointSchema.optional(),
 });
 export type InstanceRecord = z.infer<typeof InstanceRecordSchema>;
 

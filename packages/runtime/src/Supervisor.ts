@@ -36,6 +36,11 @@ export interface SpawnOptions {
   /** Which try this is, when the caller retries (workflow steps); 1 by default. */
   attempt?: number;
   labels?: SpawnRequest["labels"];
+  /**
+   * Where a machine actor starts from: a checkpoint kept elsewhere (a workflow's copy, when its
+   * owner went down). It is placed as a migrated actor is, from that checkpoint.
+   */
+  checkpoint?: Checkpoint;
 }
 
 export type SupervisedStatus = "pending" | "starting" | "running" | "moving" | "done" | "error" | "stopped";
@@ -113,7 +118,7 @@ export class SupervisedActor {
     this.checkpointEpoch = epoch;
   }
 
-  /** @internal The checkpoint as a new placement starts from it: timers less the time it was kept here. */
+  /** The checkpoint as a new placement starts from it (here, or where a copy carries it): timers less the time it was kept here. */
   restoreFrom(): Checkpoint | undefined {
     return this.checkpoint && agedCheckpoint(this.checkpoint, monotonicNow() - this.checkpointAt);
   }
@@ -192,6 +197,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (this.actors.has(id) || this.finished.has(id)) throw new ShoalError("SHOAL_ERR_BAD_INPUT", `actor id ${id} is taken`);
     const actor = new SupervisedActor(id, logic, input, options.placement ?? {}, options.parent, options.key ?? id, options.labels);
     if (options.attempt !== undefined) actor.attempt = options.attempt;
+    if (options.checkpoint) {
+      // The migration path: it continues from where it was on its previous supervisor's watch.
+      actor.keep(options.checkpoint, 0, true);
+      actor.migrations++;
+    }
     this.actors.set(id, actor);
     this.queue.push(actor);
     this.pump();

@@ -1,4 +1,4 @@
-import type { Placement, SnapshotView } from "@shoal/protocol";
+import type { Checkpoint, Placement, SnapshotView } from "@shoal/protocol";
 import type { ActorLogic, AnyActorRef, EventObject, Snapshot } from "xstate";
 import type { ActorRef } from "./ActorRef.js";
 import type { SpawnOptions, SupervisedStatus } from "./Supervisor.js";
@@ -25,6 +25,8 @@ export interface RemoteEnvelope {
   key?: string;
   attempt?: number;
   labels?: SpawnOptions["labels"];
+  /** A machine child starts from this checkpoint (see SpawnOptions). */
+  checkpoint?: Checkpoint;
 }
 
 export interface RemoteSpawner {
@@ -63,6 +65,7 @@ export function remoteLogic(spawner: RemoteSpawner, logic: string, options: Remo
         ...(envelope.key !== undefined && { key: envelope.key }),
         ...(envelope.attempt !== undefined && { attempt: envelope.attempt }),
         ...(envelope.labels !== undefined && { labels: envelope.labels }),
+        ...(envelope.checkpoint !== undefined && { checkpoint: envelope.checkpoint }),
       });
       refs.set(self, ref);
       // Once the parent stopped this proxy, nothing more goes to it.

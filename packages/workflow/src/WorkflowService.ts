@@ -25,6 +25,7 @@ import type { Runtime } from "@shoal/runtime";
 import type { Transport } from "@shoal/transport";
 import { type Actor, createActor, toPromise } from "xstate";
 import { BackupLink, type ReplicaSource } from "./BackupLink.js";
+import { CheckpointRelay, type StepCheckpoint } from "./CheckpointRelay.js";
 import { EndedCopies } from "./EndedCopies.js";
 import { endUnrun, storedContext } from "./endUnrun.js";
 import { type StepDetails, resultOf, stateOf } from "./formats.js";
@@ -78,6 +79,11 @@ export interface WorkflowServiceOptions {
   ack?: NodeConfig["ack"];
   /** Backups that keep a copy of each owned workflow (`--replicas`, 1). */
   replicas?: number;
+  /**
+   * A running agent step's latest checkpoint goes to the workflow's backups at most this often
+   * (500 ms by default): what a takeover resumes it from.
+   */
+  checkpointIntervalMs?: number;
 }
 
 /** How long a refused submit should wait before trying again. */
@@ -127,6 +133,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private readonly log: Logger;
   private readonly nodeName: string;
   private readonly progress: ProgressWriter | undefined;
+  private readonly checkpoints: CheckpointRelay | undefined;
   /** Set by `close`: workflows stop here without ending. */
   private closing = false;
   private readonly selfId: string;
@@ -186,6 +193,13 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     });
     const claims = new OwnershipClaims({ transport: t, mesh: options.mesh, store, logger: this.log });
     this.claims = claims;
+    this.checkpoints = new CheckpointRelay({
+      supervisor: options.runtime.supervisor,
+      logger: this.log,
+      intervalMs: options.checkpointIntervalMs ?? 500,
+      owns: (id) => this.owned.has(id),
+      copy: (id, steps) => this.copyCheckpoints(id, steps),
+    });
     // What the sender rules of replicas and claims read: who owns what here, who holds its copy.
     const view: OwnershipView = {
       selfId: this.selfId,
@@ -541,6 +555,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   close(): void {
     if (this.closing) return;
     this.progress?.flush();
+    this.checkpoints?.close();
     this.closing = true;
     for (const wf of this.owned.values()) {
       // A clean stop: whatever crashed the node before, it was not this resume.
@@ -574,6 +589,19 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       this.log.warn({ err, workflowId: wf.id }, "could not clear a workflow's resume count");
     }
     if (tellBackup) this.backups?.records(this.sourceOf(wf), []);
+  }
+
+  /** Agent checkpoints into the workflow's records, and those records to its backups. */
+  private copyCheckpoints(id: string, steps: StepCheckpoint[]): void {
+    const wf = this.owned.get(id);
+    if (!wf || !this.backups) return;
+    for (const step of steps) wf.actor.send({ type: "step.checkpoint", ...step });
+    const records = (wf.actor.getSnapshot().context as WorkflowContext).instances;
+    const taken = steps.flatMap((step) => {
+      const rec = records[step.instance];
+      return rec && rec.checkpoint === step.checkpoint ? [rec] : [];
+    });
+    if (taken.length > 0) this.backups.records(this.sourceOf(wf), taken);
   }
 
   /** What the backup link copies of an owned workflow. */

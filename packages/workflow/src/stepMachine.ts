@@ -1,4 +1,4 @@
-import { type ErrorBody, errorBodyOf } from "@shoal/protocol";
+import { type Checkpoint, type ErrorBody, errorBodyOf } from "@shoal/protocol";
 import type { RemoteEnvelope, RemoteSnapshot } from "@shoal/runtime";
 import { type AnyActorLogic, assign, sendParent, setup } from "xstate";
 
@@ -11,6 +11,8 @@ export interface StepInput {
   maxAttempts: number;
   /** The try it starts at: above 1 when a resumed workflow runs it again. */
   firstAttempt?: number;
+  /** An agent's checkpoint of that try, kept by the workflow's copy: that try goes on from it (a retry starts afresh). */
+  checkpoint?: Checkpoint;
 }
 
 /** A step's error: the one error body every layer uses. */
@@ -85,6 +87,7 @@ export function createStepMachine(tool: AnyActorLogic) {
             key: `${context.workflowId}/${context.instance}`,
             attempt: context.attempt,
             labels: { workflowId: context.workflowId, stepId: context.instance },
+            ...(context.checkpoint && context.attempt === (context.firstAttempt ?? 1) && { checkpoint: context.checkpoint }),
           }),
           onSnapshot: {
             actions: [

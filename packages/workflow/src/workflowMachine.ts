@@ -1,4 +1,4 @@
-import { type InstanceRecord, type StepStatus, monotonicNow } from "@shoal/protocol";
+import { type Checkpoint, type InstanceRecord, type StepStatus, monotonicNow } from "@shoal/protocol";
 import type { Runtime } from "@shoal/runtime";
 import { type AnyActorLogic, type DoneActorEvent, assign, emit, enqueueActions, setup } from "xstate";
 import { resolveFromRefs } from "./fromRefs.js";
@@ -46,6 +46,7 @@ export type WorkflowEmitted =
 type WorkflowEvent =
   | StepUpdateEvent
   | { type: "step.retrying"; instance: string; error?: StepError; attempt: number }
+  | { type: "step.checkpoint"; instance: string; attempt: number; checkpoint: Checkpoint }
   | { type: "CANCEL" }
   | { type: "PAUSE" }
   | { type: "RESUME" }
@@ -161,6 +162,7 @@ export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
             timeoutMs: step.spec.timeout_ms,
             maxAttempts: 1 + (step.spec.retries ?? 1),
             firstAttempt: Math.max(1, rec.attempts),
+            ...(rec.checkpoint && { checkpoint: rec.checkpoint }),
           };
           enqueue.spawnChild(`step:${inst.id}` as never, { id: inst.id, input } as never);
           Object.assign(rec, { spawned: true, attempts: input.firstAttempt, input: input.input });
@@ -173,6 +175,7 @@ export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
         const rec = context.instances[done.actorId];
         if (!rec || TERMINAL.has(rec.status)) return;
         const out = done.output;
+        delete rec.checkpoint;
         Object.assign(rec, {
           status: out.status,
           node: out.node ?? rec.node,
@@ -194,6 +197,7 @@ export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
         const now = Date.now();
         for (const rec of Object.values(context.instances)) {
           if (TERMINAL.has(rec.status)) continue;
+          delete rec.checkpoint;
           if (rec.spawned) {
             enqueue.stopChild(rec.id);
             Object.assign(rec, { status: "failed", endedAt: now, error: { code: params.code, message: params.message } });
@@ -222,6 +226,8 @@ export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
               assign(({ context, event }) => {
                 const rec = context.instances[event.instance];
                 if (!rec || TERMINAL.has(rec.status)) return {};
+                // A checkpoint belongs to one try: a retry starts afresh.
+                if (event.attempt !== rec.attempts) delete rec.checkpoint;
                 Object.assign(rec, {
                   status: event.placed ? "running" : "pending",
                   node: event.node ?? rec.node,
@@ -235,6 +241,14 @@ export function createWorkflowMachine(plan: Plan, runtime: Runtime) {
                 if (event.placed) enqueue.emit({ type: "step.started", instance: event.instance, node: event.node, attempt: event.attempt });
               }),
             ],
+          },
+          "step.checkpoint": {
+            actions: assign(({ context, event }) => {
+              const rec = context.instances[event.instance];
+              if (!rec || TERMINAL.has(rec.status) || rec.attempts !== event.attempt) return {};
+              rec.checkpoint = event.checkpoint;
+              return { version: context.version + 1 };
+            }),
           },
           "step.retrying": { actions: emit(({ event }) => ({ type: "step.retrying" as const, instance: event.instance, error: event.error, attempt: event.attempt })) },
           "xstate.done.actor.*": { actions: ["record", "schedule"] },

@@ -1,5 +1,5 @@
 import { silentLogger } from "@shoal/protocol";
-import { type RuntimeNode, converged, startRuntimeNode } from "@shoal/runtime/testing";
+import { type RuntimeNode, converged, counter, startRuntimeNode } from "@shoal/runtime/testing";
 import type { Definition } from "@shoal/tools";
 import { WorkflowService } from "../WorkflowService.js";
 
@@ -61,6 +61,8 @@ export const workflowTestLogic: Definition[] = [
     },
   },
   { name: "collect", run: (input: unknown) => ({ got: input }) },
+  // An agent: counts INC, ends with the count on DONE.
+  { name: "counter", machine: counter },
 ];
 
 export interface WorkflowNode extends RuntimeNode {
