@@ -91,6 +91,9 @@ export class CheckpointRelay {
       byWorkflow.set(workflowId, steps);
     }
     this.dirty.clear();
-    for (const [workflowId, steps] of byWorkflow) this.options.copy(workflowId, steps);
+    for (const [workflowId, steps] of byWorkflow) {
+      this.options.logger.debug({ workflowId, checkpoints: steps.map((s) => `${s.instance}@${s.checkpoint.seq}`) }, "agent checkpoints copied to the workflow's backups");
+      this.options.copy(workflowId, steps);
+    }
   }
 }

@@ -656,7 +656,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       if ("stored" in answer && op.state && op.result) this.copies?.keep({ id, owner: op.owner, epoch: op.epoch, endedAt: op.ended_at ?? Date.now(), state: op.state, result: op.result });
       else this.copies?.forget(id);
     }
-    this.log.debug({ workflowId: id, op: op.op, owner: op.owner, epoch: op.epoch, answer: Object.keys(answer)[0] }, "kept a copy of a workflow");
+    const checkpoints = op.op === "ended" ? [] : op.records.flatMap((r) => (r.checkpoint ? [`${r.id}@${r.checkpoint.seq}`] : []));
+    this.log.debug({ workflowId: id, op: op.op, owner: op.owner, epoch: op.epoch, answer: Object.keys(answer)[0], ...(checkpoints.length > 0 && { checkpoints }) }, "kept a copy of a workflow");
     if ("stored" in answer && op.op === "started") await store.synced();
     return answer;
   }
