@@ -27,6 +27,7 @@ import { type Actor, createActor, toPromise } from "xstate";
 import { BackupLink, type ReplicaSource } from "./BackupLink.js";
 import { CheckpointRelay, type StepCheckpoint } from "./CheckpointRelay.js";
 import { EndedCopies } from "./EndedCopies.js";
+import { KeptCheckpoints } from "./KeptCheckpoints.js";
 import { endUnrun, storedContext } from "./endUnrun.js";
 import { type StepDetails, resultOf, stateOf } from "./formats.js";
 import { Notifier, type NotifierOptions, type WorkflowNotice } from "./Notifier.js";
@@ -143,6 +144,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   readonly ownershipStats = { takenOver: 0, gaveWay: 0 };
   /** The deadlines of the copies kept here, on this node's clock; what a run starting here has left. */
   private readonly deadlines = new WorkflowDeadlines();
+  /** When the agent checkpoints of the copies kept here arrived: a takeover ages their timers. */
+  private readonly keptCheckpoints = new KeptCheckpoints();
   /** Ended workflows of other owners kept here as their backup. */
   private readonly copies: EndedCopies | undefined;
   /** Of the running copies kept here: their owner's backups in takeover order, as its latest copy said. */
@@ -649,9 +652,11 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const answer = store.replicate(op, (nodeId) => this.options.mesh.member(nodeId)?.name ?? nodeId);
     const id = op.workflow_id;
     if ("stored" in answer && op.op !== "ended" && op.backups) this.copyBackups.set(id, op.backups);
+    if ("stored" in answer && op.op !== "ended") this.keptCheckpoints.heard(id, op.records);
     if ("stored" in answer && op.op === "started") this.deadlines.heard(id, op.deadline_left_ms);
     else if (op.op === "ended") {
       this.deadlines.forget(id);
+      this.keptCheckpoints.forget(id);
       this.copyBackups.delete(id);
       if ("stored" in answer && op.state && op.result) this.copies?.keep({ id, owner: op.owner, epoch: op.epoch, endedAt: op.ended_at ?? Date.now(), state: op.state, result: op.result });
       else this.copies?.forget(id);
@@ -719,7 +724,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
         store.claim(replica.id, this.selfId, epoch);
         const from = this.options.mesh.member(replica.owner)?.name ?? replica.owner;
         this.log.warn({ workflowId: replica.id, from, epoch, resumes: replica.resumes }, "took over a workflow whose owner is down");
-        claimed.push({ ...replica, owner: this.selfId, epoch });
+        claimed.push({ ...replica, owner: this.selfId, epoch, records: this.keptCheckpoints.takeOver(replica.id, replica.records) });
       }
       const epochs = new Map(claimed.map((wf) => [wf.id, wf.epoch]));
       for (const id of this.relaunch(claimed).taken) {
@@ -818,6 +823,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     if (!store || !known || known.epoch >= claim.epoch) return;
     store.forget(claim.workflow_id);
     this.deadlines.forget(claim.workflow_id);
+    this.keptCheckpoints.forget(claim.workflow_id);
     this.backups?.forget(claim.workflow_id);
     this.copyBackups.delete(claim.workflow_id);
     this.copies?.forget(claim.workflow_id);
