@@ -92,6 +92,14 @@ const RETRY_AFTER_MS = 1_000;
 /** After regaining a majority, owners still down this much later are taken over (a few heartbeats: time for stale down marks to be refuted). */
 const TAKEOVER_AFTER_HEAL_MS = 3_000;
 
+/**
+ * How long a member must be up, on a link of its own to this node, before it counts in the
+ * membership a majority is counted in. A peer heard of only by gossip, or one that joins and
+ * vanishes (a crashed start, a hostile client passing the handshake), never counts: otherwise a
+ * burst of such members going down at once would leave the real nodes a minority, paused for good.
+ */
+const QUORUM_SETTLE_MS = 3_000;
+
 interface OwnedWorkflow {
   id: string;
   plan: Plan;
@@ -157,6 +165,9 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   /** The membership a majority is counted in (quorum.ts), and whether this node sees one. */
   private membership = new Set<string>();
   private minority = false;
+  /** Since when each member not yet counted has been up on a link to this node. */
+  private readonly upSince = new Map<string, number>();
+  private quorumTimer: NodeJS.Timeout | undefined;
   /** Outcomes a replaced owner reported for workflows still running here: they go into the end state. */
   private readonly conflicts = new Map<string, WorkflowConflict[]>();
 
@@ -172,6 +183,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     t.handle("workflow.list", () => this.list());
     this.countQuorum();
     options.mesh.on("changes", () => this.countQuorum());
+    // A member that settled without a further change is counted on the next tick of this.
+    this.quorumTimer = setInterval(() => this.countQuorum(), QUORUM_SETTLE_MS).unref();
     const store = options.store;
     if (!store) return;
     const dropped = store.startedBy(this.selfId);
@@ -559,6 +572,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     if (this.closing) return;
     this.progress?.flush();
     this.checkpoints?.close();
+    clearInterval(this.quorumTimer);
     this.closing = true;
     for (const wf of this.owned.values()) {
       // A clean stop: whatever crashed the node before, it was not this resume.
@@ -744,7 +758,23 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
    * here), then resumes the rest and takes over what down owners left meanwhile.
    */
   private countQuorum(): void {
-    const { membership, majority } = quorum(this.membership, this.options.mesh.members(), this.selfId);
+    const now = monotonicNow();
+    const members = this.options.mesh.members();
+    const present = new Set(members.map((m) => m.id));
+    for (const id of this.upSince.keys()) if (!present.has(id)) this.upSince.delete(id);
+    const counted = members.filter((m) => {
+      if (this.membership.has(m.id)) return true;
+      if (m.status !== "up" || this.options.transport.connection(m.id)?.isOpen !== true) {
+        this.upSince.delete(m.id);
+        return false;
+      }
+      const since = this.upSince.get(m.id) ?? now;
+      this.upSince.set(m.id, since);
+      return now - since >= QUORUM_SETTLE_MS;
+    });
+    const { membership, majority } = quorum(this.membership, counted, this.selfId);
+    for (const id of membership) this.upSince.delete(id);
+    if (membership.size !== this.membership.size) this.log.info({ members: membership.size }, "a majority is counted among these members now");
     this.membership = membership;
     if (majority !== this.minority) return;
     this.minority = !majority;
@@ -776,7 +806,10 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     // Right after a heal the down marks are stale (a peer's refutation may still be on its way):
     // only owners still down a while later are taken over.
     setTimeout(() => {
-      if (!this.minority) for (const m of this.options.mesh.members()) if (m.status === "down") this.takeOver(m.id);
+      // One takeOver handles every down owner whose copies are kept here; owners with none need no call.
+      const store = this.options.store;
+      const down = store?.copyOwners(this.selfId).find((owner) => this.options.mesh.member(owner)?.status === "down");
+      if (!this.minority && down !== undefined) this.takeOver(down);
     }, TAKEOVER_AFTER_HEAL_MS).unref();
   }
 
