@@ -11,26 +11,23 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
-const args = process.argv.slice(2);
 function fail(message) {
   process.stderr.write(`chaos: ${message}\n`);
   process.exit(2);
 }
-const known = new Set(["--only", "--seed"]);
-for (const arg of args) if (arg.startsWith("--") && !known.has(arg)) fail(`unknown option ${arg} (known: ${[...known].join(", ")})`);
-const option = (name) => {
-  const i = args.indexOf(name);
-  if (i < 0) return undefined;
-  const value = args[i + 1];
-  if (value === undefined || value.startsWith("--")) fail(`${name} needs a value`);
-  return value;
-};
-const only = option("--only");
+let values;
+try {
+  ({ values } = parseArgs({ options: { only: { type: "string" }, seed: { type: "string" } }, strict: true }));
+} catch (err) {
+  fail(err.message);
+}
+const only = values.only;
 if (only && !/^[abcd](,[abcd])*$/.test(only)) fail(`--only wants runs out of a,b,c,d, got ${only}`);
 // A seed of its own for each run unless one is given, printed so that the run can be repeated.
-const seed = option("--seed") ?? String(Date.now() % 1_000_000_000);
+const seed = values.seed ?? String(Date.now() % 1_000_000_000);
 if (!/^\d+$/.test(seed)) fail(`--seed wants a number, got ${seed}`);
 const cli = here("../../apps/node/dist/cli.js");
 if (!existsSync(cli)) fail(`${cli} is missing: build first (pnpm exec turbo run build)`);

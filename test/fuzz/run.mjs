@@ -11,25 +11,23 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
-const args = process.argv.slice(2);
-const option = (name) => {
-  const i = args.indexOf(name);
-  if (i < 0) return undefined;
-  const value = args[i + 1];
-  if (value === undefined || value.startsWith("--")) fail(`${name} needs a value`);
-  return value;
-};
 function fail(message) {
   process.stderr.write(`fuzz: ${message}\n`);
   process.exit(2);
 }
-const known = new Set(["--frames", "--requests", "--minutes", "--seed", "--replay"]);
-for (const arg of args) if (arg.startsWith("--") && !known.has(arg)) fail(`unknown option ${arg} (known: ${[...known].join(", ")})`);
+let values;
+try {
+  const text = { type: "string" };
+  ({ values } = parseArgs({ options: { frames: text, requests: text, minutes: text, seed: text, replay: text }, strict: true }));
+} catch (err) {
+  fail(err.message);
+}
 
 const number = (name, fallback) => {
-  const value = option(name);
+  const value = values[name.slice(2)];
   if (value === undefined) return fallback;
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) fail(`${name} wants a number, got ${value}`);
@@ -46,7 +44,7 @@ const env = {
   SHOAL_FUZZ_REQUESTS: number("--requests", "10000"),
   SHOAL_FUZZ_MINUTES: number("--minutes", "20"),
   SHOAL_FUZZ_REPORT: report,
-  ...(option("--replay") && { SHOAL_FUZZ_REPLAY: option("--replay") }),
+  ...(values.replay && { SHOAL_FUZZ_REPLAY: values.replay }),
 };
 const cli = here("../../apps/node/dist/cli.js");
 if (!existsSync(cli)) fail(`${cli} is missing: build first (pnpm exec turbo run build)`);
