@@ -123,6 +123,41 @@ describe("gossip from a hostile peer, against real node processes", () => {
     await until(() => realUp(a, [...names, "pg-d"]), 10_000, () => "pg-a never took pg-d in");
   });
 
+  it("1,000 invented members at one address where nobody listens: refused dials take them all down at once, and no node's event loop is held for it", async () => {
+    const nodes = await mesh(["pd-a", "pd-b", "pd-c"]);
+    const [a] = nodes as [NodeProcess, NodeProcess, NodeProcess];
+    const names = nodes.map((n) => n.name);
+    for (const n of nodes) await metric(n, "shoal_nodejs_eventloop_lag_max_seconds"); // the scrape starts a new window
+    const peer = await liar(a);
+    // Under the default --max-members (1,024), all at one dead address: one refused dial there
+    // marks every one of them down in the same turn, on each node the gossip reached.
+    peer.send({ t: "gossip", members: invented(1_000).map((m) => ({ ...m, address: "127.0.0.1:9", incarnation: 0 })) });
+    let slowestMs = 0;
+    let seen = "";
+    for (const n of nodes) {
+      await until(
+        async () => {
+          const askedAt = performance.now();
+          expect((await n.get("/healthz")).json.ok).toBe(true);
+          slowestMs = Math.max(slowestMs, performance.now() - askedAt);
+          const invent = (await n.nodes()).filter((r) => r.name.startsWith("invented"));
+          const down = invent.filter((r) => r.status === "down").length;
+          seen = `it has ${invent.length}, ${down} of them down`;
+          // pd-a holds them all; the others hold those it passed on before they went down there.
+          return (n !== a || invent.length === 1_000) && down === invent.length;
+        },
+        20_000,
+        () => `${n.name} did not take the 1,000 invented members down: ${seen}`,
+      );
+    }
+    // Seconds on every node when each down recounted the whole table for the majority rule.
+    expect(slowestMs, "slowest /healthz while they went down (ms)").toBeLessThan(1_000);
+    for (const n of nodes) {
+      expect(await metric(n, "shoal_nodejs_eventloop_lag_max_seconds"), `${n.name}: event loop lag at most (s)`).toBeLessThan(1);
+      expect(await realUp(n, names), n.name).toBe(true);
+    }
+  });
+
   it("a record raising a real node's incarnation to the bound, as down: nobody takes it, and the node still refutes a real suspicion", async () => {
     const nodes = await mesh(["pi-a", "pi-b", "pi-v"]);
     const [a, b, v] = nodes as [NodeProcess, NodeProcess, NodeProcess];

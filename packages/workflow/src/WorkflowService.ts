@@ -229,7 +229,9 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     t.handleCast("workflow.claimed", (claim) => this.fence(claim), (claim, from) => claimRefusal(view, claim, from));
     options.mesh.on("down", (m) => {
       // Counted now, not at the end of the turn: whether this side may take over depends on it.
-      this.countQuorum();
+      // Only a member of the counted membership changes the count; a thousand invented members
+      // going down at once must not cost a thousand counts of the whole table.
+      if (this.membership.has(m.id)) this.countQuorum();
       this.takeOver(m.id);
       this.backups?.peerDown(m.id, this.sources());
     });
