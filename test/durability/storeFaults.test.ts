@@ -3,14 +3,13 @@ import { readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { type NodeProcess, stopAll, until } from "../support/shoalProcess.js";
-import { resultOf, submit, workflowMesh } from "../support/workflowMesh.js";
+import { quickSpec, resultOf, submit, workflowMesh } from "../support/workflowMesh.js";
 
 const started: NodeProcess[] = [];
 afterEach(async () => {
   await stopAll(started.splice(0));
 });
 
-const quick = (name: string) => ({ name, steps: [{ id: "only", tool: "sleep_tool", input: { ms: 10 } }] });
 /** One step that runs for `ms`, then one more. */
 const slow = (name: string, ms: number) => ({
   name,
@@ -37,7 +36,7 @@ describe("faults at the edges of the workflow store (real nodes)", () => {
   it.skipIf(!hasPrlimit)("a disk that refuses writes: new workflows get 503 with Retry-After, a running one ends in memory, and all is stored once the disk takes writes again", async () => {
     const { nodes } = await workflowMesh([{ name: "full-a" }], started);
     const [a] = nodes as [NodeProcess];
-    const before = await submit(a, quick("before"));
+    const before = await submit(a, quickSpec("before"));
     await resultOf(a, before);
     const running = await submit(a, slow("through-the-outage", 1_500));
     const db = join(a.dataDir, "workflows.db");
@@ -46,10 +45,10 @@ describe("faults at the edges of the workflow store (real nodes)", () => {
       // The running workflow's first outcome is the write the disk refuses.
       const failed = (l: Record<string, unknown>) => String(l.msg).startsWith("the workflow store cannot be written");
       await until(() => a.logsMatching(failed).length > 0, 10_000, () => "the store never failed a write");
-      const refused = await a.post("/v1/workflows", quick("refused"));
+      const refused = await a.post("/v1/workflows", quickSpec("refused"));
       expect(refused.status).toBe(503);
       expect(refused.json.error).toMatchObject({ code: "SHOAL_ERR_STORE_UNAVAILABLE", message: expect.stringContaining("cannot be written") });
-      const again = await a.request("POST", "/v1/workflows", quick("refused-again"));
+      const again = await a.request("POST", "/v1/workflows", quickSpec("refused-again"));
       expect(again.headers?.["retry-after"]).toBe("1");
       expect(await a.metric("shoal_store_writable")).toBe(0);
       expect(await a.metric("shoal_store_write_failures_total")).toBe(1);
@@ -59,7 +58,7 @@ describe("faults at the edges of the workflow store (real nodes)", () => {
     } finally {
       fileSizeLimit(a.pid as number, "unlimited");
     }
-    await until(async () => (await a.post("/v1/workflows", quick("after"))).status === 202, 5_000, () => "submissions were not accepted again");
+    await until(async () => (await a.post("/v1/workflows", quickSpec("after"))).status === 202, 5_000, () => "submissions were not accepted again");
     expect(a.logsMatching((l) => String(l.msg).startsWith("the workflow store can be written again"))).toHaveLength(1);
     expect(await a.metric("shoal_store_writable")).toBe(1);
 
@@ -76,7 +75,7 @@ describe("faults at the edges of the workflow store (real nodes)", () => {
     const [a] = nodes as [NodeProcess];
     const db = join(a.dataDir, "workflows.db");
     // Enough workflows for the file to have pages to lose.
-    for (let i = 0; i < 20; i++) await resultOf(a, await submit(a, quick(`filler-${i}`)));
+    for (let i = 0; i < 20; i++) await resultOf(a, await submit(a, quickSpec(`filler-${i}`)));
     const damage: [string, () => void, RegExp][] = [
       ["garbage", () => writeFileSync(db, Buffer.alloc(64 * 1024, "not a database. ")), /not a database/],
       ["cut short", () => truncateSync(db, Math.floor(statSync(db).size / 2)), /malformed|quick_check/],
@@ -99,7 +98,7 @@ describe("faults at the edges of the workflow store (real nodes)", () => {
       expect(readFileSync(aside).equals(damaged), `${what}: kept as it was`).toBe(true);
       expect(await a.metric("shoal_store_moved_aside_total"), what).toBe(1);
       // It serves: a new workflow runs and is stored.
-      expect((await resultOf(a, await submit(a, quick(`after-${what}`)))).status).toBe("complete");
+      expect((await resultOf(a, await submit(a, quickSpec(`after-${what}`)))).status).toBe("complete");
     }
     expect(readdirSync(a.dataDir).filter((f) => f.startsWith("workflows.db.corrupt-"))).toHaveLength(3);
   });

@@ -34,6 +34,18 @@ export async function workflowMesh(specs: WorkflowNodeSpec[], started: NodeProce
   return { nodes, dir };
 }
 
+/** One sleep_tool step of 10 ms, named `only`. */
+export const quickSpec = (name: string) => ({ name, steps: [{ id: "only", tool: "sleep_tool", input: { ms: 10 } }] });
+
+/** Two sleep_tool steps: `first` runs for `ms`, then `second` for 10 ms. */
+export const chainSpec = (name: string, ms: number) => ({
+  name,
+  steps: [
+    { id: "first", tool: "sleep_tool", input: { ms } },
+    { id: "second", tool: "sleep_tool", needs: ["first"], input: { ms: 10 } },
+  ],
+});
+
 /** Submits a workflow; fails unless it is accepted (202). */
 export async function submit(node: NodeProcess, spec: object): Promise<string> {
   const r = await node.post("/v1/workflows", spec);
@@ -54,4 +66,24 @@ export function stepsLog(dir: string): any[] {
     .trim()
     .split("\n")
     .map((l) => JSON.parse(l));
+}
+
+/**
+ * Reads an id no node ever accepted until `node` answers 404: a node still joining the mesh
+ * (just started) may first answer 503 SHOAL_ERR_RESUMING, as it cannot yet tell. Fails on any
+ * other answer.
+ */
+export async function expectNeverAccepted(node: NodeProcess, id: string): Promise<void> {
+  const seen = new Set<string>();
+  await until(
+    async () => {
+      const r = await node.get(`/v1/workflows/${id}`);
+      seen.add(`${r.status} ${r.json?.error?.code}`);
+      return r.status === 404;
+    },
+    10_000,
+    () => `${node.name} never answered 404 for ${id}: ${[...seen].join(", ")}`,
+  );
+  const other = [...seen].filter((s) => s !== "404 SHOAL_ERR_UNKNOWN_WORKFLOW" && s !== "503 SHOAL_ERR_RESUMING");
+  if (other.length > 0) throw new Error(`${node.name} answered ${other.join(", ")} for ${id}, which no node accepted`);
 }

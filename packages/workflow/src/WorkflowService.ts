@@ -4,9 +4,6 @@ import {
   LIMIT_DEFAULTS,
   type Logger,
   type NodeConfig,
-  type PeerMethods,
-  type PeerRequestInput,
-  type PeerResponseBody,
   QUARANTINE_AFTER_CRASHES,
   ShoalError,
   type WorkflowClaim,
@@ -37,8 +34,9 @@ import { ProgressWriter } from "./ProgressWriter.js";
 import { type Plan, planWorkflow, restorePlan } from "./planWorkflow.js";
 import { quorum } from "./quorum.js";
 import { WorkflowDeadlines } from "./WorkflowDeadlines.js";
+import { WorkflowDirectory, resumingError } from "./WorkflowDirectory.js";
 import type { StoredWorkflow, WorkflowStore } from "./WorkflowStore.js";
-import { newWorkflowId, ownerTag, ownerTagOf } from "./workflowIds.js";
+import { newWorkflowId } from "./workflowIds.js";
 import { type InstanceRecord, type WorkflowContext, createWorkflowMachine } from "./workflowMachine.js";
 
 export interface WorkflowServiceOptions {
@@ -158,8 +156,12 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private readonly copies: EndedCopies | undefined;
   /** Of the running copies kept here: their owner's backups in takeover order, as its latest copy said. */
   private readonly copyBackups = new Map<string, string[]>();
-  /** Owner tags of the ids seen so far, and the node each one names: down nodes too, once the table forgot them. */
-  private readonly tags = new Map<string, { id: string; name: string }>();
+  /** Who answers for the workflows this node does not hold. */
+  private readonly directory: WorkflowDirectory;
+  /** Set once `resume` has taken back the unfinished workflows of the store. */
+  private resumed = false;
+  /** Ended workflows of this node's own that its store gave back at the start. */
+  private endedAtStart = 0;
   /** Set once the copies of a lost store were asked for. */
   private restored = false;
   /** The membership a majority is counted in (quorum.ts), and whether this node sees one. */
@@ -176,6 +178,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     this.log = options.logger.child({ component: "workflow" });
     this.nodeName = options.transport.identity.name;
     this.selfId = options.transport.identity.id;
+    this.directory = new WorkflowDirectory({ selfId: this.selfId, mesh: options.mesh, transport: options.transport });
     const t = options.transport;
     t.handle("workflow.state", ({ id }) => this.localState(id));
     t.handle("workflow.result", ({ id }) => this.localResult(id));
@@ -194,6 +197,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     // Readable at once: they need no peer, unlike what `resume` takes back.
     const copies = this.copies.load(store.endedWorkflows().filter((wf) => wf.owner !== this.selfId));
     if (copies > 0) this.log.info({ copies }, "ended workflows of other owners kept here as their backup");
+    this.endedAtStart = this.takeBackEnded();
     this.progress = new ProgressWriter({
       store,
       logger: this.log,
@@ -298,20 +302,13 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
    */
   async resume(): Promise<{ resumed: number; ended: number; handedOver: number; quarantined: number }> {
     const store = this.options.store;
-    if (!store) return { resumed: 0, ended: 0, handedOver: 0, quarantined: 0 };
-    if (store.movedAside !== undefined && !this.restored) await this.restoreFromPeers();
-    const retainMs = this.retainMs;
-    const now = Date.now(); // wall time: ended_at is stored across restarts
-    let ended = 0;
-    for (const wf of store.endedWorkflows()) {
-      if (wf.owner !== this.selfId || this.here(wf.id)) continue;
-      if (now - wf.endedAt >= retainMs) {
-        store.forget(wf.id);
-        continue;
-      }
-      this.keepEnded(wf.id, wf.state, wf.result, retainMs - (now - wf.endedAt));
-      ended++;
+    if (!store) {
+      this.resumed = true;
+      return { resumed: 0, ended: 0, handedOver: 0, quarantined: 0 };
     }
+    if (store.movedAside !== undefined && !this.restored) await this.restoreFromPeers();
+    const ended = this.endedAtStart + this.takeBackEnded();
+    this.endedAtStart = 0;
     const unfinished = store.unfinished(this.selfId).filter((wf) => !this.here(wf.id));
     const claims = (await this.claims?.ask(unfinished.map((wf) => wf.id))) ?? new Map<string, WorkflowClaim>();
     let handedOver = 0;
@@ -330,9 +327,32 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       mine.push(wf);
     }
     const { taken, quarantined, waiting } = this.relaunch(mine);
+    this.resumed = true;
     const resumed = taken.length - quarantined;
     this.log.info({ resumed, ended, handedOver, quarantined, waiting }, "workflows taken back from the store");
     return { resumed, ended, handedOver, quarantined };
+  }
+
+  /**
+   * Ended workflows of the store, readable again (within the retention) from the start: they
+   * need no peer to be final, unlike the unfinished ones `resume` waits for. Returns how many.
+   */
+  private takeBackEnded(): number {
+    const store = this.options.store;
+    if (!store) return 0;
+    const retainMs = this.retainMs;
+    const now = Date.now(); // wall time: ended_at is stored across restarts
+    let ended = 0;
+    for (const wf of store.endedWorkflows()) {
+      if (wf.owner !== this.selfId || this.here(wf.id)) continue;
+      if (now - wf.endedAt >= retainMs) {
+        store.forget(wf.id);
+        continue;
+      }
+      this.keepEnded(wf.id, wf.state, wf.result, retainMs - (now - wf.endedAt));
+      ended++;
+    }
+    return ended;
   }
 
   /**
@@ -831,6 +851,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     }
     if (wf.epoch >= claim.epoch) return;
     this.log.warn({ workflowId: wf.id, owner: claim.owner_name, epoch: claim.epoch, ourEpoch: wf.epoch }, "another node took this workflow over; stopping it here");
+    this.directory.handOver(wf.id, { id: claim.owner, name: claim.owner_name });
     wf.fenced = true;
     this.endTrial(wf);
     this.ownershipStats.gaveWay++;
@@ -864,6 +885,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     this.copies?.forget(claim.workflow_id);
     if (known.owner !== this.selfId) return; // a replica kept for the replaced owner
     this.ownershipStats.gaveWay++;
+    this.directory.handOver(claim.workflow_id, { id: claim.owner, name: claim.owner_name });
     const outcome = this.ended.get(claim.workflow_id);
     const hadOutcome = this.ended.delete(claim.workflow_id);
     // It may have been read already: the new owner keeps it beside its own, as a conflict.
@@ -894,17 +916,17 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
    * when no node knows it.
    */
   async state(id: string): Promise<WorkflowState> {
-    return this.answersHere(id) ? this.localState(id) : this.atOwner(id, "workflow.state");
+    return this.answersHere(id) ? this.localState(id) : this.directory.ask(id, "workflow.state", this.knowledgeOf(id));
   }
 
   /** The seed's response format; SHOAL_ERR_WORKFLOW_RUNNING while it runs. Found as `state` is. */
   async result(id: string): Promise<WorkflowResult> {
-    return this.answersHere(id) ? this.localResult(id) : this.atOwner(id, "workflow.result");
+    return this.answersHere(id) ? this.localResult(id) : this.directory.ask(id, "workflow.result", this.knowledgeOf(id));
   }
 
   /** Stops the running steps; the workflow ends `partial` or `failed`. Of an ended one, its state. */
   async cancel(id: string): Promise<WorkflowState> {
-    return this.answersHere(id) ? this.localCancel(id) : this.atOwner(id, "workflow.cancel");
+    return this.answersHere(id) ? this.localCancel(id) : this.directory.ask(id, "workflow.cancel", this.knowledgeOf(id));
   }
 
   /** Resolves with the result once a workflow this node owns has ended. */
@@ -994,8 +1016,9 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
 
   private require(id: string): OwnedWorkflow {
     const wf = this.owned.get(id);
-    if (!wf) throw new ShoalError("SHOAL_ERR_UNKNOWN_WORKFLOW", `no workflow ${id} on ${this.nodeName}`);
-    return wf;
+    if (wf) return wf;
+    if (this.resumingHere(id)) throw resumingError(`${this.nodeName} owns workflow ${id} and is taking it back from its store after a restart; try again in a moment`);
+    throw new ShoalError("SHOAL_ERR_UNKNOWN_WORKFLOW", `no workflow ${id} on ${this.nodeName}`);
   }
 
   private localState(id: string): WorkflowState {
@@ -1056,43 +1079,14 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     return { placement };
   }
 
-  /**
-   * Asks the owner the id names, if it is up; else (or if it does not know it: taken over since,
-   * or an id without an owner tag) every live peer: the owner or a node with a copy answers, the
-   * others say they do not know it. The first answer is taken as it comes: a peer that never
-   * answers (hung, or hostile) costs nothing then.
-   */
-  private async atOwner<K extends "workflow.state" | "workflow.result" | "workflow.cancel">(id: string, method: K): Promise<PeerResponseBody<PeerMethods, K>> {
-    // All three take WorkflowQuerySchema; TypeScript cannot tell that through the generic.
-    const query = { id } as PeerRequestInput<PeerMethods, K>;
-    const live = (nodeId: string) => nodeId !== this.selfId && (this.options.mesh.member(nodeId)?.status ?? "down") !== "down";
-    const ask = async (peers: string[]): Promise<{ answer: PeerResponseBody<PeerMethods, K> } | { error: unknown } | undefined> => {
-      try {
-        return { answer: await Promise.any(peers.map((p) => this.options.transport.request(p, method, query, { timeoutMs: 10_000 }))) };
-      } catch (err) {
-        const reasons = err instanceof AggregateError ? err.errors : [err];
-        const error = reasons.find((e) => !isShoalError(e, "SHOAL_ERR_UNKNOWN_WORKFLOW") && isShoalError(e) && e.code !== "SHOAL_ERR_NOT_CONNECTED");
-        return error ? { error } : undefined;
-      }
-    };
-    const owner = this.ownerNamedBy(id);
-    const direct = owner && live(owner.id) ? await ask([owner.id]) : undefined;
-    const answered = direct ?? (await ask(this.options.mesh.members().filter((m) => live(m.id) && m.id !== owner?.id).map((m) => m.id)));
-    if (answered && "answer" in answered) return answered.answer;
-    if (answered) throw answered.error;
-    if (owner && owner.id !== this.selfId && !live(owner.id)) {
-      throw new ShoalError("SHOAL_ERR_OWNER_UNAVAILABLE", `workflow ${id} is owned by ${owner.name}, which is down, and no live node holds a copy of it; try again once ${owner.name} is back`, {
-        retryAfterMs: RETRY_AFTER_MS,
-      });
-    }
-    throw new ShoalError("SHOAL_ERR_UNKNOWN_WORKFLOW", `no node in the mesh knows workflow ${id}`);
+  /** What the directory is told of a workflow this node does not answer for. */
+  private knowledgeOf(id: string): { resumingHere: boolean; joining: boolean } {
+    return { resumingHere: this.resumingHere(id), joining: !this.resumed && this.options.store !== undefined };
   }
 
-  /** The node whose tag the id carries (up or down, if this node ever saw it); undefined for ids without a tag, or of a node never seen. */
-  private ownerNamedBy(id: string): { id: string; name: string } | undefined {
-    const tag = ownerTagOf(id);
-    if (tag === undefined) return undefined;
-    if (!this.tags.has(tag)) for (const m of this.options.mesh.members()) this.tags.set(ownerTag(m.id), { id: m.id, name: m.name });
-    return this.tags.get(tag);
+  /** Owned here by the store's account, not yet taken back from it since the start. */
+  private resumingHere(id: string): boolean {
+    if (this.resumed || this.here(id)) return false;
+    return this.options.store?.ownership(id)?.owner === this.selfId;
   }
 }
