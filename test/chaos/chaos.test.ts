@@ -81,12 +81,9 @@ describe(long ? "chaos: the long runs" : "chaos: real nodes under kills, hangs, 
     expect(byRun((r) => r.takenTwice + r.readBackRunning)).toEqual(allRuns(0));
   });
 
-  // Fails today in every run tried (9 of 9 on main at fe67ce4): while an owner is down or has just
-  // started, the other nodes (and the owner itself, before it has taken its store back) answer 404
-  // for workflows they accepted (issue 12 point 3: results outlive their owner; 503 naming the
-  // owner, 404 only for ids no node ever accepted).
-  const known404 = long ? it : it.fails;
-  known404("no node that is up answers 404 for an accepted workflow, in any run", () => {
+  // 404 is for ids no node ever accepted (issue 12 point 3): an owner that is down, does not
+  // answer, or has just started and not yet taken its store back is a 503 that says which.
+  it("no node that is up answers 404 for an accepted workflow, in any run", () => {
     expect(byRun((r) => r.answered404)).toEqual(allRuns(0));
   });
 });

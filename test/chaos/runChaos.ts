@@ -290,7 +290,7 @@ export async function runChaos(plan: ChaosPlan): Promise<ChaosReport> {
     const reverted = tracked.filter((w) => w.reverted.length > 0);
     for (const w of changed.slice(0, 5)) notes.push(`taken twice ${w.id}: ${w.changed[0]}`, ...evidence(mesh.nodes, w.id));
     for (const w of reverted.slice(0, 5)) notes.push(`read back running ${w.id}: ${w.reverted[0]}`);
-    for (const w of tracked.filter((t) => t.notFound.length > 0).slice(0, 3)) notes.push(`404 for ${w.id} from ${w.notFound.slice(0, 4).join(", ")}`);
+    for (const w of tracked.filter((t) => t.notFound.length > 0).slice(0, 3)) notes.push(`404 for ${w.id} from ${w.notFound.slice(0, 4).join(", ")}`, ...evidence(mesh.nodes, w.id));
     const steps = stepRuns(dir);
     for (const key of steps.endedTwice.slice(0, 5)) notes.push(`ended twice ${key}`);
     for (const f of keeper.failedStarts.slice(0, 5)) notes.push(`failed start ${f.node}: ${f.why.slice(0, 300)}`);

@@ -1018,6 +1018,9 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const wf = this.owned.get(id);
     if (wf) return wf;
     if (this.resumingHere(id)) throw resumingError(`${this.nodeName} owns workflow ${id} and is taking it back from its store after a restart; try again in a moment`);
+    // Not "unknown": that would make the asker answer 404 for a workflow that exists.
+    const moved = this.directory.handedOverTo(id);
+    if (moved) throw new ShoalError("SHOAL_ERR_HANDED_OVER", `workflow ${id} was handed over by ${this.nodeName} to ${moved.name}`);
     throw new ShoalError("SHOAL_ERR_UNKNOWN_WORKFLOW", `no workflow ${id} on ${this.nodeName}`);
   }
 

@@ -15,6 +15,10 @@ export const WorkflowErrors = {
     status: 503,
     doc: "the workflow's owner (or the node asked) has just started and is taking its workflows back from its store, or is still joining the mesh: the answer is a moment away (Retry-After: 1)",
   },
+  SHOAL_ERR_HANDED_OVER: {
+    status: 503,
+    doc: "between nodes only: the node asked gave the workflow way to another (named in the message); the asker asks the others, and tells its client SHOAL_ERR_OWNER_UNAVAILABLE if none answers",
+  },
   SHOAL_ERR_WORKFLOW_RUNNING: { status: 409, doc: "the workflow has not finished yet, so there is no result" },
   SHOAL_ERR_STEP_TIMEOUT: { status: 504, doc: "a step took longer than its timeout_ms (recorded per attempt)" },
   SHOAL_ERR_DEADLINE: { status: 504, doc: "the workflow's deadline_ms passed while the step was running or waiting" },
