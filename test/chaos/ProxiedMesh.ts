@@ -83,6 +83,16 @@ export class ProxiedMesh {
     }
   }
 
+  /**
+   * Waits until every node counts all of them towards a majority (as it logs it). A member counts
+   * once it has been up a while on a link of its own (workflow README, Partitions): before that a
+   * split runs on both sides, as a 2-node mesh would.
+   */
+  async counted(timeoutMs = 15_000): Promise<void> {
+    const all = (l: Record<string, unknown>) => l.msg === "a majority is counted among these members now" && l.members === this.nodes.length;
+    await until(() => this.nodes.every((n) => n.logsMatching(all).length > 0), timeoutMs, () => `not every node counts all ${this.nodes.length} towards a majority`);
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.kill("SIGKILL")));
     await this.proxy.close();

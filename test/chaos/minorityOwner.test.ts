@@ -29,8 +29,7 @@ describe("one dispatcher per workflow under a partition (issue 12 point 4)", () 
     proxied.push(mesh);
     const [a, b, c] = mesh.nodes as [NodeProcess, NodeProcess, NodeProcess];
     // Members count towards a majority once they have been up a while (not a peer that flashes by).
-    const counted = (l: Record<string, unknown>) => l.msg === "a majority is counted among these members now" && l.members === 3;
-    await until(() => [a, b, c].every((n) => n.logsMatching(counted).length > 0), 15_000, () => "the nodes never counted each other");
+    await mesh.counted();
     const id = await submit(a, chain);
     const copied = (l: Record<string, unknown>) => l.msg === "kept a copy of a workflow" && l.workflowId === id && l.op === "records" && l.answer === "stored";
     await until(() => b.logsMatching(copied).length + c.logsMatching(copied).length > 0, 10_000, () => "no backup got first's outcome");
@@ -59,5 +58,48 @@ describe("one dispatcher per workflow under a partition (issue 12 point 4)", () 
     }
     // One outcome: the step after the cut ran once, on the majority's side.
     expect(stepsLog(dir).filter((l) => l.step === "third" && !l.end)).toHaveLength(1);
+  }, 60_000);
+
+  it("a workflow that ends on an owner just cut off, before it suspects it is alone, is not shown there: the majority's outcome is the only one given out", async () => {
+    const dir = tempDir("ending-");
+    // Slow suspicion (1 s) next to a 200 ms step: the owner ends the workflow well before it
+    // knows it is cut off, so only the rule that an end is shown once the copies have it holds it back.
+    const detector = ["--heartbeat-ms", "100", "--suspect-after-ms", "1000", "--down-after-ms", "2000"];
+    const mesh = await ProxiedMesh.start([{ name: "e-a" }, { name: "e-b" }, { name: "e-c" }], { extra: ["--plugin", PLUGIN, "--slots", "4", ...detector], env: { SHOAL_TEST_DIR: dir }, started });
+    proxied.push(mesh);
+    const [a, b, c] = mesh.nodes as [NodeProcess, NodeProcess, NodeProcess];
+    await mesh.counted();
+    const id = await submit(a, { name: "ends-at-the-cut", steps: [{ id: "only", tool: "sleep_tool", input: { ms: 400 }, placement: { prefer: "local" } }] });
+    const stateAt = async (n: NodeProcess) => WorkflowStateSchema.parse((await n.get(`/v1/workflows/${id}`)).json);
+    await until(async () => (await stateAt(a)).steps.only?.status === "running", 5_000, () => "the step never ran");
+    await new Promise((r) => setTimeout(r, 200)); // half way through the step
+    mesh.proxy.partition([["e-a"], ["e-b", "e-c"]]);
+
+    // Until the majority has its own outcome, read the cut-off owner over and over.
+    const seenOnA = new Set<string>();
+    let result: ReturnType<typeof WorkflowResultSchema.parse> | undefined;
+    await until(
+      async () => {
+        const s = await stateAt(a);
+        seenOnA.add(`${s.status}${s.ending ? ` ${s.ending}` : ""}`);
+        for (const n of [b, c]) {
+          const r = await n.get(`/v1/workflows/${id}/result`);
+          if (r.status === 200) result = WorkflowResultSchema.parse(r.json);
+        }
+        return result !== undefined;
+      },
+      30_000,
+      () => `the majority never ended it; e-a showed ${[...seenOnA].join(", ")}`,
+    );
+    // e-a ended it (its step ran to its end there) but never showed that outcome.
+    expect([...seenOnA]).toContain("running replicating");
+    expect([...seenOnA].filter((x) => !x.startsWith("running"))).toEqual([]);
+    expect(stepsLog(dir).filter((l) => l.step === "only" && l.node === a.name && l.end)).toHaveLength(1);
+
+    mesh.proxy.heal();
+    for (const n of mesh.nodes) {
+      await until(async () => (await n.get(`/v1/workflows/${id}/result`)).status === 200, 15_000, () => `${n.name} does not answer for ${id}`);
+      expect(WorkflowResultSchema.parse((await n.get(`/v1/workflows/${id}/result`)).json), n.name).toEqual(result);
+    }
   }, 60_000);
 });

@@ -191,6 +191,10 @@ export async function runChaos(plan: ChaosPlan): Promise<ChaosReport> {
   const tracked: Tracked[] = [];
   const refused: Record<string, number> = {};
   note(`mesh of ${plan.nodes} up`);
+  // Faults begin on a mesh that has run a moment: until each node counts the others towards a
+  // majority, a split runs on both sides by design.
+  await mesh.counted(20_000);
+  note(`each node counts all ${plan.nodes} towards a majority`);
   try {
     const durationMs = (plan.workflows / plan.perSecond) * 1000;
     const startedAt = performance.now();

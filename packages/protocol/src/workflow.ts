@@ -137,6 +137,12 @@ export const WorkflowStateSchema = z.object({
    * majority is back, or gives way to a node that took it over meanwhile.
    */
   paused: z.enum(["minority"]).optional(),
+  /**
+   * Set while its owner has reached an outcome and the nodes that hold copies of it are being
+   * told: `status` stays `running` until each has it (or is down while the owner sees a
+   * majority), as one of them could still take it over with an older copy.
+   */
+  ending: z.enum(["replicating"]).optional(),
   /** Outcomes other owners reached for it at lower epochs, when they differ from this one's. */
   conflicts: z.array(WorkflowConflictSchema).max(100).optional(),
 });

@@ -1,5 +1,5 @@
 import type { Mesh } from "@shoal/mesh";
-import type { InstanceRecord, Logger, PlannedInstance, WorkflowClaim, WorkflowReplica, WorkflowResult, WorkflowState } from "@shoal/protocol";
+import { type InstanceRecord, type Logger, type PlannedInstance, type WorkflowClaim, type WorkflowReplica, type WorkflowResult, type WorkflowState, isShoalError } from "@shoal/protocol";
 import type { Transport } from "@shoal/transport";
 
 /** What an owner replicates of one workflow. */
@@ -109,11 +109,15 @@ export class BackupLink {
   /**
    * The workflow ended. With its final state and result its backups keep it ended (readable
    * while this node is down); without, they let the copy go (a submission that was not
-   * accepted). One that ended without running here (after a restart) has no backups yet: the
-   * peers that would be them are told, as they may hold copies.
+   * accepted). Every peer that was given a copy is told, not only the current backups: any of
+   * them could take the workflow over with what it holds. One that ended without running here
+   * (after a restart) has no backups yet: the peers that would be them are told, as they may
+   * hold copies. `to` sends it again to those only. Resolves, never rejects, once each answered
+   * or failed, with the peers that did not answer (a peer that answers it holds no copy has
+   * nothing to take over with, and counts as told).
    */
-  ended(id: string, epoch: number, final?: EndedCopy): void {
-    const backups = this.backups.get(id) ?? this.choose([]);
+  async ended(id: string, epoch: number, final?: EndedCopy, to?: string[]): Promise<string[]> {
+    const targets = to ?? [...new Set([...(this.backups.get(id) ?? this.choose([])), ...(this.holders.get(id) ?? [])])];
     this.backups.delete(id);
     this.confirmed.delete(id);
     const op: WorkflowReplica = {
@@ -123,7 +127,8 @@ export class BackupLink {
       epoch,
       ...(final && { ended_at: final.endedAt, state: final.state, result: final.result }),
     };
-    for (const b of backups) this.send(b, op);
+    const told = await Promise.all(targets.map((b) => this.send(b, op, undefined, this.options.copyTimeoutMs ?? 5_000)));
+    return targets.filter((_, i) => !told[i]);
   }
 
   /**
@@ -198,7 +203,8 @@ export class BackupLink {
     this.confirmed.get(id)?.delete(backup);
   }
 
-  private send(backup: string, op: WorkflowReplica, wf?: ReplicaSource, timeoutMs?: number): Promise<void> {
+  /** Resolves with whether the peer answered. */
+  private send(backup: string, op: WorkflowReplica, wf?: ReplicaSource, timeoutMs?: number): Promise<boolean> {
     if (op.op !== "ended") {
       const holders = this.holders.get(op.workflow_id) ?? new Set<string>();
       holders.add(backup);
@@ -218,11 +224,15 @@ export class BackupLink {
           confirmed.add(backup);
           this.confirmed.set(op.workflow_id, confirmed);
         }
+        return true;
       })
       .catch((err: unknown) => {
         // The next write, or the peer's `down`, picks another backup.
         if (wf && isBackup()) this.drop(wf.id, backup);
         this.log.debug({ err, workflowId: op.workflow_id, backup }, "a copy of the workflow did not reach its backup");
+        // A peer that runs no orchestrator holds no copy; any other refusal may come from one
+        // that took the workflow over: its claim is on the way.
+        return isShoalError(err, "SHOAL_ERR_NO_HANDLER");
       });
   }
 }

@@ -21,7 +21,7 @@ import {
 import type { Runtime } from "@shoal/runtime";
 import type { Transport } from "@shoal/transport";
 import { type Actor, createActor, toPromise } from "xstate";
-import { BackupLink, type ReplicaSource } from "./BackupLink.js";
+import { BackupLink, type EndedCopy, type ReplicaSource } from "./BackupLink.js";
 import { CheckpointRelay, type StepCheckpoint } from "./CheckpointRelay.js";
 import { EndedCopies } from "./EndedCopies.js";
 import { KeptCheckpoints } from "./KeptCheckpoints.js";
@@ -87,6 +87,8 @@ export interface WorkflowServiceOptions {
 
 /** How long a refused submit should wait before trying again. */
 const RETRY_AFTER_MS = 1_000;
+/** How often an end not yet kept by every peer holding a copy is sent to them again. */
+const PUBLISH_RETRY_MS = 500;
 /** After regaining a majority, owners still down this much later are taken over (a few heartbeats: time for stale down marks to be refuted). */
 const TAKEOVER_AFTER_HEAL_MS = 3_000;
 
@@ -135,6 +137,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private readonly waiting = new Map<string, WaitingWorkflow>();
   /** Suspects are resumed one after the other, in this chain. */
   private trials: Promise<void> = Promise.resolve();
+  /** Ended here, not shown yet: the peers holding copies are being told (see `retire`). */
+  private readonly ending = new Map<string, EndedCopy & { done: Promise<WorkflowResult> }>();
   /** Ended workflows: only their final state and result, not the actors that ran them. */
   private readonly ended = new Map<string, { state: WorkflowState; result: WorkflowResult }>();
   private readonly log: Logger;
@@ -284,7 +288,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       await stored;
     } catch (err) {
       // Not accepted: the backups let their copies go.
-      this.backups?.ended(id, 1);
+      void this.backups?.ended(id, 1);
       throw err;
     }
     this.launch(id, plan, startedAt, 1);
@@ -310,8 +314,26 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const ended = this.endedAtStart + this.takeBackEnded();
     this.endedAtStart = 0;
     const unfinished = store.unfinished(this.selfId).filter((wf) => !this.here(wf.id));
-    const claims = (await this.claims?.ask(unfinished.map((wf) => wf.id))) ?? new Map<string, WorkflowClaim>();
+    // Ended here but not yet shown when this node stopped: a peer may have taken them over since.
+    const unshown = store.endedWorkflows().filter((wf) => wf.owner === this.selfId && wf.state.ending !== undefined && !this.here(wf.id));
+    const claims = (await this.claims?.ask([...unfinished, ...unshown].map((wf) => wf.id))) ?? new Map<string, WorkflowClaim>();
     let handedOver = 0;
+    for (const wf of unshown) {
+      const claim = claims.get(wf.id);
+      if (claim && claim.epoch > wf.epoch) this.dropSuperseded(claim);
+      const still = store.ownership(wf.id);
+      if (still?.owner !== this.selfId || still.epoch !== wf.epoch || this.here(wf.id)) {
+        handedOver++;
+        continue;
+      }
+      const { ending: _, ...state } = wf.state;
+      const final: EndedCopy = { endedAt: wf.endedAt, state, result: wf.result };
+      const done = this.publishEnd(wf.id, wf.epoch, final).then(() => this.showEnd(wf.id, final));
+      done.catch((err: unknown) => {
+        if (!isShoalError(err, "SHOAL_ERR_DRAINING")) this.log.error({ err, workflowId: wf.id }, "could not show the end of a workflow");
+      });
+      this.ending.set(wf.id, { ...final, done });
+    }
     const mine: StoredWorkflow[] = [];
     for (const wf of unfinished) {
       // Submitted while the peers were asked (its sync ended after the store was read): it runs already.
@@ -344,7 +366,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const now = Date.now(); // wall time: ended_at is stored across restarts
     let ended = 0;
     for (const wf of store.endedWorkflows()) {
-      if (wf.owner !== this.selfId || this.here(wf.id)) continue;
+      if (wf.owner !== this.selfId || this.here(wf.id) || wf.state.ending !== undefined) continue;
       if (now - wf.endedAt >= retainMs) {
         store.forget(wf.id);
         continue;
@@ -502,7 +524,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       const { state, result } = endUnrun(storedContext(stored, plan), this.nodeName, error, { failed });
       const endedAt = Date.now();
       this.options.store?.ended({ id: stored.id, endedAt, state, result });
-      this.backups?.ended(stored.id, stored.epoch, { endedAt, state, result });
+      void this.backups?.ended(stored.id, stored.epoch, { endedAt, state, result });
       this.keepEnded(stored.id, state, result, this.retainMs);
       new Notifier(plan.spec.notify, this.log.child({ workflowId: stored.id, workflow: plan.spec.name }), this.options.webhooks).notify({
         event: "workflow.finished",
@@ -554,12 +576,12 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       // What a resume needs of a record changes exactly when one of these is emitted (see ProgressWriter).
       if (!this.closing && (type === "step.completed" || type === "step.failed" || type === "step.retrying")) this.progress?.changed(id, ev.instance);
     });
-    const ended = toPromise(actor).then(() => {
+    const ended = toPromise(actor).then(async () => {
       // Stopped by `close`, not ended: the store keeps it unfinished for the next start.
       if (this.closing) throw new ShoalError("SHOAL_ERR_DRAINING", `${this.nodeName} is stopping; workflow ${id} runs on when it starts again`);
       if (wf.fenced) throw new ShoalError("SHOAL_ERR_DRAINING", `workflow ${id} is owned by another node now`);
       const result = resultOf(actor.getSnapshot().context);
-      this.retire(wf, result);
+      await this.retire(wf, result);
       notifier.notify(notice("workflow.finished", { status: result.status, total_time_ms: result.total_time_ms, failures: result.failures }));
       return result;
     });
@@ -885,6 +907,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     this.copies?.forget(claim.workflow_id);
     if (known.owner !== this.selfId) return; // a replica kept for the replaced owner
     this.ownershipStats.gaveWay++;
+    // Never shown, so nothing to report: the new owner's outcome is the only one given out.
+    this.ending.delete(claim.workflow_id);
     this.directory.handOver(claim.workflow_id, { id: claim.owner, name: claim.owner_name });
     const outcome = this.ended.get(claim.workflow_id);
     const hadOutcome = this.ended.delete(claim.workflow_id);
@@ -935,6 +959,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     if (done) return Promise.resolve(done.result);
     const waiting = this.waiting.get(id);
     if (waiting) return waiting.ended;
+    const ending = this.ending.get(id);
+    if (ending) return ending.done;
     const wf = this.owned.get(id);
     if (!wf) return Promise.reject(new ShoalError("SHOAL_ERR_UNKNOWN_WORKFLOW", `${this.nodeName} does not own workflow ${id}`));
     return wf.ended;
@@ -947,7 +973,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
 
   /** Workflows this node owns, newest first. */
   list(): WorkflowSummary[] {
-    return [...this.ended.keys(), ...this.waiting.keys(), ...this.owned.keys()].reverse().map((id) => {
+    return [...this.ended.keys(), ...this.ending.keys(), ...this.waiting.keys(), ...this.owned.keys()].reverse().map((id) => {
       const s = this.localState(id);
       return { workflow_id: s.workflow_id, name: s.name, status: s.status, owner: s.owner, started_at: s.started_at, progress: s.progress };
     });
@@ -962,7 +988,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   }
 
   private here(id: string): boolean {
-    return this.owned.has(id) || this.ended.has(id) || this.waiting.has(id);
+    return this.owned.has(id) || this.ended.has(id) || this.waiting.has(id) || this.ending.has(id);
   }
 
   /** Owned here, or ended and kept here as a copy. */
@@ -974,23 +1000,73 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     return this.options.retainMs ?? 60 * 60_000;
   }
 
-  /** Keeps what an ended workflow said and lets its actors go. */
-  private retire(wf: OwnedWorkflow, result: WorkflowResult): void {
+  /**
+   * Keeps what an ended workflow said and lets its actors go. The outcome is shown (state,
+   * result, `wait`, the webhook) once every peer given a copy has the end, or is down while this
+   * node sees a majority: until then one of them could take the workflow over with its older
+   * copy and reach another outcome, and an outcome once given out is never replaced. Meanwhile
+   * it reads `running`, `ending: "replicating"`, and its store row says so (a restart asks the
+   * peers before it shows it). Rejects with SHOAL_ERR_DRAINING if another node took it over
+   * meanwhile, or this node is stopping.
+   */
+  private async retire(wf: OwnedWorkflow, result: WorkflowResult): Promise<void> {
     const id = wf.id;
     this.endTrial(wf); // its count is cleared with the end stored below
     const state = this.localState(id);
     this.owned.delete(id);
     this.conflicts.delete(id);
     this.progress?.end(id);
-    const endedAt = Date.now();
-    this.backups?.ended(id, wf.epoch, { endedAt, state, result });
+    const final: EndedCopy = { endedAt: Date.now(), state, result };
+    const published = this.publishes();
+    if (published) this.storeEnd(id, { ...final, state: { ...state, ending: "replicating" } });
+    else void this.backups?.ended(id, wf.epoch, final);
+    this.ending.set(id, { ...final, done: wf.ended });
+    this.emit("changed", id);
+    if (published) await this.publishEnd(id, wf.epoch, final);
+    await this.showEnd(id, final);
+  }
+
+  /** The end is kept by the peers that hold copies: shown from now on. */
+  private async showEnd(id: string, final: EndedCopy): Promise<WorkflowResult> {
+    if (!this.ending.delete(id) || this.closing) {
+      this.emit("changed", id);
+      throw new ShoalError("SHOAL_ERR_DRAINING", this.closing ? `${this.nodeName} is stopping; workflow ${id} is shown once it starts again` : `workflow ${id} is owned by another node now`);
+    }
+    this.storeEnd(id, final);
+    this.keepEnded(id, final.state, final.result, Math.max(0, this.retainMs - (Date.now() - final.endedAt)));
+    this.emit("changed", id);
+    return final.result;
+  }
+
+  /** Whether an end waits for the peers holding copies before it is shown (`--ack replicated` with a store). */
+  private publishes(): boolean {
+    return this.backups !== undefined && (this.options.ack ?? "replicated") === "replicated";
+  }
+
+  private storeEnd(id: string, final: EndedCopy): void {
     try {
-      this.options.store?.ended({ id, endedAt, state, result });
+      this.options.store?.ended({ id, ...final });
     } catch (err) {
       this.log.error({ err, workflowId: id }, "could not store the end of a workflow");
     }
-    this.keepEnded(id, state, result, this.retainMs);
-    this.emit("changed", id);
+  }
+
+  /**
+   * Tells every peer given a copy that the workflow ended, again to those that did not answer,
+   * until each has answered or is down and this node sees a majority. Returns early once the
+   * workflow is no longer ending here (another node took it over) or this node stops.
+   */
+  private async publishEnd(id: string, epoch: number, final: EndedCopy): Promise<void> {
+    const backups = this.backups;
+    if (!backups) return;
+    let missed = await backups.ended(id, epoch, final);
+    for (;;) {
+      if (!this.ending.has(id) || this.closing) return;
+      const open = missed.filter((n) => this.options.mesh.member(n)?.status !== "down");
+      if (open.length === 0 && !this.minority) return;
+      await new Promise((resolve) => setTimeout(resolve, PUBLISH_RETRY_MS).unref());
+      missed = open.length > 0 ? await backups.ended(id, epoch, final, open) : [];
+    }
   }
 
   /** An ended workflow stays readable for `forMs`, among the newest `maxRetained`. */
@@ -1027,6 +1103,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private localState(id: string): WorkflowState {
     const done = this.ended.get(id) ?? this.copies?.get(id);
     if (done) return done.state;
+    const ending = this.ending.get(id);
+    if (ending) return { ...ending.state, status: "running", ended_at: null, ending: "replicating" };
     const waiting = this.waiting.get(id);
     if (waiting) return stateOf(storedContext(waiting.stored, restorePlan(waiting.stored.spec, waiting.stored.instances)), this.nodeName, () => ({ placement: "waiting: resumed alone once the workflows before it survived their resume" }));
     const wf = this.require(id);
@@ -1040,6 +1118,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private localResult(id: string): WorkflowResult {
     const done = this.ended.get(id) ?? this.copies?.get(id);
     if (done) return done.result;
+    if (this.ending.has(id)) throw new ShoalError("SHOAL_ERR_WORKFLOW_RUNNING", `workflow ${id} has ended and is shown once the nodes holding its copies have the end`);
     if (this.waiting.has(id)) throw new ShoalError("SHOAL_ERR_WORKFLOW_RUNNING", `workflow ${id} is still running (waiting to be resumed)`);
     const wf = this.require(id);
     const ctx = wf.actor.getSnapshot().context as WorkflowContext;
@@ -1050,6 +1129,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private localCancel(id: string): WorkflowState {
     const done = this.ended.get(id) ?? this.copies?.get(id);
     if (done) return done.state;
+    if (this.ending.has(id)) return this.localState(id); // ended already: nothing left to stop
     const waiting = this.waiting.get(id);
     if (waiting) {
       this.log.info({ workflowId: id }, "cancelling a workflow waiting to be resumed");
