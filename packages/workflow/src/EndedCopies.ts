@@ -29,7 +29,7 @@ export class EndedCopies {
 
   constructor(private readonly options: EndedCopiesOptions) {}
 
-  get(id: string): { state: WorkflowState; result: WorkflowResult } | undefined {
+  get(id: string): { owner: string; state: WorkflowState; result: WorkflowResult } | undefined {
     return this.copies.get(id);
   }
 

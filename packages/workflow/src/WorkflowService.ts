@@ -4,6 +4,8 @@ import {
   LIMIT_DEFAULTS,
   type Logger,
   type NodeConfig,
+  type PeerMethods,
+  type PeerResponseBody,
   QUARANTINE_AFTER_CRASHES,
   ShoalError,
   type WorkflowClaim,
@@ -34,7 +36,7 @@ import { ProgressWriter } from "./ProgressWriter.js";
 import { type Plan, planWorkflow, restorePlan } from "./planWorkflow.js";
 import { quorum } from "./quorum.js";
 import { WorkflowDeadlines } from "./WorkflowDeadlines.js";
-import { WorkflowDirectory, resumingError } from "./WorkflowDirectory.js";
+import { WorkflowDirectory, type WorkflowRead, resumingError } from "./WorkflowDirectory.js";
 import type { StoredWorkflow, WorkflowStore } from "./WorkflowStore.js";
 import { newWorkflowId } from "./workflowIds.js";
 import { type InstanceRecord, type WorkflowContext, createWorkflowMachine } from "./workflowMachine.js";
@@ -940,17 +942,35 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
    * when no node knows it.
    */
   async state(id: string): Promise<WorkflowState> {
-    return this.answersHere(id) ? this.localState(id) : this.directory.ask(id, "workflow.state", this.knowledgeOf(id));
+    return this.read(id, "workflow.state", () => this.localState(id));
   }
 
   /** The seed's response format; SHOAL_ERR_WORKFLOW_RUNNING while it runs. Found as `state` is. */
   async result(id: string): Promise<WorkflowResult> {
-    return this.answersHere(id) ? this.localResult(id) : this.directory.ask(id, "workflow.result", this.knowledgeOf(id));
+    return this.read(id, "workflow.result", () => this.localResult(id));
   }
 
   /** Stops the running steps; the workflow ends `partial` or `failed`. Of an ended one, its state. */
   async cancel(id: string): Promise<WorkflowState> {
-    return this.answersHere(id) ? this.localCancel(id) : this.directory.ask(id, "workflow.cancel", this.knowledgeOf(id));
+    return this.read(id, "workflow.cancel", () => this.localCancel(id));
+  }
+
+  /**
+   * Answered here if owned here; from an ended copy kept here only while its owner is down or
+   * does not answer: an owner that is up answers itself, as it may still be telling the other
+   * copy holders the end, and shows it only then (a copy that answered first would show an
+   * outcome the owner then reads as running).
+   */
+  private async read<K extends WorkflowRead>(id: string, method: K, local: () => PeerResponseBody<PeerMethods, K>): Promise<PeerResponseBody<PeerMethods, K>> {
+    if (this.here(id)) return local();
+    const copy = this.copies?.get(id);
+    if (copy && (this.options.mesh.member(copy.owner)?.status ?? "down") === "down") return local();
+    try {
+      return await this.directory.ask(id, method, this.knowledgeOf(id));
+    } catch (err) {
+      if (copy && (isShoalError(err, "SHOAL_ERR_OWNER_UNAVAILABLE") || isShoalError(err, "SHOAL_ERR_UNKNOWN_WORKFLOW"))) return local();
+      throw err;
+    }
   }
 
   /** Resolves with the result once a workflow this node owns has ended. */
@@ -989,11 +1009,6 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
 
   private here(id: string): boolean {
     return this.owned.has(id) || this.ended.has(id) || this.waiting.has(id) || this.ending.has(id);
-  }
-
-  /** Owned here, or ended and kept here as a copy. */
-  private answersHere(id: string): boolean {
-    return this.here(id) || this.copies?.get(id) !== undefined;
   }
 
   private get retainMs(): number {
