@@ -72,14 +72,20 @@ describe(long ? "chaos: the long runs" : "chaos: real nodes under kills, hangs, 
     expect(byRun((r) => r.lastFaultToTerminalMs !== undefined && r.lastFaultToTerminalMs <= TERMINAL_WITHIN_MS)).toEqual(allRuns(true));
   });
 
-  // Fails today, in every run of (c) tried (9 of 9 on main at fe67ce4), where the owner cut off
-  // from the majority keeps running its workflows while a backup takes them over: two nodes answer
-  // two different `complete` outcomes for one workflow (issue 12 point 4: one dispatcher per
-  // workflow under partitions, an outcome given to a client never replaced).
-  const knownTwice = long ? it : it.fails;
-  knownTwice("no outcome is taken twice: a result once read never reads differently or running again, in every run", () => {
-    expect(byRun((r) => r.takenTwice + r.readBackRunning)).toEqual(allRuns(0));
+  // An owner shows an outcome only once the peers holding copies have it, and a node no longer
+  // takes a rumor that a member is down over its own live link to it (issue 12 point 4): no run
+  // gives two outcomes now (0 in each of 9 bounded runs of the four after those changes). A node
+  // read between a heal and its fencing can still answer "running" after another answered the
+  // outcome (2 of 30 in one of those (c) runs): printed in the table as "read back running",
+  // asserted by the long run only until that is done.
+  it("no outcome is taken twice: a result once read never reads differently, in every run", () => {
+    expect(byRun((r) => r.takenTwice)).toEqual(allRuns(0));
   });
+  if (long) {
+    it("no result once read reads running again, in every run", () => {
+      expect(byRun((r) => r.readBackRunning)).toEqual(allRuns(0));
+    });
+  }
 
   // 404 is for ids no node ever accepted (issue 12 point 3): an owner that is down, does not
   // answer, or has just started and not yet taken its store back is a 503 that says which.

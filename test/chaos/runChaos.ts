@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { type ApiAnswer, type NodeProcess, apiCall, tempDir } from "../support/shoalProcess.js";
 import type { FaultSchedule } from "./faultSchedules.js";
@@ -154,6 +154,13 @@ function evidence(nodes: NodeProcess[], id: string, max = Number(process.env.SHO
     .map((l) => l.text);
 }
 
+/** What chaos_step recorded of one workflow's steps: where each execution ran and whether it ran out. */
+function stepRecords(dir: string, id: string): string[] {
+  const file = join(dir, `${id}.log`);
+  if (!existsSync(file)) return ["    (no step of it ran)"];
+  return readFileSync(file, "utf8").trim().split("\n").map((line) => `    step ${line}`);
+}
+
 /** Step keys by how often they started and how often they ran to their end, from the plugin's records. */
 function stepRuns(dir: string): { rerun: string[]; endedTwice: string[] } {
   const starts = new Map<string, number>();
@@ -284,7 +291,7 @@ export async function runChaos(plan: ChaosPlan): Promise<ChaosReport> {
     } while (missing.length > 0 && performance.now() < sweepUntil);
     if (firstAnswers.size > 0) note(`sweep: ${firstAnswers.size} unanswered at first, ${missing.length} after ${SWEEP_RETRY_MS / 1000} s`);
     const lost = missing.length;
-    for (const w of tracked.filter((t) => !t.outcome).slice(0, 3)) notes.push(`never ended ${w.id} (owner ${w.owner})`, ...evidence(mesh.nodes, w.id));
+    for (const w of tracked.filter((t) => !t.outcome).slice(0, 3)) notes.push(`never ended ${w.id} (owner ${w.owner})`, ...stepRecords(dir, w.id), ...evidence(mesh.nodes, w.id));
     for (const w of missing.slice(0, 5)) {
       notes.push(`lost ${w.id} (${firstAnswers.get(w)})${w.outcome ? `, read ${w.outcome.status} from ${w.outcome.node} before` : ""}`, ...evidence(mesh.nodes, w.id));
     }
@@ -293,7 +300,7 @@ export async function runChaos(plan: ChaosPlan): Promise<ChaosReport> {
     const changed = tracked.filter((w) => w.changed.length > 0);
     const reverted = tracked.filter((w) => w.reverted.length > 0);
     for (const w of changed.slice(0, 5)) notes.push(`taken twice ${w.id}: ${w.changed[0]}`, ...evidence(mesh.nodes, w.id));
-    for (const w of reverted.slice(0, 5)) notes.push(`read back running ${w.id}: ${w.reverted[0]}`);
+    for (const w of reverted.slice(0, 5)) notes.push(`read back running ${w.id}: ${w.reverted[0]}`, ...evidence(mesh.nodes, w.id));
     for (const w of tracked.filter((t) => t.notFound.length > 0).slice(0, 3)) notes.push(`404 for ${w.id} from ${w.notFound.slice(0, 4).join(", ")}`, ...evidence(mesh.nodes, w.id));
     const steps = stepRuns(dir);
     for (const key of steps.endedTwice.slice(0, 5)) notes.push(`ended twice ${key}`);

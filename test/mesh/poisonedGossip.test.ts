@@ -158,6 +158,24 @@ describe("gossip from a hostile peer, against real node processes", () => {
     }
   });
 
+  it("a report that a linked member is down, at its incarnation, is not taken over the live link to it; its own departure is", async () => {
+    const nodes = await mesh(["pc-a", "pc-b", "pc-c"]);
+    const [a, b] = nodes as [NodeProcess, NodeProcess, NodeProcess];
+    const seen = (await a.nodes()).find((r) => r.name === "pc-b") as NodeRow;
+    const record: Member = { id: seen.id, name: seen.name, address: seen.address, capabilities: seen.capabilities, tools: seen.tools, slots: seen.slots, running: 0, incarnation: seen.incarnation, status: "down" };
+    // What a node back from the other side of a partition gossips about the members it saw down meanwhile.
+    const peer = await liar(a, "healed");
+    peer.send({ t: "gossip", members: [record] });
+    await until(async () => (await metric(a, "shoal_contradicted_down_reports_total")) >= 1, 5_000, () => "pc-a never weighed the report");
+    // Taken, it would have closed pc-a's link to pc-b and stopped the actors pc-b supervises there.
+    expect(a.logsMatching((l) => l.msg === "member down" && l.member === "pc-b")).toEqual([]);
+    expect(b.logsMatching((l) => l.msg === "refuting a report that this node is not up")).toEqual([]);
+    expect(await row(a, "pc-b")).toMatchObject({ status: "up", incarnation: seen.incarnation });
+    // pc-b leaving says down at a higher incarnation, its own: every node takes that at once.
+    await b.kill("SIGTERM");
+    for (const n of nodes.filter((x) => x !== b)) await until(async () => (await row(n, "pc-b"))?.status === "down", 5_000, () => `${n.name} kept pc-b up after it left`);
+  });
+
   it("a record raising a real node's incarnation to the bound, as down: nobody takes it, and the node still refutes a real suspicion", async () => {
     const nodes = await mesh(["pi-a", "pi-b", "pi-v"]);
     const [a, b, v] = nodes as [NodeProcess, NodeProcess, NodeProcess];

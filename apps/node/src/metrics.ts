@@ -83,6 +83,7 @@ export function createMetrics(stats: TransportStats, mesh: Mesh, runtime: Runtim
     ["forged", "shoal_forged_incarnations_total", "Records of this node at an incarnation it never had, ignored (SHOAL_ERR_FALSE_INCARNATION)."],
     ["unverified", "shoal_unverified_incarnations_total", "Third parties' records that would have raised another member's incarnation, ignored."],
     ["exhausted", "shoal_unrefuted_reports_total", "Reports that this node is not up which it could not refute: its incarnation is at the bound."],
+    ["contradicted", "shoal_contradicted_down_reports_total", "Reports that a member is down, ignored because this node has a live link to it and heard from it lately."],
   ];
   for (const [key, name, help] of membership) countedElsewhere(registry, name, help, () => mesh.stats[key]);
 

@@ -60,6 +60,8 @@ export interface MeshEvents {
 export interface MeshStats extends MembershipStats {
   /** Reports that this node is suspect or down it could not refute: its incarnation is at the bound. */
   exhausted: number;
+  /** Reports that a member is down which this node's own live link to it contradicted, ignored. */
+  contradicted: number;
 }
 
 /** A member as this node sees it. */
@@ -81,6 +83,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private readonly seeds: Set<string>;
   private readonly refusals: Record<"full" | "forged" | "exhausted", LogLimiter>;
   private exhausted = 0;
+  /** Reports of members down that this node's own link to them contradicted (see `contradicted`). */
+  private contradictions = 0;
   private batch: MemberChange[] = [];
   private timer: NodeJS.Timeout | undefined;
   private started = false;
@@ -142,7 +146,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   get stats(): MeshStats {
-    return { ...this.table.stats, exhausted: this.exhausted };
+    return { ...this.table.stats, exhausted: this.exhausted, contradicted: this.contradictions };
   }
 
   member(id: string): Member | undefined {
@@ -256,6 +260,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
         forbidden = this.transport.forbid(from, "gossip", reason);
         continue;
       }
+      if (this.contradicted(record)) {
+        this.contradictions++;
+        continue;
+      }
       const outcome = this.table.merge(record, from.id);
       if (outcome === undefined) continue;
       if (typeof outcome === "object") this.apply(outcome, `gossip from ${from.name}`);
@@ -271,6 +279,23 @@ export class Mesh extends EventEmitter<MeshEvents> {
     // One error frame for the whole frame, however many of its records were refused.
     if (forbidden && conn.isOpen) conn.send({ t: "error", error: forbidden.toBody() }, { droppable: true });
   };
+
+  /**
+   * A report that another member is down, at the incarnation this node knows, while this node has
+   * an open link to it and heard from it lately: what this node sees itself wins over a rumor. A node back from the other side of
+   * a partition gossips the members it saw down meanwhile; taken, that closes live links and
+   * stops the actors their nodes supervise. If the member is really gone, this node's own
+   * detector says so soon enough.
+   */
+  private contradicted(record: Member): boolean {
+    if (record.status !== "down" || record.id === this.table.self.id) return false;
+    // At a higher incarnation it comes from the member itself (only it raises its own): it left.
+    const known = this.table.get(record.id);
+    if (!known || record.incarnation > known.incarnation) return false;
+    if (this.transport.connection(record.id)?.isOpen !== true) return false;
+    const heard = this.lastHeard(record.id);
+    return heard !== undefined && monotonicNow() - heard < this.options.suspectAfterMs;
+  }
 
   /** What a node said of itself in its handshake with this one, if there is a link to it. */
   private helloOf(id: string): NodeIdentity | undefined {

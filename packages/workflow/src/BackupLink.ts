@@ -52,6 +52,8 @@ export class BackupLink {
   private readonly confirmed = new Map<string, Set<string>>();
   /** Every peer given a copy of a workflow while it is owned here: the nodes that may take it over. */
   private readonly holders = new Map<string, Set<string>>();
+  /** Ends each peer did not answer, by peer: sent again when its link is up (`connected`). */
+  private readonly untold = new Map<string, Map<string, WorkflowReplica>>();
   private readonly log: Logger;
   private readonly replicas: number;
 
@@ -128,7 +130,28 @@ export class BackupLink {
       ...(final && { ended_at: final.endedAt, state: final.state, result: final.result }),
     };
     const told = await Promise.all(targets.map((b) => this.send(b, op, undefined, this.options.copyTimeoutMs ?? 5_000)));
-    return targets.filter((_, i) => !told[i]);
+    const missed = targets.filter((_, i) => !told[i]);
+    for (const b of targets) {
+      const untold = this.untold.get(b);
+      if (missed.includes(b)) this.untold.set(b, (untold ?? new Map()).set(id, op));
+      else untold?.delete(id);
+    }
+    return missed;
+  }
+
+  /**
+   * A link to `peer` is up: the ends it missed (down, cut off or stopped when they were sent) go
+   * to it now, before its copies could make it take those workflows over.
+   */
+  connected(peer: string): void {
+    const untold = this.untold.get(peer);
+    if (!untold) return;
+    this.untold.delete(peer);
+    for (const [id, op] of untold) {
+      void this.send(peer, op, undefined, this.options.copyTimeoutMs ?? 5_000).then((told) => {
+        if (!told) this.untold.set(peer, (this.untold.get(peer) ?? new Map()).set(id, op));
+      });
+    }
   }
 
   /**
@@ -140,6 +163,7 @@ export class BackupLink {
     this.backups.delete(id);
     this.confirmed.delete(id);
     this.holders.delete(id);
+    for (const untold of this.untold.values()) untold.delete(id);
   }
 
   /** A peer went down: the workflows it kept copies of get a new backup. */

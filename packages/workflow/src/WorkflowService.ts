@@ -249,6 +249,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     // A node that was cut off may still run what was taken over from it: tell it as soon as there
     // is a link again (a takeover closed the old one; `up` may come by gossip before the link).
     t.on("connected", (conn) => {
+      this.backups?.connected(conn.peer.id);
       for (const claim of claims.takenOver()) claims.tell(conn.peer.id, claim);
       // A copy sent at `up` fails when that came by gossip before the link: this is the next chance.
       this.backups?.peerUp(this.sources());
