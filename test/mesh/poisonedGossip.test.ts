@@ -163,6 +163,8 @@ describe("gossip from a hostile peer, against real node processes", () => {
     const [a, b] = nodes as [NodeProcess, NodeProcess, NodeProcess];
     const seen = (await a.nodes()).find((r) => r.name === "pc-b") as NodeRow;
     const record: Member = { id: seen.id, name: seen.name, address: seen.address, capabilities: seen.capabilities, tools: seen.tools, slots: seen.slots, running: 0, incarnation: seen.incarnation, status: "down" };
+    // Links younger than --down-after-ms (600) may be to a member's new life: these have to be older.
+    await new Promise((r) => setTimeout(r, 700));
     // What a node back from the other side of a partition gossips about the members it saw down meanwhile.
     const peer = await liar(a, "healed");
     peer.send({ t: "gossip", members: [record] });

@@ -282,7 +282,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /**
    * A report that another member is down, at the incarnation this node knows, while this node has
-   * an open link to it and heard from it lately: what this node sees itself wins over a rumor. A node back from the other side of
+   * had an open link to it for longer than `downAfterMs` and heard from it lately: what this node sees itself wins over a rumor. A node back from the other side of
    * a partition gossips the members it saw down meanwhile; taken, that closes live links and
    * stops the actors their nodes supervise. If the member is really gone, this node's own
    * detector says so soon enough.
@@ -292,9 +292,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
     // At a higher incarnation it comes from the member itself (only it raises its own): it left.
     const known = this.table.get(record.id);
     if (!known || record.incarnation > known.incarnation) return false;
-    if (this.transport.connection(record.id)?.isOpen !== true) return false;
+    const conn = this.transport.connection(record.id);
+    if (conn?.isOpen !== true) return false;
+    const now = monotonicNow();
+    // A link younger than the silence that makes a member down may be to a new life of it: the
+    // report can be about the process that died before (a quick restart), whose actors are gone.
+    if (now - conn.openedAt < this.options.downAfterMs) return false;
     const heard = this.lastHeard(record.id);
-    return heard !== undefined && monotonicNow() - heard < this.options.suspectAfterMs;
+    return heard !== undefined && now - heard < this.options.suspectAfterMs;
   }
 
   /** What a node said of itself in its handshake with this one, if there is a link to it. */
