@@ -282,10 +282,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /**
    * A report that another member is down, at the incarnation this node knows, while this node has
-   * had an open link to it for longer than `downAfterMs` and heard from it lately: what this node sees itself wins over a rumor. A node back from the other side of
-   * a partition gossips the members it saw down meanwhile; taken, that closes live links and
-   * stops the actors their nodes supervise. If the member is really gone, this node's own
-   * detector says so soon enough.
+   * had an open link to it for longer than `downAfterMs` and heard from it lately: what this node
+   * sees itself wins over a rumor. A node back from the other side of a partition gossips the
+   * members it saw down meanwhile; taken, that closes live links and stops the actors their nodes
+   * supervise. If the member is really gone, this node's own detector says so soon enough.
    */
   private contradicted(record: Member): boolean {
     if (record.status !== "down" || record.id === this.table.self.id) return false;

@@ -13,7 +13,7 @@ export interface LocalKnowledge {
   joining: boolean;
 }
 
-/** Seconds a client is told to wait (Retry-After) when the answer is only a moment away. */
+/** How long a client is told to wait (Retry-After) when the answer is only a moment away. */
 const RETRY_AFTER_MS = 1_000;
 /** What a peer that cannot answer says, or what the link says for it: the others are asked then. */
 const NOT_AN_ANSWER = new Set([

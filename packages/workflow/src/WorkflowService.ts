@@ -36,7 +36,7 @@ import { ProgressWriter } from "./ProgressWriter.js";
 import { type Plan, planWorkflow, restorePlan } from "./planWorkflow.js";
 import { quorum } from "./quorum.js";
 import { WorkflowDeadlines } from "./WorkflowDeadlines.js";
-import { WorkflowDirectory, type WorkflowRead, resumingError } from "./WorkflowDirectory.js";
+import { type LocalKnowledge, WorkflowDirectory, type WorkflowRead, resumingError } from "./WorkflowDirectory.js";
 import type { StoredWorkflow, WorkflowStore } from "./WorkflowStore.js";
 import { newWorkflowId } from "./workflowIds.js";
 import { type InstanceRecord, type WorkflowContext, createWorkflowMachine } from "./workflowMachine.js";
@@ -1179,7 +1179,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   }
 
   /** What the directory is told of a workflow this node does not answer for. */
-  private knowledgeOf(id: string): { resumingHere: boolean; joining: boolean } {
+  private knowledgeOf(id: string): LocalKnowledge {
     return { resumingHere: this.resumingHere(id), joining: !this.resumed && this.options.store !== undefined };
   }
 
