@@ -91,6 +91,8 @@ export interface WorkflowServiceOptions {
 const RETRY_AFTER_MS = 1_000;
 /** How often an end not yet kept by every peer holding a copy is sent to them again. */
 const PUBLISH_RETRY_MS = 500;
+/** How long holders that are up but do not answer may keep an outcome from being shown, on a majority side. */
+const PUBLISH_GIVE_UP_MS = 10_000;
 /** After regaining a majority, owners still down this much later are taken over (a few heartbeats: time for stale down marks to be refuted). */
 const TAKEOVER_AFTER_HEAL_MS = 3_000;
 
@@ -1075,11 +1077,14 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private async publishEnd(id: string, epoch: number, final: EndedCopy): Promise<void> {
     const backups = this.backups;
     if (!backups) return;
+    const since = monotonicNow();
     let missed = await backups.ended(id, epoch, final);
     for (;;) {
       if (!this.ending.has(id) || this.closing) return;
       const open = missed.filter((n) => this.options.mesh.member(n)?.status !== "down");
       if (open.length === 0 && !this.minority) return;
+      // A holder that is up and never answers (hung, or hostile) must not hold the outcome for good.
+      if (!this.minority && monotonicNow() - since > PUBLISH_GIVE_UP_MS) return;
       await new Promise((resolve) => setTimeout(resolve, PUBLISH_RETRY_MS).unref());
       missed = open.length > 0 ? await backups.ended(id, epoch, final, open) : [];
     }
