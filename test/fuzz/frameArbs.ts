@@ -19,7 +19,7 @@ export const realAddress = (slot: number) => `@@addr:${slot}@@`;
 
 /** Request and cast methods the node has handlers for (and a few it has not). */
 export const REQUEST_METHODS = [
-  "host.spawn", "host.send", "host.ask", "host.stop", "sup.outcome", "sup.handoff", "actor.send", "actor.ask",
+  "host.spawn", "host.send", "host.ask", "host.stop", "host.holds", "sup.outcome", "sup.handoff", "actor.send", "actor.ask",
   "actor.stop", "actor.get", "workflow.state", "workflow.result", "workflow.cancel", "workflow.list",
   "workflow.replica", "workflow.claims", "inspect.subscribe",
 ];

@@ -160,7 +160,7 @@ describe("forged peer messages against real node processes", () => {
     expect(await resultOf(a, id)).toMatchObject({ status: "complete", nodes_used: ["fg-b"] });
   }, 60_000);
 
-  it("steering an actor it neither supervises nor hosts: host.stop/send/spawn and sup.outcome/update refused; the actor runs on", async () => {
+  it("steering an actor it neither supervises nor hosts: host.stop/send/spawn/holds and sup.outcome/update refused; the actor runs on", async () => {
     const { nodes } = await workflowMesh([{ name: "fs-a", slots: 0 }, { name: "fs-b" }], started);
     const [a, b] = nodes as [NodeProcess, NodeProcess];
     const spawned = await a.post("/v1/actors", { logic: "counter", input: { start: 5 } });
@@ -176,11 +176,13 @@ describe("forged peer messages against real node processes", () => {
     // A spawn that names fs-a as supervisor, from a node that is not fs-a.
     const spawn = { actorId, logic: "counter", input: {}, supervisor: ids["fs-a"], epoch: 2, key: actorId, attempt: 1, migration: false };
     expect(await atHost.request("host.spawn", spawn)).toMatchObject({ code: FORBIDDEN, message: /supervised by fs-a/ });
+    // Asking which of fs-a's actors run there: only fs-a may.
+    expect(await atHost.request("host.holds", { actors: [{ actorId, epoch: 1 }] })).toMatchObject({ code: FORBIDDEN, message: /supervised by fs-a/ });
 
     const atSupervisor = rogue.at(a);
     expect(await atSupervisor.request("sup.outcome", { actorId, epoch: 1, status: "done", output: 99 })).toMatchObject({ code: FORBIDDEN, message: /placed on node .* at epoch 1/ });
     expect(await atSupervisor.refused({ t: "cast", method: "sup.update", body: { actorId, epoch: 1, snapshot: { status: "done", output: 99 } } })).toMatchObject({ code: FORBIDDEN });
-    expect(await forbiddenCount(b)).toBe(3);
+    expect(await forbiddenCount(b)).toBe(4);
     expect(await forbiddenCount(a)).toBe(2);
 
     // The actor is where it was, with its count, and still takes events from its supervisor.

@@ -83,6 +83,17 @@ export const StopRequestSchema = z.object({ actorId: ActorIdSchema, epoch: z.num
 export const ActorQuerySchema = z.object({ actorId: ActorIdSchema });
 
 /**
+ * `host.holds`: a supervisor whose link to a host came up again asks which of the actors it had
+ * placed there (before the link) the host still runs, at those epochs. A host that restarted
+ * within the failure detector's window was never seen down, and its actors are gone with it.
+ */
+export const HoldsRequestSchema = z.object({
+  actors: z.array(z.object({ actorId: ActorIdSchema, epoch: z.number().int().min(1) })).max(10_000),
+});
+/** The ids of the request that do not run on the host at that epoch for the asking supervisor. */
+export const HoldsReplySchema = z.object({ missing: z.array(ActorIdSchema).max(10_000) });
+
+/**
  * `sup.update` (cast): host -> supervisor, coalesced; the latest snapshot and checkpoint. With a
  * checkpoint (machine actors) `snapshot` carries only the status: value and context are read from
  * the checkpoint, so they cross the wire once.

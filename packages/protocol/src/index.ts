@@ -65,6 +65,8 @@ export {
   EventApiRequestSchema,
   EventSchema,
   HandoffRequestSchema,
+  HoldsReplySchema,
+  HoldsRequestSchema,
   HostReplySchema,
   PlacementDecisionSchema,
   PlacementSchema,

@@ -18,7 +18,7 @@ describe("PEER_METHODS", () => {
     expect(new Set(open)).toEqual(new Set(["actor", "workflow", "inspect"]));
     expect(PEER_METHODS["workflow.replica"].sender).toBe("owner");
     expect(PEER_METHODS["workflow.claimed"].sender).toBe("claimer");
-    for (const m of ["host.spawn", "host.send", "host.ask", "host.stop"] as const) expect(PEER_METHODS[m].sender).toBe("supervisor");
+    for (const m of ["host.spawn", "host.send", "host.ask", "host.stop", "host.holds"] as const) expect(PEER_METHODS[m].sender).toBe("supervisor");
     for (const m of ["sup.update", "sup.outcome", "sup.handoff"] as const) expect(PEER_METHODS[m].sender).toBe("host");
     expect(PEER_METHODS["inspect.events"].sender).toBe("reporter");
   });

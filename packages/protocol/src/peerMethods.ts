@@ -6,6 +6,8 @@ import {
   ActorUpdateSchema,
   AskRequestSchema,
   HandoffRequestSchema,
+  HoldsReplySchema,
+  HoldsRequestSchema,
   HostReplySchema,
   SendRequestSchema,
   SnapshotViewSchema,
@@ -81,6 +83,8 @@ export const PEER_METHODS = {
   "host.ask": request(AskRequestSchema, HostReplySchema, "supervisor"),
   /** Answered with whether that placement was running here. */
   "host.stop": request(StopRequestSchema, z.boolean(), "supervisor"),
+  /** Which of these actors, placed here before the link came up, still run here. */
+  "host.holds": request(HoldsRequestSchema, HoldsReplySchema, "supervisor"),
   /** Host -> supervisor, coalesced and droppable. */
   "sup.update": cast(ActorUpdateSchema, "host"),
   /** Host -> supervisor, retried until answered. */

@@ -152,6 +152,16 @@ export class ActorHost extends EventEmitter<ActorHostEvents> {
     return viewOf(hosted.actor.getSnapshot());
   }
 
+  /** Of these placements, the ids that do not run here at that epoch for `supervisorId`. */
+  missing(supervisorId: string, placements: { actorId: string; epoch: number }[]): string[] {
+    return placements
+      .filter(({ actorId, epoch }) => {
+        const hosted = this.actors.get(actorId);
+        return !hosted || hosted.req.epoch !== epoch || hosted.req.supervisor !== supervisorId;
+      })
+      .map((p) => p.actorId);
+  }
+
   /** Stops an actor (of that placement, when `epoch` is given) without reporting an outcome. */
   stop(actorId: string, epoch?: number): boolean {
     const hosted = this.actors.get(actorId);

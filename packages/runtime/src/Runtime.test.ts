@@ -245,6 +245,29 @@ describe("Runtime: failure and migration", () => {
     expect(output).toBe(`finished on ${runs[1]!.node}`);
   });
 
+  it("runs a promise actor again when its host restarts before anyone saw it down: the new life says it lacks it", async () => {
+    const [a, b] = await cluster([{ name: "a", slots: 0 }, { name: "b", slots: 1 }]);
+    const downs: string[] = [];
+    a!.mesh.on("down", (m) => downs.push(m.name));
+    const ref = a!.runtime.spawn("slow", {});
+    await eventually(() => runs.length === 1 && ref.record?.status === "running");
+    const port = Number(b!.node.address.split(":")[1]);
+    await b!.crash();
+    // Back at once on its port, with its id: a's link comes up again before its detector speaks.
+    const again = await startRuntimeNode("b", { slots: 1, seeds: [a!.node.address], port, id: b!.node.identity.id });
+    nodes.push(again);
+    // Released until it ends: when a and b dial each other at once, the spawn that went over the
+    // link that lost is sent again, and the run it started is superseded.
+    await eventually(() => {
+      if (runs.length > 1) releaseSlowOn("b");
+      return ref.record?.finished === true;
+    }, 5_000);
+    await expect(ref.done).resolves.toBe("finished on b");
+    expect(downs).toEqual([]);
+    expect(runs.slice(1).every((r) => r.node === "b" && r.key === runs[0]!.key && r.migration)).toBe(true);
+    expect(await a!.runtime.describe(ref.id)).toMatchObject({ migrations: 1, node: "b" });
+  });
+
   it("a partitioned copy's late result is discarded: the parent sees exactly one outcome", async () => {
     const [a] = await cluster([{ name: "a", slots: 0 }, { name: "b", slots: 1 }, { name: "c", slots: 1 }]);
     const outcomes: string[] = [];

@@ -24,6 +24,8 @@ export interface HostLink {
   send(nodeId: string, actorId: string, event: ActorEvent): Promise<HostReply>;
   ask(nodeId: string, actorId: string, event: ActorEvent, timeoutMs: number): Promise<HostReply>;
   stop(nodeId: string, actorId: string, epoch: number): Promise<void>;
+  /** The ids of these placements that the host does not run (see `host.holds`). */
+  holds(nodeId: string, actors: { actorId: string; epoch: number }[]): Promise<string[]>;
 }
 
 export interface SpawnOptions {
@@ -87,6 +89,8 @@ export class SupervisedActor {
   readonly history: { node: string; epoch: number; at: string; why: string }[] = [];
   /** The node id it was placed on at each epoch: only those may report on it at that epoch. */
   readonly placements = new Map<number, string>();
+  /** When its current placement's spawn went out, on the monotonic clock. */
+  placedAt = 0;
   /** Wall time, for people. */
   readonly since = Date.now();
   readonly done: Promise<unknown>;
@@ -298,6 +302,35 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   /**
+   * A link to a host came up (again): the host may be a new life of its node, restarted within
+   * the failure detector's window, so never seen down here, with none of the actors placed on
+   * its old life. Asks it which of those it still runs and moves the rest, as if it had gone
+   * down. Only placements made before `linkOpenedAt` are asked about: a spawn sent over this
+   * link may not have reached the host yet.
+   */
+  async onHostLinked(nodeId: string, linkOpenedAt: number): Promise<void> {
+    const asked = [...this.actors.values()].filter((a) => a.nodeId === nodeId && a.status === "running" && a.placedAt < linkOpenedAt);
+    if (asked.length === 0) return;
+    const epochs = new Map(asked.map((a) => [a, a.epoch]));
+    let missing: string[];
+    try {
+      missing = await this.options.link.holds(nodeId, asked.map((a) => ({ actorId: a.id, epoch: a.epoch })));
+    } catch (err) {
+      // The link went again: the next one asks, or the node is marked down and its actors move.
+      this.log.info({ err, node: asked[0]?.nodeName, actors: asked.length }, "could not ask a host which actors it still runs");
+      return;
+    }
+    const gone = new Set(missing);
+    for (const actor of asked) {
+      // Still the placement asked about: not ended, moved or placed again meanwhile.
+      if (!gone.has(actor.id) || actor.epoch !== epochs.get(actor) || actor.nodeId !== nodeId || actor.status !== "running") continue;
+      actor.migrations++;
+      // Its new life may run it again: nothing is wrong with the node.
+      this.move(actor, `${actor.nodeName} came back without it (restarted)`, { avoid: false });
+    }
+  }
+
+  /**
    * Membership or load changed: waiting actors may fit now. Many triggers in one turn of the
    * event loop (a burst of outcomes, load updates) lead to one placement pass.
    */
@@ -371,6 +404,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     actor.waiting = undefined;
     actor.history.push({ node: decision.nodeName, epoch, at: new Date().toISOString(), why: decision.why });
     actor.placements.set(epoch, decision.nodeId);
+    actor.placedAt = monotonicNow();
     this.changed(actor);
     this.inflight.set(decision.nodeId, (this.inflight.get(decision.nodeId) ?? 0) + 1);
     const req: SpawnRequest = {
@@ -426,9 +460,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.flushBuffer(actor);
   }
 
-  private move(actor: SupervisedActor, why: string): void {
+  /** Places an actor again; unless told otherwise, not on the node it leaves. */
+  private move(actor: SupervisedActor, why: string, { avoid = true } = {}): void {
     this.log.warn({ actorId: actor.id, from: actor.nodeName, epoch: actor.epoch, why, checkpoint: actor.checkpoint?.seq ?? null }, "moving actor");
-    actor.leaving = actor.nodeId;
+    actor.leaving = avoid ? actor.nodeId : undefined;
     actor.status = "moving";
     actor.nodeId = undefined;
     actor.waiting = why;

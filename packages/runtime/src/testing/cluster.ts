@@ -130,7 +130,17 @@ export const FAST = { heartbeatMs: 50, suspectAfterMs: 200, downAfterMs: 400 };
 
 export async function startRuntimeNode(
   name: string,
-  options: { seeds?: string[]; capabilities?: string[]; slots?: number; maxActors?: number; logic?: HostedLogic[]; logger?: Logger } = {},
+  options: {
+    seeds?: string[];
+    capabilities?: string[];
+    slots?: number;
+    maxActors?: number;
+    logic?: HostedLogic[];
+    logger?: Logger;
+    /** A new life of a node that crashed: its port and its id. */
+    port?: number;
+    id?: string;
+  } = {},
 ): Promise<RuntimeNode> {
   const registry = new LogicRegistry();
   for (const def of options.logic ?? testLogic) registry.register(def);
@@ -141,6 +151,8 @@ export async function startRuntimeNode(
     deadAfterMs: FAST.downAfterMs,
     backoff: { initialMs: 20, maxMs: 200 },
     identity: { capabilities, tools: registry.hostable(capabilities), slots },
+    ...(options.port !== undefined && { port: options.port }),
+    ...(options.id !== undefined && { id: options.id }),
   });
   const mesh = new Mesh({ transport: node.transport, seeds: options.seeds ?? [], ...FAST, logger: silentLogger });
   const runtime = new Runtime({
