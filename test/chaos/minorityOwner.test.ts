@@ -102,4 +102,48 @@ describe("one dispatcher per workflow under a partition (issue 12 point 4)", () 
       expect(WorkflowResultSchema.parse((await n.get(`/v1/workflows/${id}/result`)).json), n.name).toEqual(result);
     }
   }, 60_000);
+
+  it("at a heal, the cut-off owner regains a majority before it hears from the node that took its workflow over: it still shows none of its own outcome", async () => {
+    const dir = tempDir("heal-");
+    const detector = ["--heartbeat-ms", "100", "--suspect-after-ms", "1000", "--down-after-ms", "2000"];
+    const mesh = await ProxiedMesh.start([{ name: "h-a" }, { name: "h-b" }, { name: "h-c" }], { extra: ["--plugin", PLUGIN, "--slots", "4", ...detector], env: { SHOAL_TEST_DIR: dir }, started });
+    proxied.push(mesh);
+    const [a, b, c] = mesh.nodes as [NodeProcess, NodeProcess, NodeProcess];
+    await mesh.counted();
+    const id = await submit(a, { name: "ends-at-the-cut", steps: [{ id: "only", tool: "sleep_tool", input: { ms: 400 }, placement: { prefer: "local" } }] });
+    const stateAt = async (n: NodeProcess) => WorkflowStateSchema.parse((await n.get(`/v1/workflows/${id}`)).json);
+    await until(async () => (await stateAt(a)).steps.only?.status === "running", 5_000, () => "the step never ran");
+    await new Promise((r) => setTimeout(r, 200));
+    mesh.proxy.partition([["h-a"], ["h-b", "h-c"]]);
+    const majorityResult = async () => {
+      for (const n of [b, c]) {
+        const r = await n.get(`/v1/workflows/${id}/result`);
+        if (r.status === 200) return { node: n, result: WorkflowResultSchema.parse(r.json) };
+      }
+      return undefined;
+    };
+    let theirs: Awaited<ReturnType<typeof majorityResult>>;
+    await until(async () => (theirs = await majorityResult()) !== undefined, 30_000, () => "the majority never ended it");
+    const newOwner = (await stateAt(theirs!.node)).owner;
+    const other = [b, c].find((n) => n.name !== newOwner) as NodeProcess;
+    // Half a heal: h-a meets the node that did not take the workflow over, and sees a majority
+    // again, while the one that took it over is still cut off and marked down there.
+    mesh.proxy.heal();
+    mesh.proxy.partition([["h-a", other.name], [newOwner]]);
+    const regained = (l: Record<string, unknown>) => l.msg === "a majority of the mesh is up here again: resuming the paused workflows";
+    await until(() => a.logsMatching(regained).length > 0, 15_000, () => "h-a never saw a majority again");
+    const seen = new Set<string>();
+    for (let i = 0; i < 10; i++) {
+      const s = await stateAt(a);
+      seen.add(s.status);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect([...seen]).toEqual(["running"]);
+
+    mesh.proxy.heal();
+    for (const n of mesh.nodes) {
+      await until(async () => (await n.get(`/v1/workflows/${id}/result`)).status === 200, 15_000, () => `${n.name} does not answer for ${id}`);
+      expect(WorkflowResultSchema.parse((await n.get(`/v1/workflows/${id}/result`)).json), n.name).toEqual(theirs!.result);
+    }
+  }, 60_000);
 });

@@ -93,7 +93,11 @@ const RETRY_AFTER_MS = 1_000;
 const PUBLISH_RETRY_MS = 500;
 /** How long holders that are up but do not answer may keep an outcome from being shown, on a majority side. */
 const PUBLISH_GIVE_UP_MS = 10_000;
-/** After regaining a majority, owners still down this much later are taken over (a few heartbeats: time for stale down marks to be refuted). */
+/**
+ * After regaining a majority, owners still down this much later are taken over, and holders of
+ * a copy still down this much later no longer hold an end back (a few heartbeats: time for stale
+ * down marks to be refuted).
+ */
 const TAKEOVER_AFTER_HEAL_MS = 3_000;
 
 /**
@@ -175,6 +179,11 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   /** The membership a majority is counted in (quorum.ts), and whether this node sees one. */
   private membership = new Set<string>();
   private minority = false;
+  /**
+   * When this node last regained a majority (monotonic): its down marks are stale for a while
+   * after a heal. A node that never lost one has nothing of the kind to wait for.
+   */
+  private majoritySince = Number.NEGATIVE_INFINITY;
   /** Since when each member not yet counted has been up on a link to this node. */
   private readonly upSince = new Map<string, number>();
   private quorumTimer: NodeJS.Timeout | undefined;
@@ -834,12 +843,14 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       for (const id of this.owned.keys()) this.emit("changed", id);
       return;
     }
+    this.majoritySince = monotonicNow();
     this.log.info({ up, members: membership.size, workflows: this.owned.size }, "a majority of the mesh is up here again: resuming the paused workflows");
     void this.resumePaused();
   }
 
   private async resumePaused(): Promise<void> {
-    const ids = [...this.owned.keys()];
+    // Ends not shown yet too: one ended here while cut off may have been taken over meanwhile.
+    const ids = [...this.owned.keys(), ...this.ending.keys()];
     try {
       const claims = (await this.claims?.ask(ids)) ?? new Map<string, WorkflowClaim>();
       for (const claim of claims.values()) this.fence(claim);
@@ -1071,22 +1082,29 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
 
   /**
    * Tells every peer given a copy that the workflow ended, again to those that did not answer,
-   * until each has answered or is down and this node sees a majority. Returns early once the
-   * workflow is no longer ending here (another node took it over) or this node stops.
+   * until each has answered or is down while this node has seen a majority for a while (right
+   * after a heal, a holder still marked down may be up, and may have taken the workflow over on
+   * the other side: its answer fences this end). Returns early once the workflow is no longer
+   * ending here (another node took it over) or this node stops.
    */
   private async publishEnd(id: string, epoch: number, final: EndedCopy): Promise<void> {
     const backups = this.backups;
     if (!backups) return;
     const since = monotonicNow();
+    const isDown = (nodeId: string) => this.options.mesh.member(nodeId)?.status === "down";
     let missed = await backups.ended(id, epoch, final);
     for (;;) {
       if (!this.ending.has(id) || this.closing) return;
-      const open = missed.filter((n) => this.options.mesh.member(n)?.status !== "down");
-      if (open.length === 0 && !this.minority) return;
+      const open = missed.filter((n) => !isDown(n));
+      const settled = !this.minority && monotonicNow() - this.majoritySince >= TAKEOVER_AFTER_HEAL_MS;
+      if (settled && open.length === 0) return;
       // A holder that is up and never answers (hung, or hostile) must not hold the outcome for good.
-      if (!this.minority && monotonicNow() - since > PUBLISH_GIVE_UP_MS) return;
+      if (settled && monotonicNow() - since > PUBLISH_GIVE_UP_MS) return;
       await new Promise((resolve) => setTimeout(resolve, PUBLISH_RETRY_MS).unref());
-      missed = open.length > 0 ? await backups.ended(id, epoch, final, open) : [];
+      // The down ones stay owed: they are told once they are up again.
+      const down = missed.filter(isDown);
+      const stillOpen = missed.filter((n) => !isDown(n));
+      missed = [...down, ...(stillOpen.length > 0 ? await backups.ended(id, epoch, final, stillOpen) : [])];
     }
   }
 
