@@ -189,6 +189,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private quorumTimer: NodeJS.Timeout | undefined;
   /** Outcomes a replaced owner reported for workflows still running here: they go into the end state. */
   private readonly conflicts = new Map<string, WorkflowConflict[]>();
+  /** Reads of an ending workflow waiting on one ask of the peers (`checkTakenOver`). */
+  private readonly takeoverChecks = new Map<string, Promise<void>>();
 
   constructor(private readonly options: WorkflowServiceOptions) {
     super();
@@ -197,8 +199,14 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     this.selfId = options.transport.identity.id;
     this.directory = new WorkflowDirectory({ selfId: this.selfId, mesh: options.mesh, transport: options.transport });
     const t = options.transport;
-    t.handle("workflow.state", ({ id }) => this.localState(id));
-    t.handle("workflow.result", ({ id }) => this.localResult(id));
+    t.handle("workflow.state", async ({ id }) => {
+      await this.checkTakenOver(id);
+      return this.localState(id);
+    });
+    t.handle("workflow.result", async ({ id }) => {
+      await this.checkTakenOver(id);
+      return this.localResult(id);
+    });
     t.handle("workflow.cancel", ({ id }) => this.localCancel(id));
     t.handle("workflow.list", () => this.list());
     this.countQuorum();
@@ -976,6 +984,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
    * outcome the owner then reads as running).
    */
   private async read<K extends WorkflowRead>(id: string, method: K, local: () => PeerResponseBody<PeerMethods, K>): Promise<PeerResponseBody<PeerMethods, K>> {
+    await this.checkTakenOver(id);
     if (this.here(id)) return local();
     const copy = this.copies?.get(id);
     if (copy && (this.options.mesh.member(copy.owner)?.status ?? "down") === "down") return local();
@@ -1096,7 +1105,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     for (;;) {
       if (!this.ending.has(id) || this.closing) return;
       const open = missed.filter((n) => !isDown(n));
-      const settled = !this.minority && monotonicNow() - this.majoritySince >= TAKEOVER_AFTER_HEAL_MS;
+      const settled = this.settled();
       if (settled && open.length === 0) return;
       // A holder that is up and never answers (hung, or hostile) must not hold the outcome for good.
       if (settled && monotonicNow() - since > PUBLISH_GIVE_UP_MS) return;
@@ -1106,6 +1115,35 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       const stillOpen = missed.filter((n) => !isDown(n));
       missed = [...down, ...(stillOpen.length > 0 ? await backups.ended(id, epoch, final, stillOpen) : [])];
     }
+  }
+
+  /**
+   * Before an end not shown yet is read on a node that is cut off or just healed: asks the peers
+   * it reaches whether one of them took the workflow over meanwhile (and may have given out its
+   * own outcome, which a reader must not see go back to running), and gives way if so. Then the
+   * read goes to the new owner.
+   */
+  private async checkTakenOver(id: string): Promise<void> {
+    if (!this.ending.has(id) || this.settled() || !this.claims) return;
+    let asked = this.takeoverChecks.get(id);
+    if (!asked) {
+      const claims = this.claims;
+      asked = claims
+        .ask([id])
+        .then((found) => {
+          const claim = found.get(id);
+          if (claim && claim.epoch > (this.options.store?.ownership(id)?.epoch ?? 0)) this.fence(claim);
+        })
+        .catch((err: unknown) => this.log.warn({ err, workflowId: id }, "could not ask the peers whether they took over an ending workflow"))
+        .finally(() => this.takeoverChecks.delete(id));
+      this.takeoverChecks.set(id, asked);
+    }
+    await asked;
+  }
+
+  /** Whether this node sees a majority, and has for long enough that its down marks are not stale from a heal. */
+  private settled(): boolean {
+    return !this.minority && monotonicNow() - this.majoritySince >= TAKEOVER_AFTER_HEAL_MS;
   }
 
   /** An ended workflow stays readable for `forMs`, among the newest `maxRetained`. */
