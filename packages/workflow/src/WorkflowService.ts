@@ -191,6 +191,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private readonly conflicts = new Map<string, WorkflowConflict[]>();
   /** Reads of an ending workflow waiting on one ask of the peers (`checkTakenOver`). */
   private readonly takeoverChecks = new Map<string, Promise<void>>();
+  /** Set while takeovers wait for the down marks of a heal to settle (`deferTakeovers`). */
+  private takeoverTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: WorkflowServiceOptions) {
     super();
@@ -639,6 +641,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     this.progress?.flush();
     this.checkpoints?.close();
     clearInterval(this.quorumTimer);
+    clearTimeout(this.takeoverTimer);
     this.closing = true;
     for (const wf of this.owned.values()) {
       // A clean stop: whatever crashed the node before, it was not this resume.
@@ -787,6 +790,10 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const store = this.options.store;
     // On the smaller side of a split the owner may well be running it: the majority's backup takes over.
     if (!store || this.closing || this.minority) return;
+    if (!this.settled()) {
+      this.deferTakeovers();
+      return;
+    }
     const isDown = (nodeId: string) => nodeId === downId || this.options.mesh.member(nodeId)?.status === "down";
     try {
       const claimed: StoredWorkflow[] = [];
@@ -871,14 +878,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       wf.actor.send({ type: "RESUME" });
       this.emit("changed", wf.id);
     }
-    // Right after a heal the down marks are stale (a peer's refutation may still be on its way):
-    // only owners still down a while later are taken over.
-    setTimeout(() => {
-      // One takeOver handles every down owner whose copies are kept here; owners with none need no call.
-      const store = this.options.store;
-      const down = store?.copyOwners(this.selfId).find((owner) => this.options.mesh.member(owner)?.status === "down");
-      if (!this.minority && down !== undefined) this.takeOver(down);
-    }, TAKEOVER_AFTER_HEAL_MS).unref();
+    this.deferTakeovers();
   }
 
   /** Another node owns a workflow at a higher epoch: stop the copy here, without ending it. */
@@ -1115,6 +1115,24 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       const stillOpen = missed.filter((n) => !isDown(n));
       missed = [...down, ...(stillOpen.length > 0 ? await backups.ended(id, epoch, final, stillOpen) : [])];
     }
+  }
+
+  /**
+   * Right after a heal the down marks are stale (a peer's refutation may still be on its way, or a
+   * rumor from the other side marks a member down that this side saw alive): only owners still
+   * down once this node has seen a majority for a while are taken over.
+   */
+  private deferTakeovers(): void {
+    if (this.takeoverTimer) return;
+    this.takeoverTimer = setTimeout(
+      () => {
+        this.takeoverTimer = undefined;
+        // One takeOver handles every down owner whose copies are kept here; owners with none need no call.
+        const down = this.options.store?.copyOwners(this.selfId).find((owner) => this.options.mesh.member(owner)?.status === "down");
+        if (!this.minority && down !== undefined) this.takeOver(down);
+      },
+      Math.max(0, this.majoritySince + TAKEOVER_AFTER_HEAL_MS - monotonicNow()) + 10,
+    ).unref();
   }
 
   /**
