@@ -1104,6 +1104,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     let missed = await backups.ended(id, epoch, final);
     for (;;) {
       if (!this.ending.has(id) || this.closing) return;
+      // Every holder has the end: none can take the workflow over from an older copy, whatever side this is.
+      if (missed.length === 0) return;
       const open = missed.filter((n) => !isDown(n));
       const settled = this.settled();
       if (settled && open.length === 0) return;
