@@ -203,10 +203,12 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const t = options.transport;
     t.handle("workflow.state", async ({ id }) => {
       await this.checkTakenOver(id);
+      this.checkCopyRead(id);
       return this.localState(id);
     });
     t.handle("workflow.result", async ({ id }) => {
       await this.checkTakenOver(id);
+      this.checkCopyRead(id);
       return this.localResult(id);
     });
     t.handle("workflow.cancel", ({ id }) => this.localCancel(id));
@@ -987,12 +989,30 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     await this.checkTakenOver(id);
     if (this.here(id)) return local();
     const copy = this.copies?.get(id);
-    if (copy && (this.options.mesh.member(copy.owner)?.status ?? "down") === "down") return local();
+    if (copy && this.answersFromCopy(copy.owner)) return local();
     try {
       return await this.directory.ask(id, method, this.knowledgeOf(id));
     } catch (err) {
-      if (copy && (isShoalError(err, "SHOAL_ERR_OWNER_UNAVAILABLE") || isShoalError(err, "SHOAL_ERR_UNKNOWN_WORKFLOW"))) return local();
+      if (copy && this.settled() && (isShoalError(err, "SHOAL_ERR_OWNER_UNAVAILABLE") || isShoalError(err, "SHOAL_ERR_UNKNOWN_WORKFLOW"))) return local();
       throw err;
+    }
+  }
+
+  /**
+   * Whether this node answers for another owner's ended workflow from the copy it keeps: only
+   * while that owner is down, and this node has seen a majority for a while. The end in a copy
+   * may be one its owner has not shown (it was cut off); on a side that is not settled, the
+   * node that took the workflow over may have another outcome, the one that counts.
+   */
+  private answersFromCopy(owner: string): boolean {
+    return this.settled() && (this.options.mesh.member(owner)?.status ?? "down") === "down";
+  }
+
+  /** A peer's read of a workflow this node holds only a copy of: answered under `answersFromCopy`'s rule. */
+  private checkCopyRead(id: string): void {
+    const copy = this.here(id) ? undefined : this.copies?.get(id);
+    if (copy && !this.answersFromCopy(copy.owner)) {
+      throw new ShoalError("SHOAL_ERR_UNKNOWN_WORKFLOW", `${this.nodeName} keeps only a copy of workflow ${id}; its owner answers for it`);
     }
   }
 
