@@ -866,6 +866,11 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   }
 
   private async resumePaused(): Promise<void> {
+    // Right after a heal, a node that took one of these over may still be marked down here, and
+    // so out of reach of the ask below: resume once the down marks of the heal have settled.
+    const regained = this.majoritySince;
+    await new Promise((resolve) => setTimeout(resolve, TAKEOVER_AFTER_HEAL_MS).unref());
+    if (this.minority || this.closing || this.majoritySince !== regained) return;
     // Ends not shown yet too: one ended here while cut off may have been taken over meanwhile.
     const ids = [...this.owned.keys(), ...this.ending.keys()];
     try {
