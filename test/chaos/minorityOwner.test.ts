@@ -123,7 +123,14 @@ describe("one dispatcher per workflow under a partition (issue 12 point 4)", () 
       return undefined;
     };
     let theirs: Awaited<ReturnType<typeof majorityResult>>;
-    await until(async () => (theirs = await majorityResult()) !== undefined, 30_000, () => "the majority never ended it");
+    await until(
+      async () => {
+        theirs = await majorityResult();
+        return theirs !== undefined;
+      },
+      30_000,
+      () => "the majority never ended it",
+    );
     const newOwner = (await stateAt(theirs!.node)).owner;
     const other = [b, c].find((n) => n.name !== newOwner) as NodeProcess;
     // Half a heal: h-a meets the node that did not take the workflow over, and sees a majority
