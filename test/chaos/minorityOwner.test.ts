@@ -21,6 +21,28 @@ const chain = {
   ],
 };
 
+/**
+ * 3 nodes `<p>-a`, `<p>-b`, `<p>-c`; a one-step workflow on `<p>-a` cut off from the other two
+ * half way through its step. Slow suspicion (1 s) next to the step's 400 ms: the owner ends the
+ * workflow well before it knows it is cut off, so only the rule that an end is shown once the
+ * copies have it holds it back.
+ */
+async function cutWhileEnding(prefix: string) {
+  const dir = tempDir(`${prefix}-ending-`);
+  const detector = ["--heartbeat-ms", "100", "--suspect-after-ms", "1000", "--down-after-ms", "2000"];
+  const names = ["a", "b", "c"].map((x) => `${prefix}-${x}`);
+  const mesh = await ProxiedMesh.start(names.map((name) => ({ name })), { extra: ["--plugin", PLUGIN, "--slots", "4", ...detector], env: { SHOAL_TEST_DIR: dir }, started });
+  proxied.push(mesh);
+  const [a, b, c] = mesh.nodes as [NodeProcess, NodeProcess, NodeProcess];
+  await mesh.counted();
+  const id = await submit(a, { name: "ends-at-the-cut", steps: [{ id: "only", tool: "sleep_tool", input: { ms: 400 }, placement: { prefer: "local" } }] });
+  const stateAt = async (n: NodeProcess) => WorkflowStateSchema.parse((await n.get(`/v1/workflows/${id}`)).json);
+  await until(async () => (await stateAt(a)).steps.only?.status === "running", 5_000, () => "the step never ran");
+  await new Promise((r) => setTimeout(r, 200)); // half way through the step
+  mesh.proxy.partition([[a.name], [b.name, c.name]]);
+  return { mesh, a, b, c, id, dir, stateAt };
+}
+
 describe("one dispatcher per workflow under a partition (issue 12 point 4)", () => {
   it("an owner cut off from 2 of 3 pauses its workflow; the majority takes it over and ends it; after the heal there is one outcome", async () => {
     const dir = tempDir("minority-");
@@ -61,19 +83,7 @@ describe("one dispatcher per workflow under a partition (issue 12 point 4)", () 
   }, 60_000);
 
   it("a workflow that ends on an owner just cut off, before it suspects it is alone, is not shown there: the majority's outcome is the only one given out", async () => {
-    const dir = tempDir("ending-");
-    // Slow suspicion (1 s) next to a 200 ms step: the owner ends the workflow well before it
-    // knows it is cut off, so only the rule that an end is shown once the copies have it holds it back.
-    const detector = ["--heartbeat-ms", "100", "--suspect-after-ms", "1000", "--down-after-ms", "2000"];
-    const mesh = await ProxiedMesh.start([{ name: "e-a" }, { name: "e-b" }, { name: "e-c" }], { extra: ["--plugin", PLUGIN, "--slots", "4", ...detector], env: { SHOAL_TEST_DIR: dir }, started });
-    proxied.push(mesh);
-    const [a, b, c] = mesh.nodes as [NodeProcess, NodeProcess, NodeProcess];
-    await mesh.counted();
-    const id = await submit(a, { name: "ends-at-the-cut", steps: [{ id: "only", tool: "sleep_tool", input: { ms: 400 }, placement: { prefer: "local" } }] });
-    const stateAt = async (n: NodeProcess) => WorkflowStateSchema.parse((await n.get(`/v1/workflows/${id}`)).json);
-    await until(async () => (await stateAt(a)).steps.only?.status === "running", 5_000, () => "the step never ran");
-    await new Promise((r) => setTimeout(r, 200)); // half way through the step
-    mesh.proxy.partition([["e-a"], ["e-b", "e-c"]]);
+    const { mesh, a, b, c, id, dir, stateAt } = await cutWhileEnding("e");
 
     // Until the majority has its own outcome, read the cut-off owner over and over.
     const seenOnA = new Set<string>();
@@ -104,17 +114,7 @@ describe("one dispatcher per workflow under a partition (issue 12 point 4)", () 
   }, 60_000);
 
   it("at a heal, the cut-off owner regains a majority before it hears from the node that took its workflow over: it still shows none of its own outcome", async () => {
-    const dir = tempDir("heal-");
-    const detector = ["--heartbeat-ms", "100", "--suspect-after-ms", "1000", "--down-after-ms", "2000"];
-    const mesh = await ProxiedMesh.start([{ name: "h-a" }, { name: "h-b" }, { name: "h-c" }], { extra: ["--plugin", PLUGIN, "--slots", "4", ...detector], env: { SHOAL_TEST_DIR: dir }, started });
-    proxied.push(mesh);
-    const [a, b, c] = mesh.nodes as [NodeProcess, NodeProcess, NodeProcess];
-    await mesh.counted();
-    const id = await submit(a, { name: "ends-at-the-cut", steps: [{ id: "only", tool: "sleep_tool", input: { ms: 400 }, placement: { prefer: "local" } }] });
-    const stateAt = async (n: NodeProcess) => WorkflowStateSchema.parse((await n.get(`/v1/workflows/${id}`)).json);
-    await until(async () => (await stateAt(a)).steps.only?.status === "running", 5_000, () => "the step never ran");
-    await new Promise((r) => setTimeout(r, 200));
-    mesh.proxy.partition([["h-a"], ["h-b", "h-c"]]);
+    const { mesh, a, b, c, id, stateAt } = await cutWhileEnding("h");
     const majorityResult = async () => {
       for (const n of [b, c]) {
         const r = await n.get(`/v1/workflows/${id}/result`);
