@@ -19,7 +19,7 @@ import type { Mesh } from "@shoal/mesh";
 import { type Transport, createBackoff } from "@shoal/transport";
 import type { ActorLogic, EventObject } from "xstate";
 import { ActorHost } from "./ActorHost.js";
-import { type ActorSendersView, hostRefusal, supervisorNameOf, supervisorRefusal } from "./actorSenders.js";
+import { type ActorSendersView, holdsRefusal, hostRefusal, supervisorRefusal } from "./actorSenders.js";
 import { ActorRef, type ActorRouter } from "./ActorRef.js";
 import type { LogicRegistry } from "./LogicRegistry.js";
 import { type RemoteLogicOptions, type RemoteSnapshot, remoteLogic } from "./remoteLogic.js";
@@ -298,10 +298,7 @@ export class Runtime implements ActorRouter {
     t.handle("host.send", ({ actorId, event }) => this.host.send(actorId, event), fromSupervisor);
     t.handle("host.ask", ({ actorId, event }) => this.host.ask(actorId, event), fromSupervisor);
     t.handle("host.stop", ({ actorId, epoch }) => this.host.stop(actorId, epoch), fromSupervisor);
-    t.handle("host.holds", ({ actors }, from) => ({ missing: this.host.missing(from.id, actors) }), ({ actors }, from) => {
-      const other = actors.find((a) => supervisorNameOf(a.actorId) !== from.name);
-      return other && `actor ${other.actorId} is supervised by ${supervisorNameOf(other.actorId)}`;
-    });
+    t.handle("host.holds", ({ actors }, from) => ({ missing: this.host.missing(from.id, actors) }), holdsRefusal);
     t.on("connected", (conn) => void this.supervisor.onHostLinked(conn.peer.id, conn.openedAt));
     t.handleCast("sup.update", (body, from) => this.supervisor.onUpdate(from.id, body), fromHost);
     t.handle(

@@ -1,7 +1,7 @@
 import type { NodeIdentity } from "@shoal/protocol";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type ActorSendersView, hostRefusal, supervisorRefusal } from "./actorSenders.js";
+import { type ActorSendersView, holdsRefusal, hostRefusal, supervisorRefusal } from "./actorSenders.js";
 
 const node = (id: string, name = id): NodeIdentity => ({ id, name, address: "127.0.0.1:1", capabilities: [], tools: [], slots: 1 });
 
@@ -19,6 +19,11 @@ describe("host.*: only the supervisor steers an actor", () => {
     expect(supervisorRefusal(view(), { actorId: "sup~1", supervisor: "rogue" }, node("rogue"))).toMatch(/supervised by sup/);
     expect(supervisorRefusal(view(), { actorId: "sup~1", supervisor: "other" }, node("s", "sup"))).toMatch(/names node other as the supervisor/);
     expect(supervisorRefusal(view(), { actorId: "sup~1", supervisor: "s" }, node("s", "sup"))).toBeUndefined();
+  });
+
+  it("host.holds: a node asks only about actors named after it", () => {
+    expect(holdsRefusal({ actors: [{ actorId: "sup~1" }, { actorId: "sup~2" }] }, node("s", "sup"))).toBeUndefined();
+    expect(holdsRefusal({ actors: [{ actorId: "sup~1" }, { actorId: "other~2" }] }, node("s", "sup"))).toMatch(/actor other~2 is supervised by other/);
   });
 
   it("an actor hosted here takes orders only from the node that placed it, even from one of the same name", () => {

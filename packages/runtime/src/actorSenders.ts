@@ -32,6 +32,15 @@ export function supervisorRefusal(view: ActorSendersView, body: { actorId: strin
 }
 
 /**
+ * `host.holds`: a supervisor asks only about actors it supervises, every one of them named
+ * after it (the host answers for those it runs for that very node).
+ */
+export function holdsRefusal(body: { actors: { actorId: string }[] }, from: NodeIdentity): string | undefined {
+  const other = body.actors.find((a) => supervisorNameOf(a.actorId) !== from.name);
+  return other && `actor ${other.actorId} is supervised by ${supervisorNameOf(other.actorId)}`;
+}
+
+/**
  * `sup.*`: only the host reports on an actor, to its supervisor: the actor must be supervised
  * here, and the sender the node it was placed on at that epoch. A report on an actor no longer
  * known here is left to the supervisor, which drops it as stale.
