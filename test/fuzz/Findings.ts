@@ -1,4 +1,4 @@
-import type { SlotStats } from "./FuzzMesh.js";
+import { RSS_WINDOW_MS, type SlotStats, rssGrowth } from "./FuzzMesh.js";
 
 /** One distinct problem: the first input that showed it, shrunk, and how to replay it. */
 export interface Finding {
@@ -75,21 +75,25 @@ export class Findings {
   table(slots: SlotStats[], targets: { rssGrowthMb: number }): string {
     const mb = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "-");
     const rows = [
-      ["node", "crashes", "restarts", "RSS first MB", "RSS start MB", "RSS warm MB", "RSS end MB", "since start MB", "growth MB", "peak MB"],
+      ["node", "crashes", "restarts", "RSS first MB", "RSS start MB", "RSS warm MB", "RSS end MB", "growth MB", "RSS last MB", "since start MB", "peak MB", "heap used warm/end", "heap total warm/end", "external warm/end"],
       ...slots.map((s) => [
         s.name,
         String(s.crashes),
         String(s.restarts),
         mb(s.firstRssMb),
         mb(s.startRssMb),
-        mb(s.settledRssMb),
+        mb(rssGrowth(s).warm),
+        mb(rssGrowth(s).end),
+        mb(rssGrowth(s).growth),
         mb(s.lastRssMb),
         mb(s.lastRssMb - s.startRssMb),
-        mb(s.lastRssMb - s.settledRssMb),
         mb(s.peakRssMb),
+        `${mb(s.settledHeap.heapUsed)}/${mb(s.lastHeap.heapUsed)}`,
+        `${mb(s.settledHeap.heapTotal)}/${mb(s.lastHeap.heapTotal)}`,
+        `${mb(s.settledHeap.external)}/${mb(s.lastHeap.external)}`,
       ]),
     ];
-    const growth = Math.max(...slots.map((s) => s.lastRssMb - s.settledRssMb));
+    const growth = Math.max(...slots.map((s) => rssGrowth(s).growth));
     const crashes = slots.reduce((n, s) => n + s.crashes, 0);
     const lines = [
       `shoal fuzz: seed ${this.seed}, ${((this.ended - this.started) / 1000).toFixed(0)} s`,
@@ -97,7 +101,7 @@ export class Findings {
       `http: ${this.http.units} requests (${this.http.rounds} rounds); answered 503/504 by mesh conditions: ${sum(this.meshUnavailable)}; allowed unanswered: ${this.unansweredAllowed}`,
       "",
       align(rows),
-      "(growth: end minus warm, RSS after the warm-up (README) or at the start of a process that started after it; since start: end minus start of the process now in the slot)",
+      `(warm: median RSS of the ${RSS_WINDOW_MS / 1000} s after the warm-up (README), or after the start of a process that started after it; end: median of the run's last ${RSS_WINDOW_MS / 1000} s; growth: end minus warm; last: the last sample; since start: last minus start of the process now in the slot; heap and external: V8's, from the node's /metrics, MB)`,
       "",
       `crashes ${crashes} (${this.crashesWhileShrinking} while shrinking)   5xx ${this.count("5xx")}   bodiless errors ${this.count("bodiless")}   other findings ${this.count("other")}`,
       `targets: ${verdict(crashes === 0, "0 crashes")}, ${verdict(this.count("5xx") === 0, "0 5xx")}, ${verdict(this.count("bodiless") === 0, "0 bodiless errors")}, ${verdict(growth < targets.rssGrowthMb, `RSS growth < ${targets.rssGrowthMb} MB per node`)}`,

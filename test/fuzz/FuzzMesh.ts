@@ -28,14 +28,48 @@ export interface SlotStats {
   firstRssMb: number;
   /** VmRSS of the process now in the slot when it became part of a whole mesh. */
   startRssMb: number;
-  /**
-   * What growth is measured from: VmRSS at the end of the warm-up (see `settle`), or at the start
-   * of a process that started after it.
-   */
-  settledRssMb: number;
   lastRssMb: number;
   peakRssMb: number;
+  /**
+   * VmRSS of the process now in the slot, at most one sample per SAMPLE_EVERY_MS (after every
+   * input the mesh is checked, and sampled). A single sample swings by 40 MB and more with the
+   * input being handled right then (a 16 MiB frame in decoding), so growth compares the median of
+   * a window after the warm-up with that of the run's last window (`rssGrowth`).
+   */
+  samples: { at: number; mb: number }[];
+  /** When growth starts to count: the end of the warm-up, or the start of a process that started after it. */
+  settledAt: number;
+  /** V8's committed heap and the memory held outside it (buffers), after the warm-up and at the end: what the RSS growth is made of. */
+  settledHeap: HeapMb;
+  lastHeap: HeapMb;
 }
+
+/** Length of the windows whose median RSS growth compares: the one after the warm-up and the run's last. */
+export const RSS_WINDOW_MS = 20_000;
+const SAMPLE_EVERY_MS = 500;
+
+/** Median RSS of the window after the warm-up ("warm"), of the last window ("end"), and the growth between them. */
+export function rssGrowth(stats: SlotStats): { warm: number; end: number; growth: number } {
+  const median = (xs: number[]) => {
+    const sorted = [...xs].sort((a, b) => a - b);
+    return sorted.length === 0 ? Number.NaN : (sorted[Math.floor((sorted.length - 1) / 2)]! + sorted[Math.ceil((sorted.length - 1) / 2)]!) / 2;
+  };
+  const settled = stats.samples.filter((x) => x.at >= stats.settledAt);
+  const first = settled[0]?.at ?? Number.NaN;
+  const last = settled.at(-1)?.at ?? Number.NaN;
+  const warm = median(settled.filter((x) => x.at <= first + RSS_WINDOW_MS).map((x) => x.mb));
+  const end = median(settled.filter((x) => x.at >= last - RSS_WINDOW_MS).map((x) => x.mb));
+  return { warm, end, growth: end - warm };
+}
+
+/** From the node's own `/metrics` (prom-client's default process metrics). */
+export interface HeapMb {
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+}
+
+const NO_HEAP: HeapMb = { heapTotal: Number.NaN, heapUsed: Number.NaN, external: Number.NaN };
 
 export interface Health {
   ok: boolean;
@@ -73,7 +107,7 @@ export function crashSignature(stderr: string, code: number | null): string {
 export class FuzzMesh {
   nodes: NodeProcess[] = [];
   readonly crashes: Crash[] = [];
-  readonly slots: SlotStats[] = NAMES.map((name) => ({ name, crashes: 0, restarts: 0, firstRssMb: Number.NaN, startRssMb: Number.NaN, settledRssMb: Number.NaN, lastRssMb: Number.NaN, peakRssMb: 0 }));
+  readonly slots: SlotStats[] = NAMES.map((name) => ({ name, crashes: 0, restarts: 0, firstRssMb: Number.NaN, startRssMb: Number.NaN, lastRssMb: Number.NaN, peakRssMb: 0, samples: [], settledAt: 0, settledHeap: NO_HEAP, lastHeap: NO_HEAP }));
   /** Node ids by slot, for inputs that name a real member. */
   ids: string[] = [];
   /** Set by a failed check: the next input first gets a whole mesh again. */
@@ -204,11 +238,23 @@ export class FuzzMesh {
    * what the largest of them need (V8's heap spaces, malloc's arenas), and neither gives that
    * back to the system; a leak goes on growing after it (README, "RSS growth").
    */
-  markSettled(): void {
+  async markSettled(): Promise<void> {
     for (const [slot, stats] of this.slots.entries()) {
-      const mb = rssMb(this.nodes[slot]?.pid);
-      if (Number.isFinite(mb)) stats.settledRssMb = mb;
+      stats.settledAt = Date.now();
+      this.sampleRss(slot, true);
+      stats.settledHeap = await this.heapOf(slot);
     }
+  }
+
+  /** RSS and heap of each node in a few words, for the long run's progress lines. */
+  async memoryLine(): Promise<string> {
+    const parts = await Promise.all(
+      this.slots.map(async (s, slot) => {
+        const heap = await this.heapOf(slot);
+        return `${s.name} rss ${rssMb(this.nodes[slot]?.pid).toFixed(0)} heap ${heap.heapUsed.toFixed(0)}/${heap.heapTotal.toFixed(0)} ext ${heap.external.toFixed(0)}`;
+      }),
+    );
+    return parts.join(", ");
   }
 
   /** Drops the log lines the nodes printed so far (a long run would keep them all otherwise). */
@@ -217,8 +263,9 @@ export class FuzzMesh {
   }
 
   async stop(): Promise<void> {
+    for (const slot of this.slots.keys()) this.slots[slot]!.lastHeap = await this.heapOf(slot);
     for (const node of this.nodes) this.stopping.add(node);
-    for (const slot of this.slots.keys()) this.sampleRss(slot);
+    for (const slot of this.slots.keys()) this.sampleRss(slot, true);
     await stopAll(this.nodes);
   }
 
@@ -254,12 +301,26 @@ export class FuzzMesh {
     this.ids = await Promise.all(this.nodes.map(async (n) => (await this.view(n)).find((r) => r.self)?.id ?? n.name));
   }
 
-  private sampleRss(slot: number): void {
+  private async heapOf(slot: number): Promise<HeapMb> {
+    const node = this.nodes[slot];
+    if (!node || this.dead.has(node)) return NO_HEAP;
+    try {
+      const text = (await node.get("/metrics")).text;
+      const mb = (name: string) => Number(new RegExp(`^shoal_nodejs_${name} (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN) / 2 ** 20;
+      return { heapTotal: mb("heap_size_total_bytes"), heapUsed: mb("heap_size_used_bytes"), external: mb("external_memory_bytes") };
+    } catch {
+      return NO_HEAP;
+    }
+  }
+
+  private sampleRss(slot: number, always = false): void {
     const stats = this.slots[slot]!;
     const mb = rssMb(this.nodes[slot]?.pid);
     if (!Number.isFinite(mb)) return;
     stats.lastRssMb = mb;
     stats.peakRssMb = Math.max(stats.peakRssMb, mb);
+    const now = Date.now();
+    if (always || now - (stats.samples.at(-1)?.at ?? 0) >= SAMPLE_EVERY_MS) stats.samples.push({ at: now, mb });
   }
 
   private resetRss(slot: number, first: boolean): void {
@@ -267,8 +328,11 @@ export class FuzzMesh {
     const mb = rssMb(this.nodes[slot]?.pid);
     if (first) stats.firstRssMb = mb;
     stats.startRssMb = mb;
-    stats.settledRssMb = mb;
     stats.lastRssMb = mb;
     stats.peakRssMb = Math.max(stats.peakRssMb, mb);
+    stats.samples = Number.isFinite(mb) ? [{ at: Date.now(), mb }] : [];
+    // A process that starts after the warm-up counts from its own start (its first window is then its warm-up too).
+    if (!first) stats.settledAt = Date.now();
+    stats.settledHeap = NO_HEAP;
   }
 }

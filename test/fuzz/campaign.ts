@@ -26,7 +26,7 @@ export interface Budget {
   shrinkMs: number;
   shrinkTotalMs: number;
   /** Called after each round, e.g. to print progress. */
-  onRound?: (part: Finding["part"]) => void;
+  onRound?: (part: Finding["part"]) => void | Promise<void>;
 }
 
 const RUNS_PER_ROUND = 50;
@@ -108,7 +108,7 @@ async function campaign<T>(probe: Probe<T>, findings: Findings, seed: number, un
     const result = await fc.check(property, { seed: roundSeed, numRuns: RUNS_PER_ROUND });
     if (harnessError !== undefined) throw harnessError;
     if (hunting) shrinkLeft -= Date.now() - huntStart;
-    budget.onRound?.(probe.part);
+    await budget.onRound?.(probe.part);
     if (result.failed && hunting && result.counterexample) {
       findings.shrunk(hunting.signature, {
         path: result.counterexamplePath ?? undefined,

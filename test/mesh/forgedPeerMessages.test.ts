@@ -118,6 +118,9 @@ describe("forged peer messages against real node processes", () => {
     expect(await atBackup.request("workflow.replica", replica(rogue.identity.id, 2))).toMatchObject({ code: FORBIDDEN, message: /owned by node .*, which is up/ });
     expect(await atBackup.request("workflow.replica", replica(ids["fc-a"] as string, 1))).toMatchObject({ code: FORBIDDEN, message: /as owned by node .*, not by itself/ });
     expect(await atBackup.request("workflow.replica", { ...replica(rogue.identity.id, 1), epoch: "one" })).toMatchObject({ code: "SHOAL_ERR_BAD_SCHEMA", path: ["epoch"] });
+    // A first copy planted on the node that knows nothing of the workflow: at epoch 1 only its acceptor, whom the id names, sends one.
+    const bystander = backup === b ? c : b;
+    expect(await rogue.at(bystander).request("workflow.replica", replica(rogue.identity.id, 1))).toMatchObject({ code: FORBIDDEN, message: /the id names the node that accepted it/ });
 
     // The workflow runs on at its owner, whose copy stays with its backup.
     expect(await resultOf(a, id, 20_000)).toMatchObject({ status: "complete", steps_completed: 3 });
@@ -131,6 +134,8 @@ describe("forged peer messages against real node processes", () => {
     expect(backup.logsMatching((l) => copied(l) && l.owner === rogue.identity.id)).toHaveLength(0);
     expect(await forbiddenCount(a)).toBe(3);
     expect(await forbiddenCount(backup)).toBe(2);
+    expect(await forbiddenCount(bystander)).toBe(1);
+    expect(bystander.logsMatching((l) => copied(l) && l.owner === rogue.identity.id)).toHaveLength(0);
     // Three refusals from one peer within a minute: one line.
     expect(forbiddenLines(a)).toHaveLength(1);
     expect(forbiddenLines(a)[0]).toMatchObject({ level: 40, peer: "forger", what: "workflow.claimed" });

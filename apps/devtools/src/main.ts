@@ -1,4 +1,5 @@
-import type { ActorRow, LogicInfo, NodesResponse, WorkflowState } from "@shoal/protocol";
+import type { LogicInfo } from "@shoal/protocol";
+import { ActorDescriptionSchema, LogicInfoSchema, NodesResponseSchema, WorkflowListResponseSchema, WorkflowStateSchema } from "@shoal/protocol/web";
 import { getJson, openInspect } from "./api.js";
 import { initTokenControls } from "./auth.js";
 import { html, setHtml } from "./dom.js";
@@ -20,12 +21,10 @@ const logic = new Map<string, LogicInfo>();
 let currentView = "";
 
 async function boot(): Promise<void> {
-  const nodes = await getJson<NodesResponse>("/v1/nodes");
+  const nodes = await getJson("/v1/nodes", NodesResponseSchema);
   store.self = nodes.node;
   for (const n of nodes.nodes) store.nodes.set(n.name, n);
-  const list = await getJson<{ workflows: { workflow_id: string; name: string; status: string; owner: string; started_at: string; progress: { done: number; total: number } }[] }>(
-    "/v1/workflows?scope=mesh",
-  );
+  const list = await getJson("/v1/workflows?scope=mesh", WorkflowListResponseSchema);
   for (const w of list.workflows) {
     if (!store.workflows.has(w.workflow_id)) {
       store.workflows.set(w.workflow_id, { id: w.workflow_id, name: w.name, status: w.status, owner: w.owner, startedAt: w.started_at, progress: w.progress, history: [] });
@@ -36,6 +35,11 @@ async function boot(): Promise<void> {
     (status) => {
       conn.textContent = status === "open" ? `live via ${store.self}` : status === "token" ? "token needed" : "reconnecting…";
       conn.className = `conn ${status}`;
+    },
+    (err) => {
+      // Shown, not thrown: the page keeps what it has and goes on with the next batch.
+      conn.textContent = err.message;
+      conn.className = "conn closed";
     },
   );
   store.onChange(render);
@@ -82,7 +86,7 @@ function render(): void {
 
 async function loadWorkflow(id: string): Promise<void> {
   try {
-    store.workflow(id, await getJson<WorkflowState>(`/v1/workflows/${encodeURIComponent(id)}`));
+    store.workflow(id, await getJson(`/v1/workflows/${encodeURIComponent(id)}`, WorkflowStateSchema));
     store.dirty.add("load");
     store.changed();
   } catch (err) {
@@ -93,17 +97,15 @@ async function loadWorkflow(id: string): Promise<void> {
 
 async function loadActor(id: string): Promise<void> {
   try {
-    const d = await getJson<{ logic: string; status: string; node: string | null; epoch: number; snapshot: ActorRow["state"] & { value?: unknown }; history: { node: string; epoch: number }[] }>(
-      `/v1/actors/${encodeURIComponent(id)}`,
-    );
+    const d = await getJson(`/v1/actors/${encodeURIComponent(id)}`, ActorDescriptionSchema);
     const a = store.actor(id);
     a.logic = d.logic;
     a.status = d.status;
     a.host = d.node;
     a.epoch = d.epoch;
     if (a.hosts.length === 0) a.hosts.push(...d.history.map((h) => ({ node: h.node, epoch: h.epoch })));
-    a.snapshot ??= d.snapshot as never;
-    if (!logic.has(d.logic)) logic.set(d.logic, await getJson<LogicInfo>(`/v1/logic/${encodeURIComponent(d.logic)}`));
+    a.snapshot ??= d.snapshot;
+    if (!logic.has(d.logic)) logic.set(d.logic, await getJson(`/v1/logic/${encodeURIComponent(d.logic)}`, LogicInfoSchema));
     store.dirty.add("load");
     store.changed();
   } catch (err) {

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ErrorBodySchema } from "./errorBody.js";
 import { NodeStatusSchema } from "./member.js";
-import { WorkflowIdSchema } from "./workflow.js";
+import { WorkflowIdSchema, WorkflowSummarySchema } from "./workflow.js";
 
 /** `GET /healthz` */
 export const HealthzResponseSchema = z.object({ ok: z.literal(true), node: z.string() });
@@ -28,6 +28,10 @@ export type NodeRow = z.infer<typeof NodeRowSchema>;
 /** `GET /v1/nodes`: the mesh as `node` sees it. */
 export const NodesResponseSchema = z.object({ node: z.string(), nodes: z.array(NodeRowSchema) });
 export type NodesResponse = z.infer<typeof NodesResponseSchema>;
+
+/** `GET /v1/workflows` (`?scope=mesh`: every node's, merged). */
+export const WorkflowListResponseSchema = z.object({ node: z.string(), workflows: z.array(WorkflowSummarySchema) });
+export type WorkflowListResponse = z.infer<typeof WorkflowListResponseSchema>;
 
 /** `POST /v1/workflows` without `?wait=1`: 202, the id to follow it by. */
 export const WorkflowAcceptedSchema = z.object({ workflow_id: WorkflowIdSchema });

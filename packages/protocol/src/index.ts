@@ -44,8 +44,9 @@ export {
   NodeRowSchema,
   NodesResponseSchema,
   WorkflowAcceptedSchema,
+  WorkflowListResponseSchema,
 } from "./api.js";
-export type { ApiErrorResponse, HealthzResponse, NodeRow, NodesResponse, WorkflowAccepted } from "./api.js";
+export type { ApiErrorResponse, HealthzResponse, NodeRow, NodesResponse, WorkflowAccepted, WorkflowListResponse } from "./api.js";
 export { silentLogger } from "./Logger.js";
 export { monotonicNow } from "./monotonicNow.js";
 export type { Clock } from "./monotonicNow.js";

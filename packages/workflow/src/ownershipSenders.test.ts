@@ -2,6 +2,7 @@ import type { NodeIdentity } from "@shoal/protocol";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type OwnershipView, claimRefusal, replicaRefusal } from "./ownershipSenders.js";
+import { newWorkflowId } from "./workflowIds.js";
 
 const node = (id: string): NodeIdentity => ({ id, name: id, address: "127.0.0.1:1", capabilities: [], tools: [], slots: 1 });
 const WF = "wf_abcdef123456";
@@ -57,6 +58,14 @@ describe("workflow.replica: only the owner sends copies of its workflows", () =>
     expect(replicaRefusal(view({ owner: "owner", epoch: 2 }, [], ["owner"]), msg("owner", 2), node("owner"))).toBeUndefined();
     expect(replicaRefusal(view({ owner: "owner", epoch: 2 }, [], ["owner"]), msg("old", 1), node("old"))).toBeUndefined();
     expect(replicaRefusal(view(undefined), msg("new", 1), node("new"))).toBeUndefined();
+  });
+
+  it("a first copy at epoch 1 comes from the node its id names; a first copy at a later epoch cannot be checked", () => {
+    const id = newWorkflowId("acceptor");
+    const first = (owner: string, epoch: number) => ({ workflow_id: id, owner, epoch });
+    expect(replicaRefusal(view(undefined), first("rogue", 1), node("rogue"))).toMatch(/the id names the node that accepted it/);
+    expect(replicaRefusal(view(undefined), first("acceptor", 1), node("acceptor"))).toBeUndefined();
+    expect(replicaRefusal(view(undefined), first("taker", 2), node("taker"))).toBeUndefined();
   });
 
   it("property: a copy that names another owner than its sender never passes", () => {

@@ -1,4 +1,5 @@
 import type { NodeIdentity } from "@shoal/protocol";
+import { ownerTag, ownerTagOf } from "./workflowIds.js";
 
 /** What a node knows of who owns a workflow, for the sender rules of `workflow.replica` and `workflow.claimed`. */
 export interface OwnershipView {
@@ -22,13 +23,15 @@ interface OwnershipMessage {
  * epoch above the one known here it must be the next one (a takeover), and a takeover only
  * happens from an owner that is gone: of a workflow owned here, by a node that was given its
  * copy; of a copy kept here, while its owner is not up. A copy at the known epoch or below is
- * let through: the store answers `fenced` and keeps nothing. A workflow not known here at all
- * cannot be checked: its first copy is taken as it comes.
+ * let through: the store answers `fenced` and keeps nothing. Of a workflow not known here, a
+ * copy at epoch 1 comes from the node that accepted it, whose tag its id carries; a first copy
+ * at a later epoch (a taker-over placing a new backup) cannot be checked and is taken as it comes.
  */
 export function replicaRefusal(view: OwnershipView, op: OwnershipMessage, from: NodeIdentity): string | undefined {
   if (op.owner !== from.id) return `it sends workflow ${op.workflow_id} as owned by node ${op.owner}, not by itself`;
   const known = view.ownership(op.workflow_id);
-  if (!known || op.epoch <= known.epoch) return undefined;
+  if (!known) return op.epoch === 1 ? acceptorRefusal(op.workflow_id, from.id) : undefined;
+  if (op.epoch <= known.epoch) return undefined;
   const next = nextEpochRefusal(op, known);
   if (next) return next;
   if (known.owner === view.selfId) return view.holdsCopy(op.workflow_id, from.id) ? undefined : `workflow ${op.workflow_id} is owned here and its copy is not with it`;
@@ -50,6 +53,13 @@ export function claimRefusal(view: OwnershipView, claim: OwnershipMessage, from:
   if (next) return next;
   if (known.owner === view.selfId && !view.holdsCopy(claim.workflow_id, from.id)) return `workflow ${claim.workflow_id} is owned here and its copy is not with it`;
   return undefined;
+}
+
+/** Ids made before owner tags carry none, and pass. */
+function acceptorRefusal(workflowId: string, senderId: string): string | undefined {
+  const tag = ownerTagOf(workflowId);
+  if (tag === undefined || tag === ownerTag(senderId)) return undefined;
+  return `it sends workflow ${workflowId} at epoch 1, but the id names the node that accepted it, and that is not the sender`;
 }
 
 function nextEpochRefusal(message: OwnershipMessage, known: { epoch: number }): string | undefined {
