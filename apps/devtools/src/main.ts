@@ -1,3 +1,4 @@
+import "./zodJitless.js";
 import type { LogicInfo } from "@shoal/protocol";
 import { ActorDescriptionSchema, LogicInfoSchema, NodesResponseSchema, WorkflowListResponseSchema, WorkflowStateSchema } from "@shoal/protocol/web";
 import { getJson, openInspect } from "./api.js";
