@@ -65,7 +65,7 @@ describe("Runtime: spawning and messaging", () => {
     await expect(a!.runtime.spawn("double", {}, { placement: { node: "ghost" } }).done).rejects.toMatchObject({ code: "SHOAL_ERR_NO_NODE" });
   });
 
-  it("gives typed errors for bad input, unknown and stopped actors, and asks that time out", async () => {
+  it("gives typed errors for bad input, unknown and stopped actors", async () => {
     const [a, b] = await cluster([{ name: "a", slots: 0 }, { name: "b" }]);
     await expect(a!.runtime.spawn("double", { n: "x" }).done).rejects.toMatchObject({ code: "SHOAL_ERR_BAD_INPUT", path: ["input", "n"] });
     await expect(a!.runtime.spawn("bad-output", {}).done).rejects.toMatchObject({ code: "SHOAL_ERR_BAD_OUTPUT", message: /bad-output/ });
@@ -77,15 +77,7 @@ describe("Runtime: spawning and messaging", () => {
     await expect(ref.send({ type: "INC" })).rejects.toMatchObject({ code: "SHOAL_ERR_ACTOR_STOPPED" });
     await expect(ref.done).rejects.toMatchObject({ code: "SHOAL_ERR_ACTOR_STOPPED" });
     expect(b!.runtime.list()).toHaveLength(0);
-    const slow = a!.runtime.spawn("counter", {});
-    await slow.ask({ type: "INC" });
-    b!.node.transport.setFault(a!.node.identity.id, { delayMs: 300 });
-    await expect(slow.ask({ type: "INC" }, { timeoutMs: 100 })).rejects.toMatchObject({ code: "SHOAL_ERR_ASK_TIMEOUT" });
-    b!.node.transport.setFault(a!.node.identity.id, undefined);
-    // The late INC still lands on the host (an ask that timed out may or may not have been taken),
-    // and the actor stays usable.
-    await eventually(() => (b!.runtime.host.view(slow.id).context as { count: number }).count === 2);
-    expect((await slow.ask({ type: "INC" }, { timeoutMs: 2_000 })).context).toMatchObject({ count: 3 });
+    // An ask over a slow link: test/chaos/runtimeLinks.test.ts (through a TCP proxy).
   });
 });
 
@@ -268,35 +260,6 @@ describe("Runtime: failure and migration", () => {
     expect(await a!.runtime.describe(ref.id)).toMatchObject({ migrations: 1, node: "b" });
   });
 
-  it("a partitioned copy's late result is discarded: the parent sees exactly one outcome", async () => {
-    const [a] = await cluster([{ name: "a", slots: 0 }, { name: "b", slots: 1 }, { name: "c", slots: 1 }]);
-    const outcomes: string[] = [];
-    const ref = a!.runtime.spawn("slow", {});
-    ref.done.then(
-      (o) => outcomes.push(String(o)),
-      (e) => outcomes.push(`error ${e.code}`),
-    );
-    await eventually(() => runs.length === 1);
-    const cut = nodes.find((n) => n.name === runs[0]!.node)!;
-    const others = nodes.filter((n) => n !== cut);
-    // Drop everything the host sends: to the rest of the mesh it is gone, while it still hears
-    // them, so it has no reason to stop its copy, which runs on.
-    const link = (on: boolean) => {
-      for (const o of others) cut.node.transport.setFault(o.node.identity.id, on ? { drop: true, direction: "out" } : undefined);
-    };
-    link(true);
-    await eventually(() => runs.length === 2, 5_000);
-    expect(runs[1]!.node).not.toBe(cut.name);
-    const staleBefore = a!.runtime.supervisor.staleMessages;
-    // The old copy finishes while cut off, then the link heals and its outcome arrives late.
-    releaseSlowOn(cut.name);
-    link(false);
-    await eventually(() => a!.runtime.supervisor.staleMessages > staleBefore, 5_000);
-    expect(outcomes).toEqual([]);
-    releaseSlowOn(runs[1]!.node);
-    await ref.done;
-    expect(outcomes).toEqual([`finished on ${runs[1]!.node}`]);
-  });
 });
 
 describe("Runtime: remote children in XState machines", () => {

@@ -41,20 +41,6 @@ export interface PeerConnectionOptions extends SendQueueOptions {
   maxPeerRequests?: number;
 }
 
-/**
- * Fault injection for tests and drills: drop or delay every frame to and from one peer, as a
- * partition or a slow link would.
- */
-export interface LinkFault {
-  drop?: boolean;
-  delayMs?: number;
-  /** Which way the fault applies: frames we send ("out"), frames we get ("in"), or both (default). */
-  direction?: "in" | "out" | "both";
-}
-
-const applies = (fault: LinkFault | undefined, way: "in" | "out"): LinkFault | undefined =>
-  fault && (fault.direction ?? "both") !== (way === "in" ? "out" : "in") ? fault : undefined;
-
 interface Pending {
   resolve(body: unknown): void;
   reject(err: ShoalError): void;
@@ -93,8 +79,6 @@ export class PeerConnection {
   private readonly log: Logger;
   /** What the peer did wrong: a few lines per window, however much garbage it sends. */
   private readonly complaints: LogLimiter;
-  /** Set by `Transport.setFault`; applies to both directions. */
-  fault: LinkFault | undefined;
 
   constructor(
     private readonly ws: WebSocket,
@@ -145,14 +129,7 @@ export class PeerConnection {
    */
   send(frame: Frame, options: { droppable?: boolean } = {}): void {
     if (!this.isOpen) throw new ShoalError("SHOAL_ERR_NOT_CONNECTED", `connection to ${this.peer.name} is closed`);
-    const bytes = this.codec.encode(frame);
-    const fault = applies(this.fault, "out");
-    if (fault?.drop) return;
-    if (fault?.delayMs) {
-      setTimeout(() => this.isOpen && this.enqueue(bytes, options.droppable ?? false), fault.delayMs);
-      return;
-    }
-    this.enqueue(bytes, options.droppable ?? false);
+    this.enqueue(this.codec.encode(frame), options.droppable ?? false);
   }
 
   private enqueue(bytes: Uint8Array, droppable: boolean): void {
@@ -245,16 +222,6 @@ export class PeerConnection {
   }
 
   private receive(data: Buffer, isBinary: boolean): void {
-    const fault = applies(this.fault, "in");
-    if (fault?.drop) return; // as if it never arrived: the peer looks silent
-    if (fault?.delayMs) {
-      setTimeout(() => this.isOpen && this.take(data, isBinary), fault.delayMs);
-      return;
-    }
-    this.take(data, isBinary);
-  }
-
-  private take(data: Buffer, isBinary: boolean): void {
     this.lastSeenAt = monotonicNow();
     this.stats.bytesIn += data.length;
     let frame: Frame;

@@ -37,7 +37,7 @@ import { type HandshakeContext, type HandshakeResult, acceptHandshake, dialHands
 import { PendingConnections } from "./PendingConnections.js";
 import { type TlsMaterial, certifiedName, uncertifiedReason } from "./peerCertificate.js";
 import { refuseUpgrade } from "./refuseUpgrade.js";
-import { type Direction, type LinkFault, PeerConnection, type PeerConnectionOptions } from "./PeerConnection.js";
+import { type Direction, PeerConnection, type PeerConnectionOptions } from "./PeerConnection.js";
 import type { SendQueueOptions } from "./SendQueue.js";
 import { type TransportStats, createTransportStats } from "./TransportStats.js";
 
@@ -132,7 +132,6 @@ export class Transport<M extends PeerMethodTable = PeerMethods> extends EventEmi
   private readonly conns = new Map<string, PeerConnection>();
   private readonly handlers = new Map<string, Registered>();
   private readonly castHandlers = new Map<string, Registered>();
-  private readonly faults = new Map<string, LinkFault>();
   private readonly maintained = new Map<string, { stop(): void }>();
   private readonly pendingSockets = new Set<WebSocket>();
   private readonly pending: PendingConnections;
@@ -164,10 +163,6 @@ export class Transport<M extends PeerMethodTable = PeerMethods> extends EventEmi
       secret: options.secret,
       codec: this.codec,
       timeoutMs: options.handshakeTimeoutMs ?? LIMIT_DEFAULTS["handshake-timeout-ms"],
-      isCut: (peerId) => {
-        const fault = this.faults.get(peerId);
-        return fault?.drop === true && (fault.direction ?? "both") === "both";
-      },
       admit: (peer) => this.admitPeer(peer),
     };
     this.connectionOptions = {
@@ -385,18 +380,6 @@ export class Transport<M extends PeerMethodTable = PeerMethods> extends EventEmi
     return { handler, authorize };
   }
 
-  /**
-   * Drops or delays all traffic with one peer (both directions, current and future connections),
-   * or clears that with `undefined`: the switch tests use to cut and heal a link.
-   */
-  setFault(peerId: string, fault: LinkFault | undefined): void {
-    if (fault && (fault.drop || fault.delayMs)) this.faults.set(peerId, fault);
-    else this.faults.delete(peerId);
-    const conn = this.conns.get(peerId);
-    if (conn) conn.fault = this.faults.get(peerId);
-    this.log.warn({ peerId, fault: fault ?? null }, "link fault set");
-  }
-
   /** One-way message to a peer; throws SHOAL_ERR_NOT_CONNECTED or SHOAL_ERR_BACKPRESSURE. */
   cast<K extends CastMethodOf<M>>(peerId: string, method: K, body: PeerRequestInput<M, K>, options: { droppable?: boolean } = {}): void {
     this.send(peerId, { t: "cast", method, body }, options);
@@ -479,13 +462,6 @@ export class Transport<M extends PeerMethodTable = PeerMethods> extends EventEmi
       },
       this.connectionOptions,
     );
-    const fault = this.faults.get(peer.id);
-    if (fault?.drop && (fault.direction ?? "both") === "both") {
-      // A cut link stays cut: the new connection is dropped as the network would drop it.
-      void conn.close(CloseCodes.HANDSHAKE_FAILED, "link cut by fault injection", 0);
-      throw new ShoalError("SHOAL_ERR_DIAL_FAILED", `link to ${peer.name} is cut by fault injection`);
-    }
-    conn.fault = this.faults.get(peer.id);
     const existing = this.conns.get(peer.id);
     if (existing?.isOpen && direction === "in") {
       // Admitted during the handshake, but another connection may have been adopted since.

@@ -22,12 +22,6 @@ export interface HandshakeContext {
   codec: Codec;
   timeoutMs: number;
   /**
-   * Fault injection: true for a peer whose link is cut. The handshake then stops as soon as the
-   * peer is known, before this side says anything more, so that the other side never gets a
-   * connection either, as when the network drops everything.
-   */
-  isCut?: (peerId: string) => boolean;
-  /**
    * The acceptor's last word on a peer that has proved itself: throws to refuse it (an id that
    * already has a live connection). Runs before `ready`, so the dialer learns why.
    */
@@ -68,7 +62,6 @@ export async function dialHandshake(ws: WebSocket, ctx: HandshakeContext, cert?:
     send(ws, ctx, own);
     const hello = await reader.next("hello");
     checkHello(hello, ctx, cert);
-    if (ctx.isCut?.(hello.node.id)) throw fail("SHOAL_ERR_DIAL_FAILED", `link to ${hello.node.name} is cut by fault injection`);
     if (ctx.secret !== undefined) {
       const expected = proveSecret(ctx.secret, "acceptor", { dialer: own, acceptor: hello });
       if (!proofMatches(expected, hello.proof)) {
@@ -92,7 +85,6 @@ export async function acceptHandshake(ws: WebSocket, ctx: HandshakeContext, cert
   try {
     const hello = await reader.next("hello");
     checkHello(hello, ctx, cert);
-    if (ctx.isCut?.(hello.node.id)) throw fail("SHOAL_ERR_DIAL_FAILED", `link to ${hello.node.name} is cut by fault injection`);
     const answer: HelloFrame = { t: "hello", v: PROTOCOL_VERSION, cluster: ctx.cluster, node: ctx.identity, nonce: createNonce() };
     const proof = ctx.secret === undefined ? undefined : proveSecret(ctx.secret, "acceptor", { dialer: hello, acceptor: answer });
     send(ws, ctx, proof === undefined ? answer : { ...answer, proof });

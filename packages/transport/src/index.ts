@@ -1,7 +1,7 @@
 export { Transport, MESH_PATH } from "./Transport.js";
 export type { Authorizer, CastHandler, DialFailure, RequestHandler, TransportEvents, TransportOptions } from "./Transport.js";
 export { PeerConnection } from "./PeerConnection.js";
-export type { Direction, LinkFault, PeerConnectionOptions } from "./PeerConnection.js";
+export type { Direction, PeerConnectionOptions } from "./PeerConnection.js";
 export { SendQueue } from "./SendQueue.js";
 export type { SendOutcome, SendQueueOptions, SendSink } from "./SendQueue.js";
 export { createBackoff } from "./backoff.js";

@@ -140,6 +140,8 @@ export async function startRuntimeNode(
     /** A new life of a node that crashed: its port and its id. */
     port?: number;
     id?: string;
+    /** The address peers dial it at, when a test's proxy stands in front of it. */
+    advertise?: string;
   } = {},
 ): Promise<RuntimeNode> {
   const registry = new LogicRegistry();
@@ -153,6 +155,7 @@ export async function startRuntimeNode(
     identity: { capabilities, tools: registry.hostable(capabilities), slots },
     ...(options.port !== undefined && { port: options.port }),
     ...(options.id !== undefined && { id: options.id }),
+    ...(options.advertise !== undefined && { advertise: options.advertise }),
   });
   const mesh = new Mesh({ transport: node.transport, seeds: options.seeds ?? [], ...FAST, logger: silentLogger });
   const runtime = new Runtime({

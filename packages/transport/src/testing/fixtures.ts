@@ -39,7 +39,10 @@ export const TEST_METHODS = {
 export interface TestNode<M extends PeerMethodTable = PeerMethods> {
   transport: Transport<M>;
   server: Server;
+  /** Where peers dial it: its own port, or the `advertise` address it was given (a test's proxy). */
   address: string;
+  /** The port it listens on itself. */
+  port: number;
   identity: NodeIdentity;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -48,7 +51,13 @@ export interface TestNode<M extends PeerMethodTable = PeerMethods> {
 /** A transport on a loopback port of its own, as a node would run it. */
 export async function startTransport<M extends PeerMethodTable = PeerMethods>(
   name: string,
-  options: Partial<Omit<TransportOptions<M>, "identity">> & { port?: number; id?: string; identity?: Partial<Pick<NodeIdentity, "capabilities" | "tools" | "slots">> } = {},
+  options: Partial<Omit<TransportOptions<M>, "identity">> & {
+    port?: number;
+    id?: string;
+    identity?: Partial<Pick<NodeIdentity, "capabilities" | "tools" | "slots">>;
+    /** The address to give peers instead of its own (host:port of a proxy in front of it), as `shoal node --advertise` does. */
+    advertise?: string;
+  } = {},
 ): Promise<TestNode<M>> {
   const notFound = (_req: unknown, res: { writeHead(s: number): { end(): void } }) => res.writeHead(404).end();
   // With TLS, as `shoal node` serves it: client certificates asked for, checked by the transport.
@@ -56,7 +65,8 @@ export async function startTransport<M extends PeerMethodTable = PeerMethods>(
     ? createHttpsServer({ ca: options.tls.ca, cert: options.tls.cert, key: options.tls.key, requestCert: true, rejectUnauthorized: false }, notFound)
     : createServer(notFound);
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, "127.0.0.1", resolve));
-  const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const port = (server.address() as AddressInfo).port;
+  const address = options.advertise ?? `127.0.0.1:${port}`;
   const identity: NodeIdentity = { id: options.id ?? randomUUID(), name, address, capabilities: [], tools: [], slots: 1, ...options.identity };
   const transport = new Transport<M>({ cluster: "test", logger: silentLogger, ...options, identity });
   server.on("upgrade", (req, socket, head) => {
@@ -67,7 +77,7 @@ export async function startTransport<M extends PeerMethodTable = PeerMethods>(
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   };
-  return { transport, server, address, identity, close, [Symbol.asyncDispose]: close };
+  return { transport, server, address, port, identity, close, [Symbol.asyncDispose]: close };
 }
 
 /**
