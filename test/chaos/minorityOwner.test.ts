@@ -69,10 +69,22 @@ describe("one dispatcher per workflow under a partition (issue 12 point 4)", () 
     await until(async () => (await stateAt(a)).steps.second?.status !== "running", 10_000, () => "m-a's second step never ended");
     expect(await stateAt(a)).toMatchObject({ status: "running", owner: "m-a", paused: "minority" });
     expect(ranOnA("third")).toHaveLength(0);
+    // Its result it does not claim to know: not "still running" (409) while the majority has ended it.
+    expect(await a.get(`/v1/workflows/${id}/result`)).toMatchObject({ status: 503, json: { error: { code: "SHOAL_ERR_MINORITY" } } });
 
     mesh.proxy.heal();
     const gaveWay = (l: Record<string, unknown>) => l.workflowId === id && l.msg === "another node took this workflow over; stopping it here";
-    await until(() => a.logsMatching(gaveWay).length > 0, 15_000, () => "m-a kept its own copy");
+    // Read from the old owner all through the heal: never "running" once the majority said complete.
+    const seenOnA = new Set<number>();
+    await until(
+      async () => {
+        seenOnA.add((await a.get(`/v1/workflows/${id}/result`)).status);
+        return a.logsMatching(gaveWay).length > 0 && seenOnA.has(200);
+      },
+      15_000,
+      () => `m-a kept its own copy, or never answered the result (seen: ${[...seenOnA].join(", ")})`,
+    );
+    expect([...seenOnA].filter((s) => s !== 200 && s !== 503)).toEqual([]);
     for (const n of mesh.nodes) {
       await until(async () => (await n.get(`/v1/workflows/${id}/result`)).status === 200, 10_000, () => `${n.name} does not answer for ${id}`);
       expect(WorkflowResultSchema.parse((await n.get(`/v1/workflows/${id}/result`)).json)).toEqual(result);

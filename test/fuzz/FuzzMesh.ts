@@ -39,6 +39,13 @@ export interface SlotStats {
   samples: { at: number; mb: number }[];
   /** When growth starts to count: the end of the warm-up, or the start of a process that started after it. */
   settledAt: number;
+  /**
+   * VmRSS after the mesh sat idle for a while (`rest`), before the first input and after the
+   * last (long run only): V8 gives back its young generation after some seconds without work,
+   * so this is what the node keeps, not what it has in hand.
+   */
+  restBeforeMb: number;
+  restAfterMb: number;
   /** V8's committed heap and the memory held outside it (buffers), after the warm-up and at the end: what the RSS growth is made of. */
   settledHeap: HeapMb;
   lastHeap: HeapMb;
@@ -107,7 +114,7 @@ export function crashSignature(stderr: string, code: number | null): string {
 export class FuzzMesh {
   nodes: NodeProcess[] = [];
   readonly crashes: Crash[] = [];
-  readonly slots: SlotStats[] = NAMES.map((name) => ({ name, crashes: 0, restarts: 0, firstRssMb: Number.NaN, startRssMb: Number.NaN, lastRssMb: Number.NaN, peakRssMb: 0, samples: [], settledAt: 0, settledHeap: NO_HEAP, lastHeap: NO_HEAP }));
+  readonly slots: SlotStats[] = NAMES.map((name) => ({ name, crashes: 0, restarts: 0, firstRssMb: Number.NaN, startRssMb: Number.NaN, lastRssMb: Number.NaN, peakRssMb: 0, restBeforeMb: Number.NaN, restAfterMb: Number.NaN, samples: [], settledAt: 0, settledHeap: NO_HEAP, lastHeap: NO_HEAP }));
   /** Node ids by slot, for inputs that name a real member. */
   ids: string[] = [];
   /** Set by a failed check: the next input first gets a whole mesh again. */
@@ -243,6 +250,17 @@ export class FuzzMesh {
       stats.settledAt = Date.now();
       this.sampleRss(slot, true);
       stats.settledHeap = await this.heapOf(slot);
+    }
+  }
+
+  /** Lets the nodes sit idle for `ms`, then takes each one's RSS as its rest figure `before` or `after` the inputs. */
+  async rest(when: "before" | "after", ms: number): Promise<void> {
+    await new Promise((r) => setTimeout(r, ms));
+    for (const [slot, stats] of this.slots.entries()) {
+      const mb = rssMb(this.nodes[slot]?.pid);
+      if (when === "before") stats.restBeforeMb = mb;
+      // A process that restarted since has no rest figure from before to compare with.
+      else stats.restAfterMb = stats.restarts === 0 ? mb : Number.NaN;
     }
   }
 

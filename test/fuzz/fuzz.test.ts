@@ -23,6 +23,8 @@ const RSS_GROWTH_MB = long ? 50 : 100;
  * 30 s; the CI part, a minute long, has no room for more than a short warm-up.
  */
 const WARMUP_ROUNDS = long ? 10 : 3;
+/** Idle time before the long run's rest figures: V8 shrinks an idle heap after about 8 s. */
+const REST_MS = 15_000;
 
 const started = Date.now();
 let framesRounds = 0;
@@ -54,10 +56,12 @@ const mesh = new FuzzMesh();
 describe(long ? "fuzz: the long run" : "fuzz: 3 real nodes take hostile frames and requests", () => {
   beforeAll(async () => {
     await mesh.start();
+    if (long) await mesh.rest("before", REST_MS);
   }, 60_000);
 
   afterAll(async () => {
     findings.ended = Date.now();
+    if (long && !mesh.anyDead()) await mesh.rest("after", REST_MS);
     await mesh.close();
     const table = findings.table(mesh.slots, { rssGrowthMb: RSS_GROWTH_MB });
     if (env.SHOAL_FUZZ_REPORT) writeFileSync(env.SHOAL_FUZZ_REPORT, `${table}\n`);

@@ -9,7 +9,7 @@ const NO_HEAP = { heapTotal: 0, heapUsed: 0, external: 0 };
 function slot(minutes: number, leakMb: number, spikes: number[]): SlotStats {
   const n = (minutes * MINUTE) / 500;
   const samples = Array.from({ length: n }, (_, i) => ({ at: i * 500, mb: 180 + (leakMb * i) / n + (spikes[i % spikes.length] ?? 0) }));
-  return { name: "x", crashes: 0, restarts: 0, firstRssMb: 100, startRssMb: 100, lastRssMb: 0, peakRssMb: 0, samples, settledAt: 0, settledHeap: NO_HEAP, lastHeap: NO_HEAP };
+  return { name: "x", crashes: 0, restarts: 0, firstRssMb: 100, startRssMb: 100, lastRssMb: 0, peakRssMb: 0, restBeforeMb: 0, restAfterMb: 0, samples, settledAt: 0, settledHeap: NO_HEAP, lastHeap: NO_HEAP };
 }
 
 // Spikes as samples catch them, one per sample of a 6-minute run: most at rest, about one in five while a large input is in hand.

@@ -19,6 +19,7 @@ const RETRY_AFTER_MS = 1_000;
 const NOT_AN_ANSWER = new Set([
   "SHOAL_ERR_UNKNOWN_WORKFLOW",
   "SHOAL_ERR_RESUMING",
+  "SHOAL_ERR_MINORITY",
   "SHOAL_ERR_HANDED_OVER",
   "SHOAL_ERR_NOT_CONNECTED",
   "SHOAL_ERR_PEER_CLOSED",
@@ -89,6 +90,9 @@ export class WorkflowDirectory {
     if (here.resumingHere) throw resumingError(`workflow ${id} is owned here and is being taken back from the store after a restart; try again in a moment`);
     const resuming = replies.find((e): e is ShoalError => isShoalError(e, "SHOAL_ERR_RESUMING"));
     if (resuming) throw resumingError(resuming.message);
+    // An owner cut off from the majority, with nobody else answering: what it said is the most there is to say.
+    const minority = replies.find((e): e is ShoalError => isShoalError(e, "SHOAL_ERR_MINORITY"));
+    if (minority) throw minority;
     const moved = replies.find((e): e is ShoalError => isShoalError(e, "SHOAL_ERR_HANDED_OVER"));
     if (moved) throw new ShoalError("SHOAL_ERR_OWNER_UNAVAILABLE", `${moved.message}, and no live node answers for it now; try again in a moment`, { retryAfterMs: RETRY_AFTER_MS });
     if (owner && owner.id !== selfId && !ownerDenies) {

@@ -1163,13 +1163,16 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   }
 
   /**
-   * Before an end not shown yet is read on a node that is cut off or just healed: asks the peers
-   * it reaches whether one of them took the workflow over meanwhile (and may have given out its
-   * own outcome, which a reader must not see go back to running), and gives way if so. Then the
-   * read goes to the new owner.
+   * Before a workflow owned here is read on a node that is cut off or just healed (an end not
+   * shown yet, or, once healed, one still running): asks the peers it reaches whether one of
+   * them took the workflow over meanwhile (and may have given out its own outcome, which a reader
+   * must not see go back to running), and gives way if so. Then the read goes to the new owner.
+   * A running one on a side that is still cut off is not asked about: its result is refused
+   * (SHOAL_ERR_MINORITY) and its state says it is paused.
    */
   private async checkTakenOver(id: string): Promise<void> {
-    if (!this.ending.has(id) || this.settled() || !this.claims) return;
+    if (this.settled() || !this.claims) return;
+    if (!this.ending.has(id) && !(this.owned.has(id) && !this.minority)) return;
     let asked = this.takeoverChecks.get(id);
     if (!asked) {
       const claims = this.claims;
@@ -1240,6 +1243,14 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private localResult(id: string): WorkflowResult {
     const done = this.ended.get(id) ?? this.copies?.get(id);
     if (done) return done.result;
+    if (this.minority && (this.ending.has(id) || this.owned.has(id))) {
+      // "Still running" is what this side sees, not what the mesh may have done meanwhile.
+      throw new ShoalError(
+        "SHOAL_ERR_MINORITY",
+        `workflow ${id} is owned here, but this node sees only a minority of the mesh: its steps are paused, and a node on the majority side may have taken it over and ended it; ask a node there, or again after the heal`,
+        { retryAfterMs: 1_000 },
+      );
+    }
     if (this.ending.has(id)) throw new ShoalError("SHOAL_ERR_WORKFLOW_RUNNING", `workflow ${id} has ended and is shown once the nodes holding its copies have the end`);
     if (this.waiting.has(id)) throw new ShoalError("SHOAL_ERR_WORKFLOW_RUNNING", `workflow ${id} is still running (waiting to be resumed)`);
     const wf = this.require(id);

@@ -19,6 +19,10 @@ export const WorkflowErrors = {
     status: 503,
     doc: "between nodes only: the node asked gave the workflow way to another (named in the message); the asker asks the others, and tells its client SHOAL_ERR_OWNER_UNAVAILABLE if none answers",
   },
+  SHOAL_ERR_MINORITY: {
+    status: 503,
+    doc: "the result was asked of the workflow's owner while it sees only a minority of the mesh (a partition): its steps are paused, and a node on the majority side may have taken it over and ended it, so it does not say the workflow still runs; ask a node on the majority side, or again after the heal (Retry-After: 1); the state says `paused: \"minority\"`",
+  },
   SHOAL_ERR_WORKFLOW_RUNNING: { status: 409, doc: "the workflow has not finished yet, so there is no result" },
   SHOAL_ERR_STEP_TIMEOUT: { status: 504, doc: "a step took longer than its timeout_ms (recorded per attempt)" },
   SHOAL_ERR_DEADLINE: { status: 504, doc: "the workflow's deadline_ms passed while the step was running or waiting" },
