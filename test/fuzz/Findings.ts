@@ -102,7 +102,7 @@ export class Findings {
       `http: ${this.http.units} requests (${this.http.rounds} rounds); answered 503/504 by mesh conditions: ${sum(this.meshUnavailable)}; allowed unanswered: ${this.unansweredAllowed}`,
       "",
       align(rows),
-      `(warm: median RSS of the ${RSS_WINDOW_MS / 1000} s after the warm-up (README), or after the start of a process that started after it; end: median of the run's last ${RSS_WINDOW_MS / 1000} s; growth: end minus warm; last: the last sample; since start: last minus start of the process now in the slot; heap and external: V8's, from the node's /metrics, MB; at rest: after the mesh sat idle for a while before the first input and after the last, long run only)`,
+      `(warm: median RSS of the ${RSS_WINDOW_MS / 1000} s (a third of a shorter run) after the warm-up (README), or after the start of a process that started after it; end: median of the run's last ${RSS_WINDOW_MS / 1000} s (or third); growth: end minus warm; last: the last sample; since start: last minus start of the process now in the slot; heap and external: V8's, from the node's /metrics, MB; at rest: after the mesh sat idle for a while before the first input and after the last, long run only)`,
       "",
       `crashes ${crashes} (${this.crashesWhileShrinking} while shrinking)   5xx ${this.count("5xx")}   bodiless errors ${this.count("bodiless")}   other findings ${this.count("other")}`,
       `targets: ${verdict(crashes === 0, "0 crashes")}, ${verdict(this.count("5xx") === 0, "0 5xx")}, ${verdict(this.count("bodiless") === 0, "0 bodiless errors")}, ${verdict(growth < targets.rssGrowthMb, `RSS growth < ${targets.rssGrowthMb} MB per node`)}`,

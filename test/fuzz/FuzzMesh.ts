@@ -51,7 +51,10 @@ export interface SlotStats {
   lastHeap: HeapMb;
 }
 
-/** Length of the windows whose median RSS growth compares: the one after the warm-up and the run's last. */
+/**
+ * Length of the windows whose median RSS growth compares: the one after the warm-up and the
+ * run's last; in a run shorter than 3 of them, a third of it each, so that they never overlap.
+ */
 export const RSS_WINDOW_MS = 20_000;
 const SAMPLE_EVERY_MS = 500;
 
@@ -64,8 +67,9 @@ export function rssGrowth(stats: SlotStats): { warm: number; end: number; growth
   const settled = stats.samples.filter((x) => x.at >= stats.settledAt);
   const first = settled[0]?.at ?? Number.NaN;
   const last = settled.at(-1)?.at ?? Number.NaN;
-  const warm = median(settled.filter((x) => x.at <= first + RSS_WINDOW_MS).map((x) => x.mb));
-  const end = median(settled.filter((x) => x.at >= last - RSS_WINDOW_MS).map((x) => x.mb));
+  const window = Math.min(RSS_WINDOW_MS, (last - first) / 3);
+  const warm = median(settled.filter((x) => x.at <= first + window).map((x) => x.mb));
+  const end = median(settled.filter((x) => x.at >= last - window).map((x) => x.mb));
   return { warm, end, growth: end - warm };
 }
 

@@ -18,11 +18,11 @@ const replayOf = env.SHOAL_FUZZ_REPLAY;
 /** RSS growth per node the run must stay under, counted from the end of the warm-up. */
 const RSS_GROWTH_MB = long ? 50 : 100;
 /**
- * Frame rounds (50 sessions each, frames of up to 17 MiB among them, about 3.5 s a round) before
- * RSS growth counts: README, "RSS growth". The long run's RSS reaches its plateau within about
- * 30 s; the CI part, a minute long, has no room for more than a short warm-up.
+ * Frame rounds (50 sessions each, about 1,000 frames, frames of up to 17 MiB among them, about
+ * 3.5 s a round) before RSS growth counts: README, "RSS growth". The long run's RSS reaches its
+ * plateau within about 30 s; the CI part, with 3,000 frames in all, has room for one round.
  */
-const WARMUP_ROUNDS = long ? 10 : 3;
+const WARMUP_ROUNDS = long ? 10 : 1;
 /** Idle time before the long run's rest figures: V8 shrinks an idle heap after about 8 s. */
 const REST_MS = 15_000;
 

@@ -35,6 +35,12 @@ describe("rssGrowth: the fuzz run's RSS yardstick", () => {
     );
   });
 
+  it("in a run shorter than 3 windows the windows shrink and never overlap: a leak still shows", () => {
+    const short = slot(0.5, 90, [0]);
+    expect(rssGrowth(short).growth).toBeGreaterThan(50);
+    expect(rssGrowth(short).warm).toBeLessThan(rssGrowth(short).end);
+  });
+
   it("counts from the end of the warm-up, not from the start of the process", () => {
     const s = slot(6, 0, [0]);
     for (const x of s.samples) if (x.at < MINUTE) x.mb -= 80;
