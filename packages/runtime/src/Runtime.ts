@@ -10,6 +10,7 @@ import {
   type NodeIdentity,
   type PeerRequestInput,
   type PeerMethods,
+  type PlacementDecision,
   type PeerResponseBody,
   ShoalError,
   type SnapshotView,
@@ -181,6 +182,17 @@ export class Runtime implements ActorRouter {
   onPlacement(listener: (actor: SupervisedActor) => void): () => void {
     this.supervisor.on("changed", listener);
     return () => this.supervisor.off("changed", listener);
+  }
+
+  /**
+   * Where an actor spawned from here was placed and why (`placed`: it runs there, or ended
+   * there), or why it still waits; undefined for an actor this node does not supervise (or
+   * no longer remembers).
+   */
+  placementOf(actorId: string): { decision: PlacementDecision | undefined; placed: boolean; waiting: string | undefined } | undefined {
+    const actor = this.supervisor.get(actorId);
+    if (!actor) return undefined;
+    return { decision: actor.decision, placed: actor.status === "running" || actor.status === "starting" || actor.finished, waiting: actor.waiting };
   }
 
   /** What this node's actors amount to, for its metrics. */

@@ -85,7 +85,10 @@ describe("CheckpointRelay (throttling)", () => {
     const supervisor = new EventEmitter();
     const copies: { workflowId: string; steps: StepCheckpoint[] }[] = [];
     const r = new CheckpointRelay({
-      supervisor: supervisor as never,
+      subscribe: (listener) => {
+        supervisor.on("changed", listener);
+        return () => supervisor.off("changed", listener);
+      },
       logger: silentLogger,
       intervalMs: 100,
       ...(maxBytes !== undefined && { maxBytes }),

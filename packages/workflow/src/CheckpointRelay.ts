@@ -1,5 +1,5 @@
 import type { Checkpoint, Logger } from "@shoal/protocol";
-import type { SupervisedActor, Supervisor } from "@shoal/runtime";
+import type { SupervisedActor } from "@shoal/runtime";
 
 /** A checkpoint above this size (JSON bytes) is not copied: the agent restarts from its start after a takeover. */
 export const MAX_COPIED_CHECKPOINT_BYTES = 64 * 1024;
@@ -13,7 +13,8 @@ export interface StepCheckpoint {
 }
 
 export interface CheckpointRelayOptions {
-  supervisor: Supervisor;
+  /** Calls the listener on every change of an actor this node supervises (`Runtime.onPlacement`); returns how to stop. */
+  subscribe(listener: (actor: SupervisedActor) => void): () => void;
   logger: Logger;
   /** A step's checkpoint goes out at most this often; the changes in between are coalesced. */
   intervalMs: number;
@@ -36,14 +37,14 @@ export class CheckpointRelay {
   private readonly copied = new Map<string, Checkpoint>();
   private readonly tooLarge = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
-  private readonly listener = (actor: SupervisedActor) => this.changed(actor);
+  private readonly unsubscribe: () => void;
 
   constructor(private readonly options: CheckpointRelayOptions) {
-    options.supervisor.on("changed", this.listener);
+    this.unsubscribe = options.subscribe((actor) => this.changed(actor));
   }
 
   close(): void {
-    this.options.supervisor.off("changed", this.listener);
+    this.unsubscribe();
     clearTimeout(this.timer);
     this.timer = undefined;
     this.dirty.clear();

@@ -243,7 +243,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const claims = new OwnershipClaims({ transport: t, mesh: options.mesh, store, logger: this.log });
     this.claims = claims;
     this.checkpoints = new CheckpointRelay({
-      supervisor: options.runtime.supervisor,
+      subscribe: (listener) => options.runtime.onPlacement(listener),
       logger: this.log,
       intervalMs: options.checkpointIntervalMs ?? 500,
       owns: (id) => this.owned.has(id),
@@ -1284,14 +1284,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
 
   /** Where the runtime put a step's actor and why, or why it still waits. */
   private detailsOf(actorId: string | null): StepDetails {
-    const record = actorId ? this.options.runtime.supervisor.get(actorId) : undefined;
-    const placement = !record
-      ? null
-      : record.decision && (record.status === "running" || record.status === "starting" || record.finished)
-        ? `${record.decision.nodeName}: ${record.decision.why}`
-        : record.waiting
-          ? `waiting: ${record.waiting}`
-          : null;
+    const where = actorId ? this.options.runtime.placementOf(actorId) : undefined;
+    const placement = !where ? null : where.decision && where.placed ? `${where.decision.nodeName}: ${where.decision.why}` : where.waiting ? `waiting: ${where.waiting}` : null;
     return { placement };
   }
 
