@@ -1,5 +1,5 @@
 import type { ActorEvent, SnapshotView } from "@shoal/protocol";
-import type { SupervisedActor } from "./Supervisor.js";
+import type { SupervisedActor } from "./SupervisedActor.js";
 
 /** What an ActorRef needs from the runtime: routing by actor id, wherever the actor is. */
 export interface ActorRouter {

@@ -25,7 +25,8 @@ import { ActorRef, type ActorRouter } from "./ActorRef.js";
 import type { LogicRegistry } from "./LogicRegistry.js";
 import { type RemoteLogicOptions, type RemoteSnapshot, remoteLogic } from "./remoteLogic.js";
 import { plain } from "./snapshots.js";
-import { type HostLink, type SpawnOptions, type SupervisedActor, type SupervisedStatus, Supervisor } from "./Supervisor.js";
+import type { SupervisedActor, SupervisedStatus } from "./SupervisedActor.js";
+import { type HostLink, type SpawnOptions, Supervisor } from "./Supervisor.js";
 
 export interface RuntimeOptions {
   transport: Transport;

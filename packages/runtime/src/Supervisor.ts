@@ -15,8 +15,10 @@ import {
   isShoalError,
   monotonicNow,
 } from "@shoal/protocol";
-import { choosePlacement } from "./placement.js";
-import { agedCheckpoint, viewOfCheckpoint, viewOfUpdate } from "./snapshots.js";
+import { DeliveryBuffer } from "./DeliveryBuffer.js";
+import { PlacementQueue } from "./PlacementQueue.js";
+import { SupervisedActor } from "./SupervisedActor.js";
+import { viewOfUpdate } from "./snapshots.js";
 
 /** How a supervisor reaches hosts: in process for this node, through the mesh for others. */
 export interface HostLink {
@@ -45,115 +47,8 @@ export interface SpawnOptions {
   checkpoint?: Checkpoint;
 }
 
-export type SupervisedStatus = "pending" | "starting" | "running" | "moving" | "done" | "error" | "stopped";
-
-interface Delivery {
-  event: ActorEvent;
-  ask: { timeoutMs: number; deadline: number } | undefined;
-  resolve(value: SnapshotView | undefined): void;
-  reject(err: ShoalError): void;
-  /** Set once the delivery waits in a buffer: an ask must still end by its deadline. */
-  timer?: NodeJS.Timeout;
-}
-
-/** Errors after which a message is kept and sent again once the actor has moved. */
-const RETRY_AFTER_MOVE = new Set(["SHOAL_ERR_PEER_CLOSED", "SHOAL_ERR_NOT_CONNECTED", "SHOAL_ERR_UNKNOWN_ACTOR"]);
 /** Spawn failures that say "try another node", not "this can never run". */
 const RETRY_ELSEWHERE = new Set(["SHOAL_ERR_NO_SLOT", "SHOAL_ERR_DRAINING", "SHOAL_ERR_PEER_CLOSED", "SHOAL_ERR_NOT_CONNECTED", "SHOAL_ERR_REQUEST_TIMEOUT", "SHOAL_ERR_BACKPRESSURE"]);
-
-/**
- * The spawner's record of one actor, wherever it runs: the handle behind an ActorRef. It lives
- * as long as the actor and across its moves; `epoch` counts its placements.
- */
-export class SupervisedActor {
-  status: SupervisedStatus = "pending";
-  epoch = 0;
-  attempt = 1;
-  migrations = 0;
-  nodeId: string | undefined;
-  nodeName: string | undefined;
-  view: SnapshotView = { status: "active" };
-  /** The latest checkpoint, set through `keep`. */
-  checkpoint: Checkpoint | undefined;
-  /** When `checkpoint` arrived, on this node's monotonic clock: its timers have run down since. */
-  private checkpointAt = 0;
-  /** The placement it came from: one from a later placement is newer whatever its seq. */
-  private checkpointEpoch = 0;
-  decision: PlacementDecision | undefined;
-  /** Why it is still waiting, while pending or moving. */
-  waiting: string | undefined;
-  /** The node it is moving away from, which must not get it back. */
-  leaving: string | undefined;
-  /** Nodes that refused it for being at a limit since it was last placed, with what they said. */
-  readonly refusedBy = new Map<string, string>();
-  readonly history: { node: string; epoch: number; at: string; why: string }[] = [];
-  /** The node id it was placed on at each epoch: only those may report on it at that epoch. */
-  readonly placements = new Map<number, string>();
-  /** When its current placement's spawn went out, on the monotonic clock. */
-  placedAt = 0;
-  /** Wall time, for people. */
-  readonly since = Date.now();
-  readonly done: Promise<unknown>;
-  readonly buffer: Delivery[] = [];
-  private readonly listeners = new Set<(actor: SupervisedActor) => void>();
-  private settle!: { resolve(v: unknown): void; reject(e: ShoalError): void };
-
-  constructor(
-    readonly id: string,
-    readonly logic: string,
-    readonly input: unknown,
-    readonly placement: Placement,
-    readonly parent: string | undefined,
-    readonly key: string,
-    readonly labels: SpawnRequest["labels"],
-  ) {
-    this.done = new Promise((resolve, reject) => {
-      this.settle = { resolve, reject };
-    });
-    // A caller that never awaits `done` must not turn a failed actor into an unhandled rejection.
-    this.done.catch(() => {});
-  }
-
-  /** @internal Keeps a checkpoint from the placement at `epoch` unless the one held is newer. */
-  keep(checkpoint: Checkpoint, epoch: number, force = false): void {
-    if (!force && this.checkpoint && epoch <= this.checkpointEpoch && checkpoint.seq <= this.checkpoint.seq) return;
-    this.checkpoint = checkpoint;
-    this.checkpointAt = monotonicNow();
-    this.checkpointEpoch = epoch;
-  }
-
-  /** The checkpoint as a new placement starts from it (here, or where a copy carries it): timers less the time it was kept here. */
-  restoreFrom(): Checkpoint | undefined {
-    return this.checkpoint && agedCheckpoint(this.checkpoint, monotonicNow() - this.checkpointAt);
-  }
-
-  get finished(): boolean {
-    return this.status === "done" || this.status === "error" || this.status === "stopped";
-  }
-
-  subscribe(listener: (actor: SupervisedActor) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  /** @internal */
-  notify(): void {
-    for (const l of this.listeners) l(this);
-  }
-
-  /** @internal */
-  end(status: "done" | "error" | "stopped", result: { output?: unknown; error?: ShoalError }): void {
-    this.status = status;
-    if (status === "done") {
-      this.view = { status: "done", ...(this.view.value !== undefined && { value: this.view.value }), output: result.output };
-      this.settle.resolve(result.output);
-    } else {
-      this.view = { ...this.view, status: status === "error" ? "error" : "stopped" };
-      this.settle.reject(result.error ?? new ShoalError("SHOAL_ERR_ACTOR_STOPPED", `actor ${this.id} was stopped`));
-    }
-    for (const d of this.buffer.splice(0)) d.reject(new ShoalError("SHOAL_ERR_ACTOR_STOPPED", `actor ${this.id} ended (${status}) before the event was delivered`));
-  }
-}
 
 export interface SupervisorOptions {
   selfId: string;
@@ -173,20 +68,21 @@ export interface SupervisorEvents {
 }
 
 /**
- * The spawner side of remote actors: a FIFO queue of actors waiting for a slot, placement,
- * and what happens after: snapshots and checkpoints in, one outcome per placement (older epochs
- * fenced off), messages buffered while an actor moves, re-placement when its node goes down.
+ * The spawner side of remote actors: placement (the queue of actors waiting for a slot is
+ * `PlacementQueue`), and what happens after: snapshots and checkpoints in, one outcome per
+ * placement (older epochs fenced off), messages buffered while an actor moves
+ * (`DeliveryBuffer`), re-placement when its node goes down. Each actor's record is a
+ * `SupervisedActor`.
  */
 export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Actors not yet ended: every scan (placement, reservations, node loss) walks only these. */
   private readonly actors = new Map<string, SupervisedActor>();
   /** Ended actors, kept for `get` and the API for `retainFinishedMs`. */
   private readonly finished = new Map<string, SupervisedActor>();
-  private readonly queue: SupervisedActor[] = [];
-  private readonly inflight = new Map<string, number>();
+  private readonly queue: PlacementQueue;
+  private readonly deliveries: DeliveryBuffer;
   private readonly log: Logger;
   private retryTimer: NodeJS.Timeout | undefined;
-  private pumpScheduled = false;
   private counter = 0;
   /** Updates and outcomes from placements that were already replaced: counted, then dropped. */
   staleMessages = 0;
@@ -194,6 +90,27 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   constructor(private readonly options: SupervisorOptions) {
     super();
     this.log = options.logger.child({ component: "supervisor" });
+    this.queue = new PlacementQueue({
+      selfId: options.selfId,
+      members: () => options.members(),
+      active: () => this.actors.values(),
+      launch: (actor, decision) => void this.launch(actor, decision),
+      fail: (actor, error) => {
+        this.log.warn({ actorId: actor.id, logic: actor.logic, err: error.message }, "actor cannot be placed");
+        actor.end("error", { error });
+        this.changed(actor);
+        this.retire(actor);
+      },
+      waiting: (actor) => this.changed(actor),
+    });
+    this.deliveries = new DeliveryBuffer({
+      send: (nodeId, actorId, event) => options.link.send(nodeId, actorId, event),
+      ask: (nodeId, actorId, event, timeoutMs) => options.link.ask(nodeId, actorId, event, timeoutMs),
+      current: (nodeId, actorId, epoch) => this.current(nodeId, actorId, epoch),
+      mirror: (actor, view, checkpoint) => this.mirror(actor, view, checkpoint),
+      move: (actor, why) => this.move(actor, why),
+      retrySoon: () => this.retrySoon(),
+    });
   }
 
   spawn(logic: string, input: unknown, options: SpawnOptions = {}): SupervisedActor {
@@ -208,7 +125,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     this.actors.set(id, actor);
     this.queue.push(actor);
-    this.pump();
     return actor;
   }
 
@@ -227,19 +143,18 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** Delivers an event; while the actor is not placed (or moving) it waits in the actor's buffer. */
   send(actorId: string, event: ActorEvent): Promise<void> {
-    return this.deliver(actorId, event, undefined).then(() => undefined);
+    return this.deliveries.deliver(this.require(actorId), event, undefined).then(() => undefined);
   }
 
   /** Delivers an event and resolves with the actor's snapshot right after it. */
   ask(actorId: string, event: ActorEvent, timeoutMs: number): Promise<SnapshotView> {
-    return this.deliver(actorId, event, { timeoutMs }) as Promise<SnapshotView>;
+    return this.deliveries.deliver(this.require(actorId), event, { timeoutMs }) as Promise<SnapshotView>;
   }
 
   async stop(actorId: string): Promise<void> {
     const actor = this.require(actorId);
     if (actor.finished) return;
-    const i = this.queue.indexOf(actor);
-    if (i >= 0) this.queue.splice(i, 1);
+    this.queue.remove(actor);
     const { nodeId, epoch } = actor;
     actor.end("stopped", {});
     this.changed(actor);
@@ -330,67 +245,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
   }
 
-  /**
-   * Membership or load changed: waiting actors may fit now. Many triggers in one turn of the
-   * event loop (a burst of outcomes, load updates) lead to one placement pass.
-   */
+  /** Membership or load changed: waiting actors may fit now. */
   pump(): void {
-    if (this.pumpScheduled || this.queue.length === 0) return;
-    this.pumpScheduled = true;
-    setImmediate(() => {
-      this.pumpScheduled = false;
-      this.place();
-    });
-  }
-
-  private place(): void {
-    if (this.queue.length === 0) return;
-    const members = this.options.members();
-    const reserved = this.reservations(members);
-    const sameLogic = new Map<string, Map<string, number>>();
-    for (const a of this.actors.values()) {
-      if (!a.nodeId || a.finished) continue;
-      const byNode = sameLogic.get(a.logic) ?? new Map<string, number>();
-      byNode.set(a.nodeId, (byNode.get(a.nodeId) ?? 0) + 1);
-      sameLogic.set(a.logic, byNode);
-    }
-    for (const actor of [...this.queue]) {
-      const result = choosePlacement(members, {
-        logic: actor.logic,
-        placement: actor.placement,
-        selfId: this.options.selfId,
-        reserved,
-        sameLogic: sameLogic.get(actor.logic) ?? new Map(),
-        ...(actor.leaving && { exclude: new Set([actor.leaving]) }),
-        ...(actor.refusedBy.size > 0 && { refused: actor.refusedBy }),
-      });
-      if (result.kind === "wait") {
-        if (actor.waiting !== result.why) {
-          actor.waiting = result.why;
-          this.changed(actor);
-        }
-        continue;
-      }
-      this.queue.splice(this.queue.indexOf(actor), 1);
-      if (result.kind === "fail") {
-        this.log.warn({ actorId: actor.id, logic: actor.logic, err: result.error.message }, "actor cannot be placed");
-        actor.end("error", { error: result.error });
-        this.changed(actor);
-        this.retire(actor);
-        continue;
-      }
-      const { decision } = result;
-      reserved.set(decision.nodeId, (reserved.get(decision.nodeId) ?? 0) + 1);
-      const byNode = sameLogic.get(actor.logic) ?? new Map<string, number>();
-      byNode.set(decision.nodeId, (byNode.get(decision.nodeId) ?? 0) + 1);
-      sameLogic.set(actor.logic, byNode);
-      void this.launch(actor, decision);
-    }
+    this.queue.pump();
   }
 
   /** Actors that wait for a slot, in order. */
   pending(): SupervisedActor[] {
-    return [...this.queue];
+    return this.queue.pending();
   }
 
   private async launch(actor: SupervisedActor, decision: PlacementDecision): Promise<void> {
@@ -406,7 +268,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     actor.placements.set(epoch, decision.nodeId);
     actor.placedAt = monotonicNow();
     this.changed(actor);
-    this.inflight.set(decision.nodeId, (this.inflight.get(decision.nodeId) ?? 0) + 1);
+    this.queue.spawning(decision.nodeId);
     const req: SpawnRequest = {
       actorId: actor.id,
       logic: actor.logic,
@@ -423,7 +285,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     try {
       await this.options.link.spawn(decision.nodeId, req);
     } catch (err) {
-      this.inflight.set(decision.nodeId, (this.inflight.get(decision.nodeId) ?? 1) - 1);
+      this.queue.spawned(decision.nodeId);
       if (actor.epoch !== epoch || actor.finished) return;
       const error = isShoalError(err) ? err : new ShoalError("SHOAL_ERR_ACTOR_FAILED", String(err));
       if (error.code === "SHOAL_ERR_OVERLOADED") {
@@ -432,7 +294,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         actor.refusedBy.set(decision.nodeId, error.message);
         actor.status = before;
         actor.nodeId = undefined;
-        this.queue.unshift(actor);
+        this.queue.pushFront(actor);
         this.pump();
         return;
       }
@@ -441,7 +303,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         actor.status = "moving";
         actor.nodeId = undefined;
         if (error.code === "SHOAL_ERR_DRAINING") actor.leaving = decision.nodeId;
-        this.queue.unshift(actor);
+        this.queue.pushFront(actor);
         this.retrySoon();
         return;
       }
@@ -450,14 +312,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       this.retire(actor);
       return;
     }
-    this.inflight.set(decision.nodeId, (this.inflight.get(decision.nodeId) ?? 1) - 1);
+    this.queue.spawned(decision.nodeId);
     if (actor.epoch !== epoch || actor.finished) return;
     actor.status = "running";
     actor.leaving = undefined;
     actor.refusedBy.clear();
     this.log.info({ actorId: actor.id, logic: actor.logic, node: decision.nodeName, epoch, why: decision.why }, migration ? "actor moved" : "actor placed");
     this.changed(actor);
-    this.flushBuffer(actor);
+    this.deliveries.flush(actor);
   }
 
   /** Places an actor again; unless told otherwise, not on the node it leaves. */
@@ -467,99 +329,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     actor.status = "moving";
     actor.nodeId = undefined;
     actor.waiting = why;
-    this.queue.unshift(actor);
+    this.queue.pushFront(actor);
     this.changed(actor);
     this.pump();
-  }
-
-  private deliver(actorId: string, event: ActorEvent, ask: { timeoutMs: number } | undefined): Promise<SnapshotView | undefined> {
-    const actor = this.require(actorId);
-    if (actor.finished) return Promise.reject(new ShoalError("SHOAL_ERR_ACTOR_STOPPED", `actor ${actorId} has ${actor.status === "done" ? "finished" : "stopped"}`));
-    return new Promise((resolve, reject) => {
-      const delivery: Delivery = {
-        event,
-        ask: ask && { timeoutMs: ask.timeoutMs, deadline: monotonicNow() + ask.timeoutMs },
-        resolve: (v) => {
-          clearTimeout(delivery.timer);
-          resolve(v);
-        },
-        reject: (e) => {
-          clearTimeout(delivery.timer);
-          reject(e);
-        },
-      };
-      // Sent at once, an ask is bounded by its request timeout; only a buffered one needs a timer.
-      if (actor.status === "running" && actor.buffer.length === 0) void this.attempt(actor, delivery);
-      else this.hold(actor, delivery);
-    });
-  }
-
-  /** Keeps a delivery until the actor runs again; an ask still fails at its deadline. */
-  private hold(actor: SupervisedActor, d: Delivery): void {
-    actor.buffer.push(d);
-    if (!d.ask || d.timer) return;
-    const { timeoutMs, deadline } = d.ask;
-    d.timer = setTimeout(
-      () => {
-        const i = actor.buffer.indexOf(d);
-        if (i >= 0) actor.buffer.splice(i, 1);
-        d.reject(new ShoalError("SHOAL_ERR_ASK_TIMEOUT", `ask ${d.event.type} to ${actor.id} got no answer within ${timeoutMs} ms`));
-      },
-      Math.max(0, deadline - monotonicNow()),
-    );
-  }
-
-  private async attempt(actor: SupervisedActor, d: Delivery): Promise<void> {
-    const { nodeId, epoch } = actor;
-    if (!nodeId) {
-      this.hold(actor, d);
-      return;
-    }
-    try {
-      const reply = d.ask
-        // What is left of its timeout travels, not the deadline: the host's clock is not ours.
-        ? await this.options.link.ask(nodeId, actor.id, d.event, Math.max(1, Math.round(d.ask.deadline - monotonicNow())))
-        : await this.options.link.send(nodeId, actor.id, d.event);
-      // The checkpoint that includes the event is applied before the caller hears it was taken.
-      if (reply.checkpoint) {
-        const view = viewOfCheckpoint(reply.checkpoint);
-        const current = this.current(nodeId, actor.id, epoch);
-        if (current) this.mirror(current, view, reply.checkpoint);
-        d.resolve(view);
-      } else d.resolve(reply.view);
-    } catch (err) {
-      const error = isShoalError(err) ? err : new ShoalError("SHOAL_ERR_ACTOR_FAILED", String(err));
-      if (error.code === "SHOAL_ERR_REQUEST_TIMEOUT") {
-        d.reject(new ShoalError("SHOAL_ERR_ASK_TIMEOUT", `${d.event.type} to ${actor.id} on ${actor.nodeName}: ${error.message}`));
-      } else if (RETRY_AFTER_MOVE.has(error.code) && !actor.finished) {
-        // The node is going or gone; the event goes out again once the actor runs elsewhere.
-        this.hold(actor, d);
-        if (error.code === "SHOAL_ERR_UNKNOWN_ACTOR" && actor.status === "running" && actor.epoch === epoch && actor.nodeId === nodeId) {
-          // Its host no longer has it (restarted, or froze it for a drain): run it elsewhere.
-          actor.migrations++;
-          this.move(actor, `${actor.nodeName} no longer has it`);
-        } else {
-          // A dropped connection that may come back: try again shortly; a move flushes it too.
-          this.retrySoon();
-        }
-      } else {
-        d.reject(error);
-      }
-    }
-  }
-
-  private flushBuffer(actor: SupervisedActor): void {
-    const waiting = actor.buffer.splice(0);
-    // In order: each waits for the previous, so a move in between keeps the rest queued.
-    void (async () => {
-      for (const d of waiting) {
-        if (actor.status !== "running") {
-          this.hold(actor, d);
-          continue;
-        }
-        await this.attempt(actor, d);
-      }
-    })();
   }
 
   /** The actor if the message is from its current placement; otherwise counts it as stale. */
@@ -575,27 +347,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return undefined;
   }
 
-  /** Slots this supervisor holds per node beyond what gossip shows: in-flight spawns and fresh placements. */
-  private reservations(members: Member[]): Map<string, number> {
-    const mine = new Map<string, number>();
-    for (const a of this.actors.values()) {
-      if (a.nodeId && (a.status === "running" || a.status === "starting")) mine.set(a.nodeId, (mine.get(a.nodeId) ?? 0) + 1);
-    }
-    const reserved = new Map<string, number>();
-    for (const m of members) {
-      const inflight = this.inflight.get(m.id) ?? 0;
-      const running = (mine.get(m.id) ?? 0) - inflight;
-      reserved.set(m.id, inflight + Math.max(0, running - m.running));
-    }
-    return reserved;
-  }
-
   private retrySoon(): void {
     if (this.retryTimer) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.pump();
-      for (const a of this.actors.values()) if (a.status === "running" && a.buffer.length > 0) this.flushBuffer(a);
+      for (const a of this.actors.values()) if (a.status === "running" && a.buffer.length > 0) this.deliveries.flush(a);
     }, this.options.retryDelayMs ?? 50);
     this.retryTimer.unref();
   }

@@ -1,7 +1,8 @@
 import type { Checkpoint, Placement, SnapshotView } from "@shoal/protocol";
 import type { ActorLogic, AnyActorRef, EventObject, Snapshot } from "xstate";
 import type { ActorRef } from "./ActorRef.js";
-import type { SpawnOptions, SupervisedStatus } from "./Supervisor.js";
+import type { SupervisedStatus } from "./SupervisedActor.js";
+import type { SpawnOptions } from "./Supervisor.js";
 
 /** The snapshot of a remote child as its parent machine sees it: mirrored from wherever it runs. */
 export type RemoteSnapshot = Snapshot<unknown> & {
