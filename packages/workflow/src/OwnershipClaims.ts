@@ -2,6 +2,7 @@ import type { Mesh } from "@shoal/mesh";
 import type { Logger, WorkflowClaim } from "@shoal/protocol";
 import type { Transport } from "@shoal/transport";
 import type { WorkflowStore } from "./WorkflowStore.js";
+import { supersedes } from "./ownership.js";
 
 export interface OwnershipClaimsOptions {
   transport: Transport;
@@ -59,7 +60,8 @@ export class OwnershipClaims {
     for (const a of answers) {
       if (a.status !== "fulfilled") continue;
       for (const claim of a.value) {
-        if ((claims.get(claim.workflow_id)?.epoch ?? 0) < claim.epoch) claims.set(claim.workflow_id, claim);
+        const known = claims.get(claim.workflow_id);
+        if (!known || supersedes(claim, known)) claims.set(claim.workflow_id, claim);
       }
     }
     return claims;

@@ -31,7 +31,7 @@ import { endUnrun, storedContext } from "./endUnrun.js";
 import { type StepDetails, resultOf, stateOf } from "./formats.js";
 import { Notifier, type NotifierOptions, type WorkflowNotice } from "./Notifier.js";
 import { OwnershipClaims } from "./OwnershipClaims.js";
-import { type OwnershipView, claimRefusal, replicaRefusal } from "./ownershipSenders.js";
+import { type OwnershipView, claimRefusal, compareOwnership, replicaRefusal, supersedes, takeoverOf } from "./ownership.js";
 import { ProgressWriter } from "./ProgressWriter.js";
 import { type Plan, planWorkflow, restorePlan } from "./planWorkflow.js";
 import { quorum } from "./quorum.js";
@@ -346,7 +346,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     let handedOver = 0;
     for (const wf of unshown) {
       const claim = claims.get(wf.id);
-      if (claim && claim.epoch > wf.epoch) this.dropSuperseded(claim);
+      if (claim && supersedes(claim, wf)) this.dropSuperseded(claim);
       const still = store.ownership(wf.id);
       if (still?.owner !== this.selfId || still.epoch !== wf.epoch || this.here(wf.id)) {
         handedOver++;
@@ -365,7 +365,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       // Submitted while the peers were asked (its sync ended after the store was read): it runs already.
       if (this.here(wf.id)) continue;
       const claim = claims.get(wf.id);
-      if (claim && claim.epoch > wf.epoch) this.dropSuperseded(claim);
+      if (claim && supersedes(claim, wf)) this.dropSuperseded(claim);
       // Also gone if a peer's claim arrived on its own while the peers were asked.
       const still = store.ownership(wf.id);
       if (still?.owner !== this.selfId || still.epoch !== wf.epoch) {
@@ -732,7 +732,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const conflict = this.noteConflict(op);
     if (conflict) return conflict;
     const mine = this.owned.get(op.workflow_id);
-    if (mine && mine.epoch >= op.epoch) return { fenced: (this.claims as OwnershipClaims).mine(mine.id, mine.epoch) };
+    if (mine && !supersedes(op, { owner: this.selfId, epoch: mine.epoch })) return { fenced: (this.claims as OwnershipClaims).mine(mine.id, mine.epoch) };
     const store = this.options.store as WorkflowStore;
     const answer = store.replicate(op, (nodeId) => this.options.mesh.member(nodeId)?.name ?? nodeId);
     const id = op.workflow_id;
@@ -762,7 +762,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const id = op.workflow_id;
     const own = this.options.store?.ownership(id);
     const done = this.ended.get(id);
-    if (!own || own.owner !== this.selfId || own.epoch <= op.epoch || (!done && !this.owned.has(id))) return undefined;
+    if (!own || own.owner !== this.selfId || compareOwnership(own, op) !== "stale" || (!done && !this.owned.has(id))) return undefined;
     const fenced = { fenced: (this.claims as OwnershipClaims).mine(id, own.epoch) };
     if (done && JSON.stringify(done.result.result) === JSON.stringify(op.result.result) && done.result.status === op.result.status) return fenced;
     const entry: WorkflowConflict = { owner: op.state.owner, epoch: op.epoch, status: op.result.status, ended_at: op.state.ended_at, result: op.result.result };
@@ -792,11 +792,12 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     const store = this.options.store;
     // On the smaller side of a split the owner may well be running it: the majority's backup takes over.
     if (!store || this.closing || this.minority) return;
-    if (!this.settled()) {
+    const isDown = (nodeId: string) => nodeId === downId || this.options.mesh.member(nodeId)?.status === "down";
+    const view = { minority: this.minority, settled: this.settled(), isDown };
+    if (!view.settled) {
       this.deferTakeovers();
       return;
     }
-    const isDown = (nodeId: string) => nodeId === downId || this.options.mesh.member(nodeId)?.status === "down";
     try {
       const claimed: StoredWorkflow[] = [];
       const replicas = store
@@ -805,11 +806,10 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
         .flatMap((owner) => store.unfinished(owner));
       for (const replica of replicas) {
         if (this.here(replica.id)) continue;
-        const order = this.copyBackups.get(replica.id) ?? [];
-        const ahead = order.includes(this.selfId) ? order.slice(0, order.indexOf(this.selfId)) : order;
-        if (ahead.some((b) => !isDown(b))) continue;
+        const takeover = takeoverOf({ owner: replica.owner, epoch: replica.epoch, backups: this.copyBackups.get(replica.id) ?? [] }, this.selfId, view);
+        if (takeover === undefined || takeover === "defer") continue;
         this.copyBackups.delete(replica.id);
-        const epoch = replica.epoch + 1;
+        const { epoch } = takeover;
         store.claim(replica.id, this.selfId, epoch);
         const from = this.options.mesh.member(replica.owner)?.name ?? replica.owner;
         this.log.warn({ workflowId: replica.id, from, epoch, resumes: replica.resumes }, "took over a workflow whose owner is down");
@@ -891,7 +891,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   /** Another node owns a workflow at a higher epoch: stop the copy here, without ending it. */
   private fence(claim: WorkflowClaim): void {
     const waiting = this.waiting.get(claim.workflow_id);
-    if (waiting && waiting.stored.epoch < claim.epoch) {
+    if (waiting && supersedes(claim, waiting.stored)) {
       this.waiting.delete(claim.workflow_id);
       this.backups?.forget(claim.workflow_id);
       waiting.settle(Promise.reject(new ShoalError("SHOAL_ERR_DRAINING", `workflow ${claim.workflow_id} is owned by another node now`)));
@@ -902,7 +902,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
       this.dropSuperseded(claim);
       return;
     }
-    if (wf.epoch >= claim.epoch) return;
+    if (!supersedes(claim, { owner: this.selfId, epoch: wf.epoch })) return;
     this.log.warn({ workflowId: wf.id, owner: claim.owner_name, epoch: claim.epoch, ourEpoch: wf.epoch }, "another node took this workflow over; stopping it here");
     this.directory.handOver(wf.id, { id: claim.owner, name: claim.owner_name });
     wf.fenced = true;
@@ -929,7 +929,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   private dropSuperseded(claim: WorkflowClaim): void {
     const store = this.options.store;
     const known = store?.ownership(claim.workflow_id);
-    if (!store || !known || known.epoch >= claim.epoch) return;
+    if (!store || !known || !supersedes(claim, known)) return;
     store.forget(claim.workflow_id);
     this.deadlines.forget(claim.workflow_id);
     this.keptCheckpoints.forget(claim.workflow_id);
@@ -1180,7 +1180,7 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
         .ask([id])
         .then((found) => {
           const claim = found.get(id);
-          if (claim && claim.epoch > (this.options.store?.ownership(id)?.epoch ?? 0)) this.fence(claim);
+          if (claim && supersedes(claim, this.options.store?.ownership(id) ?? { owner: "", epoch: 0 })) this.fence(claim);
         })
         .catch((err: unknown) => this.log.warn({ err, workflowId: id }, "could not ask the peers whether they took over an ending workflow"))
         .finally(() => this.takeoverChecks.delete(id));

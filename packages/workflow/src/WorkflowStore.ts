@@ -14,6 +14,7 @@ import {
 import type Database from "better-sqlite3";
 import { GroupSync } from "./GroupSync.js";
 import { SCHEMA_VERSION, openStoreFile, syncDir } from "./openStoreFile.js";
+import { type Ownership, compareOwnership } from "./ownership.js";
 /** What a node needs to run a workflow again: after its own restart, or taking over from a dead owner. */
 export interface StoredWorkflow {
   id: string;
@@ -84,7 +85,6 @@ export interface WorkflowStoreStats {
   movedAside: number;
 }
 
-type Ownership = { owner: string; epoch: number };
 
 /** While writes fail: what waits to be written, and what it changes of who owns what. */
 interface Outage {
@@ -269,7 +269,8 @@ export class WorkflowStore {
     if (this.outage) throw this.unavailable();
     try {
       const known = this.stmts.selectOwnership.get(op.workflow_id) as Ownership | undefined;
-      if (known && (known.epoch > op.epoch || (known.epoch === op.epoch && known.owner !== op.owner))) {
+      const news = compareOwnership(known, op);
+      if (known && (news === "stale" || news === "rival")) {
         return { fenced: { workflow_id: op.workflow_id, owner: known.owner, owner_name: ownerName(known.owner), epoch: known.epoch } };
       }
       if (op.op === "records" && !known) return { unknown: true };

@@ -1,7 +1,7 @@
 import type { NodeIdentity } from "@shoal/protocol";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type OwnershipView, claimRefusal, replicaRefusal } from "./ownershipSenders.js";
+import { type OwnershipView, claimRefusal, compareOwnership, replicaRefusal, supersedes, takeoverOf } from "./ownership.js";
 import { newWorkflowId } from "./workflowIds.js";
 
 const node = (id: string): NodeIdentity => ({ id, name: id, address: "127.0.0.1:1", capabilities: [], tools: [], slots: 1 });
@@ -74,5 +74,48 @@ describe("workflow.replica: only the owner sends copies of its workflows", () =>
         expect(replicaRefusal(view(known, ["a", "b"], ["a", "b"]), msg("a", epoch), node("b"))).toBeDefined();
       }),
     );
+  });
+});
+
+describe("compareOwnership: the highest epoch owns", () => {
+  it("names each case", () => {
+    expect(compareOwnership(undefined, { owner: "a", epoch: 1 })).toBe("unknown");
+    expect(compareOwnership({ owner: "a", epoch: 1 }, { owner: "b", epoch: 2 })).toBe("newer");
+    expect(compareOwnership({ owner: "a", epoch: 2 }, { owner: "a", epoch: 2 })).toBe("same");
+    expect(compareOwnership({ owner: "a", epoch: 2 }, { owner: "b", epoch: 2 })).toBe("rival");
+    expect(compareOwnership({ owner: "b", epoch: 3 }, { owner: "a", epoch: 2 })).toBe("stale");
+  });
+
+  it("property: of two claims on one workflow, exactly one order says newer, unless they are at one epoch; news never supersedes itself", () => {
+    const claim = fc.record({ owner: fc.constantFrom("a", "b", "c"), epoch: fc.integer({ min: 1, max: 20 }) });
+    fc.assert(
+      fc.property(claim, claim, (x, y) => {
+        expect(supersedes(x, x)).toBe(false);
+        if (x.epoch === y.epoch) expect([supersedes(x, y), supersedes(y, x)]).toEqual([false, false]);
+        else expect(supersedes(x, y)).not.toBe(supersedes(y, x));
+        // Stale and newer mirror each other: what replaces y is what y is stale against.
+        expect(compareOwnership(y, x) === "newer").toBe(compareOwnership(x, y) === "stale");
+      }),
+    );
+  });
+});
+
+describe("takeoverOf: the holder of a copy takes over a down owner's workflow, at the next epoch", () => {
+  const copy = { owner: "owner", epoch: 3, backups: ["first", "self", "last"] };
+  const view = (down: string[], extra: { minority?: boolean; settled?: boolean } = {}) => ({ minority: false, settled: true, ...extra, isDown: (n: string) => down.includes(n) });
+
+  it("takes it at epoch + 1 once the owner and every backup before it are down", () => {
+    expect(takeoverOf(copy, "self", view(["owner", "first"]))).toEqual({ epoch: 4 });
+    expect(takeoverOf(copy, "first", view(["owner"]))).toEqual({ epoch: 4 });
+  });
+
+  it("leaves it to a backup before it that is up, to an owner that is up, and to the majority when on a minority side", () => {
+    expect(takeoverOf(copy, "self", view(["owner"]))).toBeUndefined();
+    expect(takeoverOf(copy, "self", view(["first"]))).toBeUndefined();
+    expect(takeoverOf(copy, "self", view(["owner", "first"], { minority: true }))).toBeUndefined();
+  });
+
+  it("waits while its majority is not settled (right after a heal its down marks may be stale)", () => {
+    expect(takeoverOf(copy, "self", view(["owner", "first"], { settled: false }))).toBe("defer");
   });
 });
