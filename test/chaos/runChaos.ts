@@ -120,17 +120,19 @@ const fourSteps = (name: string, ms: number) => ({
 /** Reads a workflow's outcome from one node and checks it against what was read before. */
 async function check(w: Tracked, node: NodeProcess): Promise<void> {
   w.checkedAt = performance.now();
-  const notFound = () => w.notFound.push(`${node.name} at +${((performance.now() - w.acceptedAt) / 1000).toFixed(1)}s`);
+  // With what the node said: which rule answered 404 is the first thing to know about one.
+  const notFound = (answer: { json?: any } | undefined) =>
+    w.notFound.push(`${node.name} at +${((performance.now() - w.acceptedAt) / 1000).toFixed(1)}s (${String(answer?.json?.error?.message ?? "").slice(0, 160)})`);
   if (!w.outcome) {
     // Not ended yet as far as we know: the state says who owns it now, and whether to read the result.
     const state = await call(node, "GET", `/v1/workflows/${w.id}`);
-    if (state?.status === 404) notFound();
+    if (state?.status === 404) notFound(state);
     if (state?.status !== 200 || !state.json) return;
     w.owner = state.json.owner;
     if (state.json.status === "running") return;
   }
   const r = await call(node, "GET", `/v1/workflows/${w.id}/result`);
-  if (r?.status === 404) notFound();
+  if (r?.status === 404) notFound(r);
   if (r?.status === 409 && w.outcome) w.reverted.push(`${node.name} says running after ${w.outcome.node} said ${w.outcome.status}`);
   if (r?.status !== 200 || !r.json) return;
   const digest = digestOf(r.json);

@@ -1,9 +1,39 @@
 import type { Mesh } from "@shoal/mesh";
-import { type PeerMethods, type PeerRequestInput, type PeerResponseBody, ShoalError, isShoalError } from "@shoal/protocol";
+import {
+  type PeerMethods,
+  type PeerRequestInput,
+  type PeerResponseBody,
+  ShoalError,
+  type WorkflowResult,
+  type WorkflowState,
+  type WorkflowSummary,
+  isShoalError,
+} from "@shoal/protocol";
 import type { Transport } from "@shoal/transport";
 import { ownerTag, ownerTagOf } from "./workflowIds.js";
 
 export type WorkflowRead = "workflow.state" | "workflow.result" | "workflow.cancel";
+
+/**
+ * What the owner's side (`WorkflowService`) shows the directory of the workflows this node
+ * holds: those it owns (running, ending, waiting to resume, ended) and the ended copies it keeps
+ * for other owners, and how it reads them.
+ */
+export interface LocalWorkflows {
+  /** Owned here: running, ending, waiting to resume, or ended. */
+  owns(id: string): boolean;
+  /** The owner of an ended copy kept here for another node, if one is kept. */
+  copyOwner(id: string): string | undefined;
+  /** This node has seen a majority for long enough that its down marks are not stale from a heal. */
+  settled(): boolean;
+  /** Before a read of a workflow owned here, when a peer may have taken it over meanwhile: asks, and gives way if one did. */
+  checkTakenOver(id: string): Promise<void>;
+  knowledgeOf(id: string): LocalKnowledge;
+  state(id: string): WorkflowState;
+  result(id: string): WorkflowResult;
+  cancel(id: string): WorkflowState;
+  list(): WorkflowSummary[];
+}
 
 /** What this node knows of a workflow it cannot answer for itself. */
 export interface LocalKnowledge {
@@ -30,7 +60,9 @@ const NOT_AN_ANSWER = new Set([
 const MAX_HANDED_OVER = 10_000;
 
 /**
- * The mesh-wide side of reading a workflow: which node answers for one this node does not hold.
+ * The mesh-wide side of reading a workflow, for the API here and for peers: this node answers
+ * for what it owns and, under `answersFromCopy`'s rule, for the ended copies it keeps; for the
+ * rest it finds the node that answers.
  * The owner the id names (or the node it was handed over to) is asked first, then every live
  * peer; the first answer wins, so a peer that never answers costs nothing. When nobody answers,
  * the error says why as precisely as this node can tell: the owner is taking its store back
@@ -45,7 +77,89 @@ export class WorkflowDirectory {
   /** Workflows this node gave way on, and the node that took each one. */
   private readonly handedOver = new Map<string, { id: string; name: string }>();
 
-  constructor(private readonly options: { selfId: string; mesh: Mesh; transport: Transport }) {}
+  constructor(private readonly options: { selfId: string; nodeName: string; mesh: Mesh; transport: Transport; local: LocalWorkflows }) {
+    const { transport: t, local } = options;
+    t.handle("workflow.state", async ({ id }) => {
+      await local.checkTakenOver(id);
+      this.checkCopyRead(id);
+      return local.state(id);
+    });
+    t.handle("workflow.result", async ({ id }) => {
+      await local.checkTakenOver(id);
+      this.checkCopyRead(id);
+      return local.result(id);
+    });
+    t.handle("workflow.cancel", ({ id }) => local.cancel(id));
+    t.handle("workflow.list", () => local.list());
+  }
+
+  /**
+   * The seed's state format, from whichever node owns the workflow, or of an ended one from a
+   * copy (here, or on any live node while its owner is down). SHOAL_ERR_OWNER_UNAVAILABLE when
+   * its id names an owner that is down and no live node holds a copy; SHOAL_ERR_UNKNOWN_WORKFLOW
+   * when no node knows it.
+   */
+  state(id: string): Promise<WorkflowState> {
+    return this.read(id, "workflow.state", () => this.options.local.state(id));
+  }
+
+  /** The seed's response format; SHOAL_ERR_WORKFLOW_RUNNING while it runs. Found as `state` is. */
+  result(id: string): Promise<WorkflowResult> {
+    return this.read(id, "workflow.result", () => this.options.local.result(id));
+  }
+
+  /** Stops the running steps; the workflow ends `partial` or `failed`. Of an ended one, its state. */
+  cancel(id: string): Promise<WorkflowState> {
+    return this.read(id, "workflow.cancel", () => this.options.local.cancel(id));
+  }
+
+  /** Workflows of every live node, newest first; a node that does not answer is left out. */
+  async listMesh(): Promise<WorkflowSummary[]> {
+    const { mesh, transport, local } = this.options;
+    const peers = mesh.members().filter((m) => !m.self && m.status !== "down");
+    const answers = await Promise.allSettled(peers.map((p) => transport.request(p.id, "workflow.list", {}, { timeoutMs: 5_000 })));
+    const all = [...local.list(), ...answers.flatMap((a) => (a.status === "fulfilled" ? a.value : []))];
+    return all.sort((x, y) => y.started_at.localeCompare(x.started_at));
+  }
+
+  /**
+   * Answered here if owned here; from an ended copy kept here only while its owner is down or
+   * does not answer: an owner that is up answers itself, as it may still be telling the other
+   * copy holders the end, and shows it only then (a copy that answered first would show an
+   * outcome the owner then reads as running).
+   */
+  private async read<K extends WorkflowRead>(id: string, method: K, answerHere: () => PeerResponseBody<PeerMethods, K>): Promise<PeerResponseBody<PeerMethods, K>> {
+    const { local } = this.options;
+    await local.checkTakenOver(id);
+    if (local.owns(id)) return answerHere();
+    const copyOwner = local.copyOwner(id);
+    if (copyOwner !== undefined && this.answersFromCopy(copyOwner)) return answerHere();
+    try {
+      return await this.ask(id, method, local.knowledgeOf(id));
+    } catch (err) {
+      if (copyOwner !== undefined && local.settled() && (isShoalError(err, "SHOAL_ERR_OWNER_UNAVAILABLE") || isShoalError(err, "SHOAL_ERR_UNKNOWN_WORKFLOW"))) return answerHere();
+      throw err;
+    }
+  }
+
+  /**
+   * Whether this node answers for another owner's ended workflow from the copy it keeps: only
+   * while that owner is down, and this node has seen a majority for a while. The end in a copy
+   * may be one its owner has not shown (it was cut off); on a side that is not settled, the
+   * node that took the workflow over may have another outcome, the one that counts.
+   */
+  private answersFromCopy(owner: string): boolean {
+    return this.options.local.settled() && (this.options.mesh.member(owner)?.status ?? "down") === "down";
+  }
+
+  /** A peer's read of a workflow this node holds only a copy of: answered under `answersFromCopy`'s rule. */
+  private checkCopyRead(id: string): void {
+    const { local } = this.options;
+    const copyOwner = local.owns(id) ? undefined : local.copyOwner(id);
+    if (copyOwner !== undefined && !this.answersFromCopy(copyOwner)) {
+      throw new ShoalError("SHOAL_ERR_UNKNOWN_WORKFLOW", `${this.options.nodeName} keeps only a copy of workflow ${id}; its owner answers for it`);
+    }
+  }
 
   /** `id` is owned by `owner` now, no longer here: reads go there first. */
   handOver(id: string, owner: { id: string; name: string }): void {
@@ -63,7 +177,7 @@ export class WorkflowDirectory {
   }
 
   /** Asks the mesh for a workflow this node does not answer for. */
-  async ask<K extends WorkflowRead>(id: string, method: K, here: LocalKnowledge): Promise<PeerResponseBody<PeerMethods, K>> {
+  private async ask<K extends WorkflowRead>(id: string, method: K, here: LocalKnowledge): Promise<PeerResponseBody<PeerMethods, K>> {
     // All three take WorkflowQuerySchema; TypeScript cannot tell that through the generic.
     const query = { id } as PeerRequestInput<PeerMethods, K>;
     const { mesh, transport, selfId } = this.options;

@@ -4,8 +4,6 @@ import {
   LIMIT_DEFAULTS,
   type Logger,
   type NodeConfig,
-  type PeerMethods,
-  type PeerResponseBody,
   QUARANTINE_AFTER_CRASHES,
   ShoalError,
   type WorkflowClaim,
@@ -36,7 +34,7 @@ import { ProgressWriter } from "./ProgressWriter.js";
 import { type Plan, planWorkflow, restorePlan } from "./planWorkflow.js";
 import { quorum } from "./quorum.js";
 import { WorkflowDeadlines } from "./WorkflowDeadlines.js";
-import { type LocalKnowledge, WorkflowDirectory, type WorkflowRead, resumingError } from "./WorkflowDirectory.js";
+import { type LocalKnowledge, WorkflowDirectory, resumingError } from "./WorkflowDirectory.js";
 import type { StoredWorkflow, WorkflowStore } from "./WorkflowStore.js";
 import { newWorkflowId } from "./workflowIds.js";
 import { type InstanceRecord, type WorkflowContext, createWorkflowMachine } from "./workflowMachine.js";
@@ -199,20 +197,24 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     this.log = options.logger.child({ component: "workflow" });
     this.nodeName = options.transport.identity.name;
     this.selfId = options.transport.identity.id;
-    this.directory = new WorkflowDirectory({ selfId: this.selfId, mesh: options.mesh, transport: options.transport });
+    this.directory = new WorkflowDirectory({
+      selfId: this.selfId,
+      nodeName: this.nodeName,
+      mesh: options.mesh,
+      transport: options.transport,
+      local: {
+        owns: (id) => this.here(id),
+        copyOwner: (id) => this.copies?.get(id)?.owner,
+        settled: () => this.settled(),
+        checkTakenOver: (id) => this.checkTakenOver(id),
+        knowledgeOf: (id) => this.knowledgeOf(id),
+        state: (id) => this.localState(id),
+        result: (id) => this.localResult(id),
+        cancel: (id) => this.localCancel(id),
+        list: () => this.list(),
+      },
+    });
     const t = options.transport;
-    t.handle("workflow.state", async ({ id }) => {
-      await this.checkTakenOver(id);
-      this.checkCopyRead(id);
-      return this.localState(id);
-    });
-    t.handle("workflow.result", async ({ id }) => {
-      await this.checkTakenOver(id);
-      this.checkCopyRead(id);
-      return this.localResult(id);
-    });
-    t.handle("workflow.cancel", ({ id }) => this.localCancel(id));
-    t.handle("workflow.list", () => this.list());
     this.countQuorum();
     options.mesh.on("changes", () => this.countQuorum());
     // A member that settled without a further change is counted on the next tick of this.
@@ -964,61 +966,19 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
     });
   }
 
-  /**
-   * The seed's state format, from whichever node owns the workflow, or of an ended one from a
-   * copy (here, or on any live node while its owner is down). SHOAL_ERR_OWNER_UNAVAILABLE when
-   * its id names an owner that is down and no live node holds a copy; SHOAL_ERR_UNKNOWN_WORKFLOW
-   * when no node knows it.
-   */
-  async state(id: string): Promise<WorkflowState> {
-    return this.read(id, "workflow.state", () => this.localState(id));
+  /** Of any workflow in the mesh (see `WorkflowDirectory`): the seed's state format. */
+  state(id: string): Promise<WorkflowState> {
+    return this.directory.state(id);
   }
 
-  /** The seed's response format; SHOAL_ERR_WORKFLOW_RUNNING while it runs. Found as `state` is. */
-  async result(id: string): Promise<WorkflowResult> {
-    return this.read(id, "workflow.result", () => this.localResult(id));
+  /** The seed's response format; SHOAL_ERR_WORKFLOW_RUNNING while it runs. */
+  result(id: string): Promise<WorkflowResult> {
+    return this.directory.result(id);
   }
 
   /** Stops the running steps; the workflow ends `partial` or `failed`. Of an ended one, its state. */
-  async cancel(id: string): Promise<WorkflowState> {
-    return this.read(id, "workflow.cancel", () => this.localCancel(id));
-  }
-
-  /**
-   * Answered here if owned here; from an ended copy kept here only while its owner is down or
-   * does not answer: an owner that is up answers itself, as it may still be telling the other
-   * copy holders the end, and shows it only then (a copy that answered first would show an
-   * outcome the owner then reads as running).
-   */
-  private async read<K extends WorkflowRead>(id: string, method: K, local: () => PeerResponseBody<PeerMethods, K>): Promise<PeerResponseBody<PeerMethods, K>> {
-    await this.checkTakenOver(id);
-    if (this.here(id)) return local();
-    const copy = this.copies?.get(id);
-    if (copy && this.answersFromCopy(copy.owner)) return local();
-    try {
-      return await this.directory.ask(id, method, this.knowledgeOf(id));
-    } catch (err) {
-      if (copy && this.settled() && (isShoalError(err, "SHOAL_ERR_OWNER_UNAVAILABLE") || isShoalError(err, "SHOAL_ERR_UNKNOWN_WORKFLOW"))) return local();
-      throw err;
-    }
-  }
-
-  /**
-   * Whether this node answers for another owner's ended workflow from the copy it keeps: only
-   * while that owner is down, and this node has seen a majority for a while. The end in a copy
-   * may be one its owner has not shown (it was cut off); on a side that is not settled, the
-   * node that took the workflow over may have another outcome, the one that counts.
-   */
-  private answersFromCopy(owner: string): boolean {
-    return this.settled() && (this.options.mesh.member(owner)?.status ?? "down") === "down";
-  }
-
-  /** A peer's read of a workflow this node holds only a copy of: answered under `answersFromCopy`'s rule. */
-  private checkCopyRead(id: string): void {
-    const copy = this.here(id) ? undefined : this.copies?.get(id);
-    if (copy && !this.answersFromCopy(copy.owner)) {
-      throw new ShoalError("SHOAL_ERR_UNKNOWN_WORKFLOW", `${this.nodeName} keeps only a copy of workflow ${id}; its owner answers for it`);
-    }
+  cancel(id: string): Promise<WorkflowState> {
+    return this.directory.cancel(id);
   }
 
   /** Resolves with the result once a workflow this node owns has ended. */
@@ -1048,11 +1008,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
   }
 
   /** Workflows of every live node, newest first; a node that does not answer is left out. */
-  async listMesh(): Promise<WorkflowSummary[]> {
-    const peers = this.options.mesh.members().filter((m) => !m.self && m.status !== "down");
-    const answers = await Promise.allSettled(peers.map((p) => this.options.transport.request(p.id, "workflow.list", {}, { timeoutMs: 5_000 })));
-    const all = [...this.list(), ...answers.flatMap((a) => (a.status === "fulfilled" ? a.value : []))];
-    return all.sort((x, y) => y.started_at.localeCompare(x.started_at));
+  listMesh(): Promise<WorkflowSummary[]> {
+    return this.directory.listMesh();
   }
 
   private here(id: string): boolean {
