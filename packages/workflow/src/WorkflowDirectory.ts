@@ -56,6 +56,8 @@ const NOT_AN_ANSWER = new Set([
   "SHOAL_ERR_REQUEST_TIMEOUT",
   "SHOAL_ERR_BACKPRESSURE",
 ]);
+/** What a link says when the peer could not be asked at all: it may be the one that answers. */
+const NOT_ASKED = new Set(["SHOAL_ERR_NOT_CONNECTED", "SHOAL_ERR_PEER_CLOSED", "SHOAL_ERR_REQUEST_TIMEOUT", "SHOAL_ERR_BACKPRESSURE"]);
 /** Hand-overs remembered, newest kept: enough for the retained workflows of a busy node. */
 const MAX_HANDED_OVER = 10_000;
 
@@ -212,6 +214,14 @@ export class WorkflowDirectory {
     if (owner && owner.id !== selfId && !ownerDenies) {
       const why = live(owner.id) ? "which does not answer" : "which is down";
       throw new ShoalError("SHOAL_ERR_OWNER_UNAVAILABLE", `workflow ${id} is owned by ${owner.name}, ${why}, and no live node holds a copy of it; try again once ${owner.name} is back`, {
+        retryAfterMs: RETRY_AFTER_MS,
+      });
+    }
+    // The node the id names may have given it way to another and forgotten (a restart since): a
+    // live peer that could not be asked may be that one, so "no node knows it" would be a guess.
+    const unasked = replies.filter((e): e is ShoalError => isShoalError(e) && NOT_ASKED.has(e.code)).length;
+    if (unasked > 0) {
+      throw new ShoalError("SHOAL_ERR_OWNER_UNAVAILABLE", `no live node answers for workflow ${id} now: ${unasked} of them could not be asked; try again in a moment`, {
         retryAfterMs: RETRY_AFTER_MS,
       });
     }
