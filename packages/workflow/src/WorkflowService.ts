@@ -1137,7 +1137,8 @@ export class WorkflowService extends EventEmitter<{ changed: [workflowId: string
         .ask([id])
         .then((found) => {
           const claim = found.get(id);
-          if (claim && supersedes(claim, this.options.store?.ownership(id) ?? { owner: "", epoch: 0 })) this.fence(claim);
+          const known = this.options.store?.ownership(id);
+          if (claim && (!known || supersedes(claim, known))) this.fence(claim);
         })
         .catch((err: unknown) => this.log.warn({ err, workflowId: id }, "could not ask the peers whether they took over an ending workflow"))
         .finally(() => this.takeoverChecks.delete(id));
