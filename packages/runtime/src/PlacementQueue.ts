@@ -77,12 +77,7 @@ export class PlacementQueue {
     const members = this.options.members();
     const reserved = this.reservations(members);
     const sameLogic = new Map<string, Map<string, number>>();
-    for (const a of this.options.active()) {
-      if (!a.nodeId || a.finished) continue;
-      const byNode = sameLogic.get(a.logic) ?? new Map<string, number>();
-      byNode.set(a.nodeId, (byNode.get(a.nodeId) ?? 0) + 1);
-      sameLogic.set(a.logic, byNode);
-    }
+    for (const a of this.options.active()) if (a.nodeId && !a.finished) countOn(sameLogic, a.logic, a.nodeId);
     for (const actor of [...this.queue]) {
       const result = choosePlacement(members, {
         logic: actor.logic,
@@ -107,9 +102,7 @@ export class PlacementQueue {
       }
       const { decision } = result;
       reserved.set(decision.nodeId, (reserved.get(decision.nodeId) ?? 0) + 1);
-      const byNode = sameLogic.get(actor.logic) ?? new Map<string, number>();
-      byNode.set(decision.nodeId, (byNode.get(decision.nodeId) ?? 0) + 1);
-      sameLogic.set(actor.logic, byNode);
+      countOn(sameLogic, actor.logic, decision.nodeId);
       this.options.launch(actor, decision);
     }
   }
@@ -128,4 +121,11 @@ export class PlacementQueue {
     }
     return reserved;
   }
+}
+
+/** One more actor of `logic` on `nodeId`, in the per-logic counts the `spread` strategy reads. */
+function countOn(sameLogic: Map<string, Map<string, number>>, logic: string, nodeId: string): void {
+  const byNode = sameLogic.get(logic) ?? new Map<string, number>();
+  byNode.set(nodeId, (byNode.get(nodeId) ?? 0) + 1);
+  sameLogic.set(logic, byNode);
 }
